@@ -1,0 +1,115 @@
+// Included first by every file in cpu/. Those files are compiled three times, with
+// CK_ISA = 0 (scalar, baseline x86-64), 1 (AVX2+FMA) or 2 (AVX-512), and CK_ISA_NS naming a
+// namespace of that ISA. Rules for cpu/ files (see csrc/README.md):
+//   * everything goes inside `namespace ck { namespace CK_ISA_NS { ... } }`;
+//   * no inline functions or templates shared with other translation units (the linker could
+//     keep the AVX-512 copy and crash an older CPU): no std::vector, std::function, etc.;
+//     use ck::CK_ISA_NS::Buffer for scratch memory;
+//   * the only thing leaving the file is CK_REGISTER(stub, template_fn).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/dispatch.h"
+#include "core/params.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef CK_ISA
+#error "cpu/ files are compiled with CK_ISA defined (see CMakeLists.txt)"
+#endif
+
+#define CK_CAT_(a, b) a##b
+#define CK_CAT(a, b) CK_CAT_(a, b)
+// Fills this ISA's float and double slots of `stub` with fn<float> and fn<double>.
+#define CK_REGISTER(stub, fn)                                                            \
+  static const bool CK_CAT(ck_registered_, __LINE__) =                                   \
+      ((void)(::ck::stub.f32[CK_ISA] = &fn<float>), (void)(::ck::stub.f64[CK_ISA] = &fn<double>), true)
+
+namespace ck {
+namespace CK_ISA_NS {
+
+// Vector width in bytes of this ISA (scalar: 0, code falls back to plain loops).
+#if CK_ISA == 2
+constexpr int kVecBytes = 64;
+#elif CK_ISA == 1
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 0;
+#endif
+
+// GCC/Clang vector extension of T with this ISA's width: arithmetic with +,-,*, broadcast by
+// `V(x) = vbroadcast<V>(s)`, loads/stores through memcpy (compile to unaligned moves).
+template <class T>
+struct VecOf {
+#if CK_ISA == 0
+  typedef T type __attribute__((vector_size(16)));  // SSE2 is baseline x86-64
+#else
+  typedef T type __attribute__((vector_size(kVecBytes)));
+#endif
+};
+template <class T> using Vec = typename VecOf<T>::type;
+template <class T> constexpr int kLanes = int(sizeof(Vec<T>) / sizeof(T));
+
+template <class V, class T> inline V vload(const T* p) { V v; std::memcpy(&v, p, sizeof(V)); return v; }
+template <class V, class T> inline void vstore(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+template <class V, class T> inline V vbroadcast(T s) { return V{} + s; }
+
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Number of threads the next parallel region may use (1 inside an outer region).
+inline int max_threads() {
+#ifdef _OPENMP
+  return omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+inline int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// Grow-only, 64-byte aligned scratch memory. Keep one per call site as `static thread_local`
+// to avoid page-faulting fresh buffers on every call (costly on this VM), or as a local for
+// one-off use. Throws std::bad_alloc (-> MemoryError) when the allocation fails.
+struct Buffer {
+  void* p = nullptr;
+  size_t bytes = 0;
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { std::free(p); }
+  template <class T>
+  T* get(int64_t n) {
+    size_t need = size_t(n > 0 ? n : 1) * sizeof(T);
+    if (need > bytes) {
+      std::free(p);
+      size_t rounded = (need + 63) / 64 * 64;
+      p = std::aligned_alloc(64, rounded);
+      if (!p) { bytes = 0; throw_bad_alloc(); }
+      bytes = rounded;
+    }
+    return static_cast<T*>(p);
+  }
+  static void throw_bad_alloc();
+};
+
+// C = alpha * A(MxK) * B(KxN) + beta * C, every matrix given by (row stride, column stride),
+// so transposes cost nothing. beta == 0 never reads C. Parallel (OpenMP) unless called from
+// inside a parallel region. Defined in cpu/gemm.cpp.
+template <class T>
+void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
+          int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc);
+
+}  // namespace CK_ISA_NS
+}  // namespace ck

@@ -1,0 +1,205 @@
+// GEMM, BLIS style: five loops around a register-blocked MR x NR micro-kernel.
+//
+//   C(MxN) = alpha * A(MxK) * B(KxN) + beta * C
+//
+// Loop 5 (jc) walks N in NC-wide column blocks, loop 4 (pc) walks K in KC-deep slices and
+// packs B(KC x NC) into NR-wide panels, loop 3 (ic) walks M in MC-tall blocks and packs
+// A(MC x KC) into MR-tall panels, loops 2/1 (jr, ir) call the micro-kernel on one MR x NR
+// tile. Packing zero-pads partial panels, so the micro-kernel always runs full MR x NR
+// register tiles and handles an edge tile only when it writes C (through a small buffer).
+// Packed panels are contiguous and 64-byte aligned; A and B may have any strides.
+//
+// Tiles per ISA (accumulators must fit the register file: 16 vector registers on AVX2,
+// 32 on AVX-512):
+//   scalar (SSE2 baseline)  float 4 x 8,   double 4 x 4
+//   AVX2                    float 6 x 16,  double 6 x 8    (12 accumulators)
+//   AVX-512                 float 12 x 32, double 12 x 16  (24 accumulators)
+#include <new>
+
+#include "cpu/common.h"
+#include "ops/gemm.h"
+
+namespace ck {
+namespace CK_ISA_NS {
+
+void Buffer::throw_bad_alloc() { throw std::bad_alloc(); }
+
+namespace {
+
+template <class T>
+struct Tile {
+  static constexpr int NV = 2;                       // vectors per micro-tile row
+  static constexpr int NR = NV * kLanes<T>;
+  static constexpr int MR = CK_ISA == 2 ? 12 : (CK_ISA == 1 ? 6 : 4);
+  static constexpr int KC = 256;
+  static constexpr int MC = MR * (CK_ISA == 2 ? 16 : 24);
+  static constexpr int NC = NR * 128;
+};
+
+// One MR x NR tile: acc = sum_k a[k][0:MR] (x) b[k][0:NR], then C = alpha*acc + beta*C
+// for the top-left mr x nr corner. a and b are packed panels (MR resp. NR values per k).
+template <class T>
+void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c, int64_t rsc,
+             int64_t csc, int mr, int nr, T alpha, T beta) {
+  using V = Vec<T>;
+  constexpr int MR = Tile<T>::MR, NV = Tile<T>::NV, L = kLanes<T>, NR = Tile<T>::NR;
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = vload<V>(b + j * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      V ai = vbroadcast<V>(a[i]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  if (mr == MR && nr == NR && csc == 1) {
+    const V va = vbroadcast<V>(alpha);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) {
+        T* p = c + i * rsc + j * L;
+        V r = va * acc[i][j];
+        if (beta != T(0)) r += vbroadcast<V>(beta) * vload<V>(p);
+        vstore(p, r);
+      }
+    return;
+  }
+  alignas(64) T t[MR * NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) vstore(t + i * NR + j * L, acc[i][j]);
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) {
+      T* p = c + i * rsc + j * csc;
+      T r = alpha * t[i * NR + j];
+      *p = beta != T(0) ? r + beta * *p : r;
+    }
+}
+
+// Packs rows [0, mc) x cols [0, kc) of A into MR-row panels: panel ip holds, for each k,
+// the MR values A[ip*MR + i][k] (zero past mc).
+template <class T>
+void pack_a_panel(int64_t kc, int64_t mr, const T* A, int64_t rsa, int64_t csa, T* dst) {
+  constexpr int MR = Tile<T>::MR;
+  if (mr == MR && csa == 1) {
+    for (int64_t k = 0; k < kc; ++k)
+      for (int i = 0; i < MR; ++i) dst[k * MR + i] = A[i * rsa + k];
+    return;
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    int i = 0;
+    for (; i < mr; ++i) dst[k * MR + i] = A[i * rsa + k * csa];
+    for (; i < MR; ++i) dst[k * MR + i] = T(0);
+  }
+}
+
+template <class T>
+void pack_b_panel(int64_t kc, int64_t nr, const T* B, int64_t rsb, int64_t csb, T* dst) {
+  constexpr int NR = Tile<T>::NR;
+  if (nr == NR && csb == 1) {
+    for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, B + k * rsb, NR * sizeof(T));
+    return;
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    int j = 0;
+    for (; j < nr; ++j) dst[k * NR + j] = B[k * rsb + j * csb];
+    for (; j < NR; ++j) dst[k * NR + j] = T(0);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
+          int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+  using TL = Tile<T>;
+  constexpr int64_t MR = TL::MR, NR = TL::NR, KC = TL::KC, MC = TL::MC, NC = TL::NC;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == T(0)) {  // C = beta * C
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        T* p = C + i * rsc + j * csc;
+        *p = beta == T(0) ? T(0) : beta * *p;
+      }
+    return;
+  }
+  // Scratch for packed panels, kept per calling thread and reused across calls.
+  static thread_local Buffer abuf, bbuf;
+  const int64_t nc_max = imin(NC, ceil_div(N, NR) * NR);
+  const int64_t mc_max = imin(MC, ceil_div(M, MR) * MR);
+  const int64_t kc_max = imin(KC, K);
+  T* pa = abuf.get<T>(mc_max * kc_max);
+  T* pb = bbuf.get<T>(nc_max * kc_max);
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  const int nthreads = flops > 2e5 ? max_threads() : 1;
+  (void)nthreads;
+
+#pragma omp parallel num_threads(nthreads)
+  {
+    // Loop 5: over N, NC columns at a time.
+    for (int64_t jc = 0; jc < N; jc += NC) {
+      const int64_t nc = imin(NC, N - jc);
+      const int64_t npanels = ceil_div(nc, NR);
+      // Loop 4: over K, KC at a time; the first slice applies beta, later ones accumulate.
+      for (int64_t pc = 0; pc < K; pc += KC) {
+        const int64_t kc = imin(KC, K - pc);
+        const T beta_pc = pc == 0 ? beta : T(1);
+#pragma omp for schedule(static)
+        for (int64_t jp = 0; jp < npanels; ++jp)
+          pack_b_panel(kc, imin(NR, nc - jp * NR), B + pc * rsb + (jc + jp * NR) * csb, rsb, csb,
+                       pb + jp * NR * kc);
+        // Loop 3: over M, MC rows at a time.
+        for (int64_t ic = 0; ic < M; ic += MC) {
+          const int64_t mc = imin(MC, M - ic);
+          const int64_t mpanels = ceil_div(mc, MR);
+#pragma omp for schedule(static)
+          for (int64_t ip = 0; ip < mpanels; ++ip)
+            pack_a_panel(kc, imin(MR, mc - ip * MR), A + (ic + ip * MR) * rsa + pc * csa, rsa, csa,
+                         pa + ip * MR * kc);
+          // Loops 2 and 1: NR-wide column panels x MR-tall row panels, one micro-tile each.
+#pragma omp for collapse(2) schedule(static)
+          for (int64_t jp = 0; jp < npanels; ++jp)
+            for (int64_t ip = 0; ip < mpanels; ++ip)
+              ukernel<T>(kc, pa + ip * MR * kc, pb + jp * NR * kc,
+                         C + (ic + ip * MR) * rsc + (jc + jp * NR) * csc, rsc, csc,
+                         int(imin(MR, mc - ip * MR)), int(imin(NR, nc - jp * NR)), alpha, beta_pc);
+        }
+      }
+    }
+  }
+}
+
+template void gemm<float>(int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t, const float*,
+                          int64_t, int64_t, float, float*, int64_t, int64_t);
+template void gemm<double>(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,
+                           const double*, int64_t, int64_t, double, double*, int64_t, int64_t);
+
+namespace {
+// Stub entry: the same signature, plus a query of this ISA's micro-tile.
+template <class T>
+void gemm_entry(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
+                int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+  gemm<T>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+template <class T>
+void gemm_tile_entry(int64_t* mr_nr_kc) {
+  mr_nr_kc[0] = Tile<T>::MR;
+  mr_nr_kc[1] = Tile<T>::NR;
+  mr_nr_kc[2] = Tile<T>::KC;
+}
+}  // namespace
+
+CK_REGISTER(gemm_stub, gemm_entry);
+CK_REGISTER(gemm_tile_stub, gemm_tile_entry);
+
+}  // namespace CK_ISA_NS
+}  // namespace ck

@@ -1,0 +1,136 @@
+"""Argument normalization and validation shared by the functional operators.
+
+Every error names the argument at fault, the way torch.nn.functional does, and is a
+``TypeError`` (wrong type or dtype) or a ``ValueError`` (wrong rank, shape or value).
+"""
+from __future__ import annotations
+
+import numbers
+import os
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# Largest number of elements one output may have before we refuse to allocate it.
+_MAX_ELEMENTS = 2**40
+
+
+class SizeError(ValueError, MemoryError):
+    """An output or workspace would be larger than this machine can hold."""
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 46
+
+
+def as_float(x, name: str, like: np.ndarray | None = None) -> np.ndarray:
+    """A C-contiguous float32/float64 ndarray (copied only when needed).
+
+    ``like``: the array whose dtype ``x`` must share (the op's input)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: dtype must be float32 or float64, got {x.dtype}")
+    if like is not None and x.dtype != like.dtype:
+        raise TypeError(f"{name}: dtype {x.dtype} differs from input dtype {like.dtype}")
+    return np.ascontiguousarray(x)
+
+
+def as_float_opt(x, name: str, like: np.ndarray | None = None):
+    return None if x is None else as_float(x, name, like)
+
+
+def check_ndim(x: np.ndarray, ndims, name: str, what: str = "") -> None:
+    ndims = (ndims,) if isinstance(ndims, int) else tuple(ndims)
+    if x.ndim not in ndims:
+        want = " or ".join(str(n) for n in ndims)
+        extra = f" ({what})" if what else ""
+        raise ValueError(f"{name}: expected {want} dimensions{extra}, got {x.ndim} with shape {x.shape}")
+
+
+def check_shape(x: np.ndarray, shape, name: str) -> None:
+    if tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(x.shape)}")
+
+
+def check_nonempty(x: np.ndarray, name: str, dims=None) -> None:
+    dims = range(x.ndim) if dims is None else dims
+    for d in dims:
+        if x.shape[d] == 0:
+            raise ValueError(f"{name}: dimension {d} has size 0 (shape {x.shape})")
+
+
+def as_int(v, name: str, minimum: int | None = None) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral,)):
+        raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
+    v = int(v)
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {v}")
+    return v
+
+
+def as_number(v, name: str) -> float:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
+    return float(v)
+
+
+def ntuple(v, n: int, name: str, minimum: int | None = None) -> tuple:
+    """An int or a length-n sequence of ints -> n-tuple (torch's _pair/_triple)."""
+    if isinstance(v, (list, tuple)):
+        if len(v) == 1:
+            v = tuple(v) * n
+        if len(v) != n:
+            raise ValueError(f"{name}: expected an int or {n} ints, got {v!r}")
+        return tuple(as_int(e, name, minimum) for e in v)
+    return (as_int(v, name, minimum),) * n
+
+
+def out_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int, dilation: int, ceil_mode: bool = False) -> int:
+    """Output length of a sliding window (convolution / pooling), torch's formula."""
+    span = dilation * (kernel - 1) + 1
+    num = size + pad_lo + pad_hi - span
+    if num < 0:
+        return 0
+    if ceil_mode:
+        out = -(-num // stride) + 1
+        # the last window must start inside the input or the left padding (torch rule)
+        if (out - 1) * stride >= size + pad_lo:
+            out -= 1
+        return out
+    return num // stride + 1
+
+
+def check_elements(shape, name: str, itemsize: int = 8) -> None:
+    """Refuse outputs that overflow or cannot fit in this machine's memory, before allocating."""
+    n = 1
+    for s in shape:
+        n *= int(s)
+    if n > _MAX_ELEMENTS or n * itemsize > _physical_memory():
+        raise SizeError(f"{name}: an output of shape {tuple(shape)} ({n * itemsize} bytes) is too large for this machine")
+
+
+def empty(shape, dtype, name: str = "output") -> np.ndarray:
+    check_elements(shape, name, np.dtype(dtype).itemsize)
+    return np.empty(tuple(int(s) for s in shape), dtype=dtype)
+
+
+def zeros(shape, dtype, name: str = "output") -> np.ndarray:
+    check_elements(shape, name, np.dtype(dtype).itemsize)
+    return np.zeros(tuple(int(s) for s in shape), dtype=dtype)
+
+
+def check_flag(v, name: str) -> bool:
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(v).__name__}")
+    return bool(v)
+
+
+def check_choice(v, choices, name: str):
+    if v not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {v!r}")
+    return v

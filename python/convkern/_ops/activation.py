@@ -1,0 +1,3 @@
+"""activation operators (native kernels)."""
+__all__: list = []
+DIFFERENTIABLE: dict = {}

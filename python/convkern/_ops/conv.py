@@ -1,0 +1,3 @@
+"""conv operators (native kernels)."""
+__all__: list = []
+DIFFERENTIABLE: dict = {}

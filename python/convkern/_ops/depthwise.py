@@ -1,0 +1,3 @@
+"""depthwise operators (native kernels)."""
+__all__: list = []
+DIFFERENTIABLE: dict = {}

@@ -1,0 +1,3 @@
+"""linear operators (native kernels)."""
+__all__: list = []
+DIFFERENTIABLE: dict = {}

@@ -1,0 +1,3 @@
+"""loss operators (native kernels)."""
+__all__: list = []
+DIFFERENTIABLE: dict = {}

@@ -1,0 +1,3 @@
+"""norm operators (native kernels)."""
+__all__: list = []
+DIFFERENTIABLE: dict = {}

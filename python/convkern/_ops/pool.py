@@ -1,0 +1,3 @@
+"""pool operators (native kernels)."""
+__all__: list = []
+DIFFERENTIABLE: dict = {}
