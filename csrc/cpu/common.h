@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <immintrin.h>
+
 #include "core/dispatch.h"
 #include "core/params.h"
 
@@ -43,7 +45,7 @@ constexpr int kVecBytes = 0;
 #endif
 
 // GCC/Clang vector extension of T with this ISA's width: arithmetic with +,-,*, broadcast by
-// `V(x) = vbroadcast<V>(s)`, loads/stores through memcpy (compile to unaligned moves).
+// `vbroadcast<V>(s)`, loads/stores through memcpy (compile to unaligned moves).
 template <class T>
 struct VecOf {
 #if CK_ISA == 0
@@ -57,7 +59,16 @@ template <class T> constexpr int kLanes = int(sizeof(Vec<T>) / sizeof(T));
 
 template <class V, class T> inline V vload(const T* p) { V v; std::memcpy(&v, p, sizeof(V)); return v; }
 template <class V, class T> inline void vstore(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
-template <class V, class T> inline V vbroadcast(T s) { return V{} + s; }
+template <class V, class T> inline V vbroadcast(T s) {
+  // Through the intrinsic: GCC turns neither `V{} + s` (an add: 0 + -0.0 != -0.0) nor a
+  // lane-by-lane fill into a single broadcast.
+  if constexpr (sizeof(V) == 64 && sizeof(T) == 4) return (V)_mm512_set1_ps(s);
+  else if constexpr (sizeof(V) == 64) return (V)_mm512_set1_pd(s);
+  else if constexpr (sizeof(V) == 32 && sizeof(T) == 4) return (V)_mm256_set1_ps(s);
+  else if constexpr (sizeof(V) == 32) return (V)_mm256_set1_pd(s);
+  else if constexpr (sizeof(T) == 4) return (V)_mm_set1_ps(s);
+  else return (V)_mm_set1_pd(s);
+}
 
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }

@@ -19,12 +19,13 @@ from ._ops import linear as _linear
 from ._ops import loss as _loss
 from ._ops import norm as _norm
 from ._ops import pool as _pool
+from ._backend import get_num_threads, set_num_threads
 from ._ops._util import SizeError
 
 _FAMILIES = (_conv, _depthwise, _pool, _norm, _linear, _activation, _loss)
 
 DIFFERENTIABLE: dict = {}
-__all__ = ["DIFFERENTIABLE", "grad", "SizeError"]
+__all__ = ["DIFFERENTIABLE", "grad", "SizeError", "set_num_threads", "get_num_threads"]
 for _fam in _FAMILIES:
     for _name in _fam.__all__:
         globals()[_name] = getattr(_fam, _name)
