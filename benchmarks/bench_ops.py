@@ -1,0 +1,237 @@
+#!/usr/bin/env python
+"""Every operator on real layer shapes (ResNet-50, GoogLeNet inception 4a, MobileNetV2):
+convkern vs the NumPy reference vs PyTorch (when installed), in one run.
+
+Prints time (median of interleaved rounds), GFLOP/s and % of the FMA peak for compute-bound
+ops or GB/s and % of DRAM bandwidth for memory-bound ones, and the time ratio convkern /
+PyTorch (< 1 means convkern is faster). Writes Markdown and JSON with --md / --json.
+
+    python benchmarks/bench_ops.py [--batch 1] [--threads 2] [--filter conv] [--no-reference]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import shapes  # noqa: E402
+
+import convkern  # noqa: E402
+import convkern.functional as F  # noqa: E402
+import convkern.reference as R  # noqa: E402
+
+try:
+    import torch
+    import torch.nn.functional as TF
+except ImportError:  # PyTorch is optional
+    torch = None
+
+
+def machine_peak():
+    p = os.path.join(HERE, "..", "..", "shared", "tools", "peak.json")
+    try:
+        d = json.load(open(p))
+        return d["fp32_fma_gflops"]["avx2"]["2"], d["triad_dram_gbs"]["2"]
+    except (OSError, KeyError, ValueError):
+        return 230.0, 33.0  # 2-core Zen 4 figures from ../shared/tools/peak.json
+
+
+class Case:
+    def __init__(self, group, name, flops, nbytes, ck, ref=None, th=None):
+        self.group, self.name, self.flops, self.nbytes = group, name, flops, nbytes
+        self.ck, self.ref, self.th = ck, ref, th
+
+
+def conv_cases(batch, rng):
+    out = []
+    for table in (shapes.RESNET50_CONV, shapes.GOOGLENET_4A_CONV, shapes.MOBILENETV2_CONV):
+        for name, c, h, w, k, r, s, st, pd, g in table:
+            x = rng.standard_normal((batch, c, h, w)).astype(np.float32)
+            wt = (rng.standard_normal((k, c // g, r, s)) * 0.1).astype(np.float32)
+            b = rng.standard_normal(k).astype(np.float32)
+            p = (h + 2 * pd - r) // st + 1
+            q = (w + 2 * pd - s) // st + 1
+            gy = rng.standard_normal((batch, k, p, q)).astype(np.float32)
+            flops = 2.0 * batch * k * p * q * (c // g) * r * s
+            nbytes = 4.0 * (x.size + wt.size + gy.size)
+            kw = dict(stride=st, padding=pd, groups=g)
+            x64, w64, b64, gy64 = (a.astype(np.float64) for a in (x, wt, b, gy))
+            if torch is not None:
+                tx, tw, tb, tgy = (torch.from_numpy(a) for a in (x, wt, b, gy))
+            out.append(Case("conv fwd", name, flops, nbytes,
+                            lambda x=x, wt=wt, b=b, kw=kw: F.conv2d(x, wt, b, **kw),
+                            lambda x=x64, wt=w64, b=b64, kw=kw: R.conv2d(x, wt, b, **kw),
+                            (lambda tx=tx, tw=tw, tb=tb, kw=kw: TF.conv2d(tx, tw, tb, **kw)) if torch else None))
+            out.append(Case("conv grad input", name, flops, nbytes,
+                            lambda x=x, wt=wt, gy=gy, kw=kw: F.conv2d_input(x.shape, wt, gy, **kw),
+                            lambda x=x64, wt=w64, gy=gy64, kw=kw: R.conv2d_input(x.shape, wt, gy, **kw),
+                            (lambda tx=tx, tw=tw, tgy=tgy, kw=kw:
+                             torch.nn.grad.conv2d_input(tx.shape, tw, tgy, **kw)) if torch else None))
+            out.append(Case("conv grad weight", name, flops, nbytes,
+                            lambda x=x, wt=wt, gy=gy, kw=kw: F.conv2d_weight(x, wt.shape, gy, **kw),
+                            lambda x=x64, wt=w64, gy=gy64, kw=kw: R.conv2d_weight(x, wt.shape, gy, **kw),
+                            (lambda tx=tx, tw=tw, tgy=tgy, kw=kw:
+                             torch.nn.grad.conv2d_weight(tx, tw.shape, tgy, **kw)) if torch else None))
+    return out
+
+
+def memory_cases(batch, rng):
+    out = []
+    T = (lambda a: torch.from_numpy(a)) if torch else None
+    for name, c, h, w, k, st, pd in shapes.POOL:
+        x = rng.standard_normal((batch, c, h, w)).astype(np.float32)
+        x64 = x.astype(np.float64)
+        p = (h + 2 * pd - k) // st + 1
+        nb = 4.0 * (x.size + batch * c * p * p)
+        fl = batch * c * p * p * k * k
+        out.append(Case("max_pool2d", name, fl, nb, lambda x=x: F.max_pool2d(x, k, st, pd),
+                        lambda x=x64: R.max_pool2d(x, k, st, pd),
+                        (lambda t=T(x): TF.max_pool2d(t, k, st, pd)) if torch else None))
+        out.append(Case("avg_pool2d", name, fl, nb, lambda x=x: F.avg_pool2d(x, k, st, pd),
+                        lambda x=x64: R.avg_pool2d(x, k, st, pd),
+                        (lambda t=T(x): TF.avg_pool2d(t, k, st, pd)) if torch else None))
+    for name, c, h, w in shapes.GLOBAL_POOL:
+        x = rng.standard_normal((batch, c, h, w)).astype(np.float32)
+        out.append(Case("global_avg_pool2d", name, x.size, 4.0 * x.size, lambda x=x: F.global_avg_pool2d(x),
+                        lambda x=x.astype(np.float64): R.global_avg_pool2d(x),
+                        (lambda t=T(x): TF.adaptive_avg_pool2d(t, 1)) if torch else None))
+        out.append(Case("global_max_pool2d", name, x.size, 4.0 * x.size, lambda x=x: F.global_max_pool2d(x),
+                        lambda x=x.astype(np.float64): R.global_max_pool2d(x),
+                        (lambda t=T(x): TF.adaptive_max_pool2d(t, 1)) if torch else None))
+    for name, c, h, w in shapes.NORM:
+        x = rng.standard_normal((batch, c, h, w)).astype(np.float32)
+        m, v = rng.standard_normal(c).astype(np.float32), rng.random(c).astype(np.float32) + 0.5
+        gm, bt = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+        a64 = [a.astype(np.float64) for a in (x, m, v, gm, bt)]
+        nb = 8.0 * x.size
+        out.append(Case("batch_norm eval", name, 2 * x.size, nb, lambda: F.batch_norm(x, m, v, gm, bt),
+                        lambda a=a64: R.batch_norm(*a),
+                        (lambda t=[T(a) for a in (x, m, v, gm, bt)]: TF.batch_norm(*t)) if torch else None))
+        out.append(Case("batch_norm train", name, 6 * x.size, 3 * 4.0 * x.size,
+                        lambda x=x, gm=gm, bt=bt: F.batch_norm(x, None, None, gm, bt, training=True),
+                        lambda a=a64: R.batch_norm(a[0], None, None, a[3], a[4], training=True),
+                        (lambda t=[T(a) for a in (x, gm, bt)]: TF.batch_norm(t[0], None, None, t[1], t[2], True))
+                        if torch else None))
+    for name, c, h, w, size in shapes.LRN:
+        x = rng.standard_normal((batch, c, h, w)).astype(np.float32)
+        out.append(Case("local_response_norm", name, x.size * (size + 4), 8.0 * x.size,
+                        lambda x=x: F.local_response_norm(x, size),
+                        lambda x=x.astype(np.float64): R.local_response_norm(x, size),
+                        (lambda t=T(x): TF.local_response_norm(t, size)) if torch else None))
+    for name, shp in shapes.ELEMENTWISE:
+        x = rng.standard_normal((batch,) + shp).astype(np.float32)
+        op = name.split()[0]
+        out.append(Case(op, name, x.size, 8.0 * x.size, lambda x=x, op=op: getattr(F, op)(x),
+                        lambda x=x.astype(np.float64), op=op: getattr(R, op)(x),
+                        (lambda t=T(x), op=op: getattr(torch, op)(t)) if torch else None))
+    for name, fin, fout in shapes.LINEAR:
+        x = rng.standard_normal((batch, fin)).astype(np.float32)
+        w = (rng.standard_normal((fout, fin)) * 0.02).astype(np.float32)
+        b = rng.standard_normal(fout).astype(np.float32)
+        out.append(Case("linear", name, 2.0 * batch * fin * fout, 4.0 * (w.size + x.size),
+                        lambda: F.linear(x, w, b),
+                        lambda a=[x.astype(np.float64), w.astype(np.float64), b.astype(np.float64)]: R.linear(*a),
+                        (lambda t=[T(a) for a in (x, w, b)]: TF.linear(*t)) if torch else None))
+    logits = rng.standard_normal((batch, 1000)).astype(np.float32)
+    target = rng.integers(0, 1000, batch)
+    out.append(Case("softmax", "classifier 1000", 3 * logits.size, 8.0 * logits.size,
+                    lambda: F.softmax(logits, 1), lambda a=logits.astype(np.float64): R.softmax(a, 1),
+                    (lambda t=T(logits): TF.softmax(t, 1)) if torch else None))
+    out.append(Case("cross_entropy", "classifier 1000", 4 * logits.size, 4.0 * logits.size,
+                    lambda: F.cross_entropy(logits, target),
+                    lambda a=logits.astype(np.float64): R.cross_entropy(a, target),
+                    (lambda t=T(logits), tt=T(target): TF.cross_entropy(t, tt)) if torch else None))
+    return out
+
+
+def timeit(fn, min_time=0.05, max_reps=50):
+    fn()  # warm up (and fault in workspaces)
+    reps, t0 = 0, time.perf_counter()
+    times = []
+    while reps < max_reps and (time.perf_counter() - t0 < min_time or reps < 3):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+        reps += 1
+    return times
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--filter", default="", help="substring of group or name")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median over all)")
+    ap.add_argument("--no-reference", action="store_true", help="skip timing the NumPy reference")
+    ap.add_argument("--md", help="write the table as Markdown")
+    ap.add_argument("--json", help="write results as JSON")
+    a = ap.parse_args(argv)
+
+    convkern.set_num_threads(a.threads)
+    if torch is not None:
+        torch.set_num_threads(a.threads)
+    peak_gflops, bw = machine_peak()
+    rng = np.random.default_rng(0)
+    cases = [c for c in conv_cases(a.batch, rng) + memory_cases(a.batch, rng)
+             if a.filter in c.group or a.filter in c.name]
+    results = []
+    grad = torch.no_grad() if torch is not None else None
+    if grad:
+        grad.__enter__()
+    samples = {id(c): {"ck": [], "th": [], "ref": []} for c in cases}
+    for rnd in range(a.rounds):  # interleave engines and cases: this VM's speed drifts
+        for c in cases:
+            samples[id(c)]["ck"] += timeit(c.ck)
+            if c.th:
+                samples[id(c)]["th"] += timeit(c.th)
+            if c.ref and not a.no_reference and rnd == 0:
+                samples[id(c)]["ref"] += timeit(c.ref, min_time=0.0, max_reps=1)
+    for c in cases:
+        s = samples[id(c)]
+        ck = statistics.median(s["ck"])
+        th = statistics.median(s["th"]) if s["th"] else None
+        ref = statistics.median(s["ref"]) if s["ref"] else None
+        compute_bound = c.group.startswith("conv") or c.group == "linear"
+        results.append(dict(group=c.group, name=c.name, batch=a.batch, threads=a.threads, ck_ms=ck * 1e3,
+                            ck_spread=(max(s["ck"]) - min(s["ck"])) / ck if len(s["ck"]) > 1 else 0.0,
+                            torch_ms=th * 1e3 if th else None, ref_ms=ref * 1e3 if ref else None,
+                            gflops=c.flops / ck / 1e9, gbs=c.nbytes / ck / 1e9,
+                            pct_peak=100 * c.flops / ck / 1e9 / peak_gflops if compute_bound else None,
+                            pct_bw=None if compute_bound else 100 * c.nbytes / ck / 1e9 / bw,
+                            ratio_torch=ck / th if th else None, speedup_ref=ref / ck if ref else None))
+    if grad:
+        grad.__exit__(None, None, None)
+
+    head = (f"convkern {convkern.__version__} ({convkern.get_isa()}, {a.threads} threads) vs NumPy reference"
+            f"{' vs PyTorch ' + torch.__version__ if torch else ''}, batch {a.batch}; peak {peak_gflops:.0f} GFLOP/s, "
+            f"DRAM {bw:.0f} GB/s")
+    lines = [head, "",
+             "| op | layer | convkern ms | GFLOP/s | % peak | GB/s | % DRAM bw | reference ms | ref/convkern | torch ms | convkern/torch |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    f = lambda v, fmt: "" if v is None else format(v, fmt)  # noqa: E731
+    for r in results:
+        lines.append(f"| {r['group']} | {r['name']} | {r['ck_ms']:.3f} | {r['gflops']:.1f} | {f(r['pct_peak'], '.0f')} | "
+                     f"{r['gbs']:.1f} | {f(r['pct_bw'], '.0f')} | {f(r['ref_ms'], '.2f')} | {f(r['speedup_ref'], '.0f')} | "
+                     f"{f(r['torch_ms'], '.3f')} | {f(r['ratio_torch'], '.2f')} |")
+    ratios = [r["ratio_torch"] for r in results if r["ratio_torch"]]
+    if ratios:
+        lines.append("")
+        lines.append(f"geometric mean convkern/torch over {len(ratios)} cases: "
+                     f"{float(np.exp(np.mean(np.log(ratios)))):.2f}")
+    text = "\n".join(lines)
+    print(text)
+    if a.md:
+        open(a.md, "w").write(text + "\n")
+    if a.json:
+        json.dump(dict(header=head, results=results), open(a.json, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
