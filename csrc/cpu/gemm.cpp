@@ -116,6 +116,62 @@ void pack_b_panel(int64_t kc, int64_t nr, const T* B, int64_t rsb, int64_t csb, 
   }
 }
 
+// y[i] = alpha * sum_k P[i*psi + k*psk] * v[k*vs] + beta * y[i*ys], for i < L: the GEMM with
+// M == 1 or N == 1 (a batch-1 linear layer), where packing would cost more than the product.
+template <class T>
+void gemv(int64_t L, int64_t K, T alpha, const T* P, int64_t psi, int64_t psk, const T* v, int64_t vs, T beta,
+          T* y, int64_t ys) {
+  using V = Vec<T>;
+  constexpr int W = kLanes<T>;
+  const int nthreads = double(L) * double(K) > 1e5 ? max_threads() : 1;
+  (void)nthreads;
+  static thread_local Buffer vbuf;
+  const T* vc = v;
+  if (vs != 1) {  // gather v once so the inner loops are unit-stride
+    T* t = vbuf.get<T>(K);
+    for (int64_t k = 0; k < K; ++k) t[k] = v[k * vs];
+    vc = t;
+  }
+  if (psk == 1) {  // rows of P contiguous: one vectorized dot product per output
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (int64_t i = 0; i < L; ++i) {
+      const T* row = P + i * psi;
+      V acc0{}, acc1{};
+      int64_t k = 0;
+      for (; k + 2 * W <= K; k += 2 * W) {
+        acc0 += vload<V>(row + k) * vload<V>(vc + k);
+        acc1 += vload<V>(row + k + W) * vload<V>(vc + k + W);
+      }
+      acc0 += acc1;
+      T sum = 0;
+      for (int j = 0; j < W; ++j) sum += acc0[j];
+      for (; k < K; ++k) sum += row[k] * vc[k];
+      T r = alpha * sum;
+      y[i * ys] = beta != T(0) ? r + beta * y[i * ys] : r;
+    }
+    return;
+  }
+  // columns of P contiguous (or general strides): accumulate column by column (axpy).
+  T* acc = static_cast<T*>(nullptr);
+  Buffer local;
+  acc = local.get<T>(L);
+  for (int64_t i = 0; i < L; ++i) acc[i] = T(0);
+  for (int64_t k = 0; k < K; ++k) {
+    const T* col = P + k * psk;
+    const T vk = vc[k];
+    if (psi == 1) {
+#pragma omp simd
+      for (int64_t i = 0; i < L; ++i) acc[i] += col[i] * vk;
+    } else {
+      for (int64_t i = 0; i < L; ++i) acc[i] += col[i * psi] * vk;
+    }
+  }
+  for (int64_t i = 0; i < L; ++i) {
+    T r = alpha * acc[i];
+    y[i * ys] = beta != T(0) ? r + beta * y[i * ys] : r;
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -132,6 +188,8 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
       }
     return;
   }
+  if (N == 1) return gemv<T>(M, K, alpha, A, rsa, csa, B, rsb, beta, C, rsc);
+  if (M == 1) return gemv<T>(N, K, alpha, B, csb, rsb, A, csa, beta, C, csc);
   // Scratch for packed panels, kept per calling thread and reused across calls.
   static thread_local Buffer abuf, bbuf;
   const int64_t nc_max = imin(NC, ceil_div(N, NR) * NR);
