@@ -334,3 +334,30 @@ def test_native_binding_rejects_bad_buffers():
                                (0, 0, 0), (1, 1, 1), 1)
     with pytest.raises(ValueError, match="stride"):
         C.conv_forward(x, w, None, np.zeros((1, 3, 1, 3, 3), np.float32), (1, 0, 1), (0, 0, 0), (1, 1, 1), 1)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_thread_counts(threads):
+    """Batch-parallel (N >= threads, uneven chunks) and GEMM-parallel (N < threads) paths."""
+    import convkern
+    rng = np.random.default_rng(9)
+    old = convkern.get_num_threads()
+    convkern.set_num_threads(threads)
+    try:
+        for N in (1, 2, 5):
+            x = rng.standard_normal((N, 4, 9, 10))
+            w = rng.standard_normal((6, 2, 3, 3))
+            b = rng.standard_normal(6)
+            kw = dict(stride=(1, 2), padding=1, dilation=(2, 1), groups=2)
+            for algo in ("im2col", "direct"):
+                np.testing.assert_allclose(F.conv2d(x, w, b, algo=algo, **kw), R.conv2d(x, w, b, **kw), atol=1e-12)
+            y = R.conv2d(x, w, b, **kw)
+            g = rng.standard_normal(y.shape)
+            for a, e in zip(F.conv2d_backward(g, x, w, b, **kw), R.conv2d_backward(g, x, w, b, **kw)):
+                np.testing.assert_allclose(a, e, atol=1e-12)
+            w1 = rng.standard_normal((8, 4, 1, 1))
+            g1 = rng.standard_normal((N, 8, 9, 10))
+            for a, e in zip(F.conv2d_backward(g1, x, w1, b[:1].repeat(8)), R.conv2d_backward(g1, x, w1, b[:1].repeat(8))):
+                np.testing.assert_allclose(a, e, atol=1e-12)
+    finally:
+        convkern.set_num_threads(old)
