@@ -36,6 +36,7 @@ CONV2D = [
     (2, 5, 3, (6, 7), (3, 2), 1, "valid", 1, 1, True, "c"),
     (5, 3, 7, (4, 37), (3, 3), 1, 1, 1, 1, True, "c"),                 # batch >= threads, wide rows
     (3, 2, 2, (1, 1), (1, 1), 2, 0, 1, 1, True, "c"),
+    (1, 2, 4, (2, 3), (5, 5), 1, 4, 1, 1, True, "c"),                  # padding wider than the input
 ]
 CONV1D = [
     (2, 3, 4, (17,), (3,), 1, 1, 1, 1, True, "c"),
@@ -248,6 +249,7 @@ def test_gradcheck(module, i):
 
 
 # ----------------------------------------------------------------------------- torch cross-check of the oracle
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_reference_matches_torch():
     torch = pytest.importorskip("torch")
     tf = torch.nn.functional
