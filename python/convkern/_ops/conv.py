@@ -1,3 +1,392 @@
-"""conv operators (native kernels)."""
-__all__: list = []
-DIFFERENTIABLE: dict = {}
+"""conv operators (native kernels).
+
+Convolutions (1-d, 2-d, 3-d; torch.nn.functional names, defaults and shapes), their
+backward functions, the torch.nn.grad-style ``conv*d_input`` / ``conv*d_weight`` and the
+transposed convolutions. Every op runs on the same three N-d native kernels (im2col + GEMM
+forward, backward-data through col2im, backward-weight), with 1-d and 2-d problems passed
+as 3-d ones with unit leading spatial dims. A transposed convolution is the data gradient
+of a convolution, so its forward is the backward-data kernel and its backward runs the
+convolution forward and weight-gradient kernels.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _C
+from . import _util as U
+from . import depthwise as _depthwise
+
+__all__ = [
+    "conv1d", "conv2d", "conv3d",
+    "conv1d_backward", "conv2d_backward", "conv3d_backward",
+    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "conv_transpose1d_backward", "conv_transpose2d_backward", "conv_transpose3d_backward",
+    "conv1d_input", "conv2d_input", "conv3d_input",
+    "conv1d_weight", "conv2d_weight", "conv3d_weight",
+]
+DIFFERENTIABLE = {
+    "conv1d": ("input", "weight", "bias"),
+    "conv2d": ("input", "weight", "bias"),
+    "conv3d": ("input", "weight", "bias"),
+    "conv_transpose1d": ("input", "weight", "bias"),
+    "conv_transpose2d": ("input", "weight", "bias"),
+    "conv_transpose3d": ("input", "weight", "bias"),
+}
+
+_ALGOS = ("auto", "im2col", "direct")
+_LETTERS = {1: "W", 2: "H, W", 3: "D, H, W"}
+
+
+# ----------------------------------------------------------------------------- helpers
+def _as5d(a: np.ndarray, nd: int) -> np.ndarray:
+    """(N, C, *spatial) -> (N, C, 1.., D, H, W): a view of a C-contiguous array."""
+    return a.reshape(a.shape[:2] + (1,) * (3 - nd) + a.shape[2:])
+
+
+def _pad3(v, nd: int, fill: int) -> tuple:
+    return (fill,) * (3 - nd) + tuple(int(e) for e in v)
+
+
+class _Geom:
+    """Validated geometry of one convolution: (N, C, *in) * (K, C/groups, *kernel) -> (N, K, *out)."""
+
+    def __init__(self, nd, x_shape, w_shape, stride, padding, dilation, groups, *, input_name="input",
+                 weight_name="weight"):
+        self.nd = nd
+        self.groups = U.as_int(groups, "groups", 1)
+        self.stride = U.ntuple(stride, nd, "stride", 1)
+        self.dilation = U.ntuple(dilation, nd, "dilation", 1)
+        if any(s == 0 for s in w_shape):
+            raise ValueError(f"{weight_name}: sizes must be positive, got shape {tuple(w_shape)}")
+        if any(s == 0 for s in x_shape[1:]):
+            raise ValueError(f"{input_name}: channel and spatial sizes must be positive, got shape {tuple(x_shape)}")
+        K, Cg = w_shape[:2]
+        C = x_shape[1]
+        g = self.groups
+        if K % g:
+            raise ValueError(f"{weight_name}: out_channels (dim 0 = {K}) must be divisible by groups ({g})")
+        if C != Cg * g:
+            raise ValueError(f"{input_name}: expected {Cg * g} channels ({weight_name}.shape[1] = {Cg} times groups = {g}),"
+                             f" got {C} (shape {tuple(x_shape)})")
+        kernel = tuple(w_shape[2:])
+        if isinstance(padding, str):
+            U.check_choice(padding, ("same", "valid"), "padding")
+            if padding == "valid":
+                self.pads = [(0, 0)] * nd
+            else:
+                if any(s != 1 for s in self.stride):
+                    raise ValueError("padding: 'same' is not supported for strided convolutions")
+                total = [d * (k - 1) for d, k in zip(self.dilation, kernel)]
+                self.pads = [(t // 2, t - t // 2) for t in total]  # the odd extra on the right, like torch
+        else:
+            self.pads = [(p, p) for p in U.ntuple(padding, nd, "padding", 0)]
+        self.out = tuple(U.out_size(n, k, s, lo, hi, d)
+                         for n, k, s, (lo, hi), d in zip(x_shape[2:], kernel, self.stride, self.pads, self.dilation))
+        if any(o <= 0 for o in self.out):
+            raise ValueError(f"{input_name}: spatial size ({_LETTERS[nd]}) {tuple(x_shape[2:])} padded by "
+                             f"{[lo + hi for lo, hi in self.pads]} is smaller than the dilated kernel "
+                             f"{tuple(d * (k - 1) + 1 for d, k in zip(self.dilation, kernel))}: the output would be empty")
+        self.x_shape = tuple(x_shape)
+        self.w_shape = tuple(w_shape)
+        self.y_shape = (x_shape[0], K) + self.out
+
+    def native(self):
+        """(stride, padding, dilation, groups) as the 3-d native kernels take them (leading pads)."""
+        return (_pad3(self.stride, self.nd, 1), _pad3([lo for lo, _ in self.pads], self.nd, 0),
+                _pad3(self.dilation, self.nd, 1), self.groups)
+
+    def symmetric_padding(self):
+        return all(lo == hi for lo, hi in self.pads)
+
+
+def _inputs(nd, input, weight, bias):
+    x = U.as_float(input, "input")
+    w = U.as_float(weight, "weight", like=x)
+    b = U.as_float_opt(bias, "bias", like=x)
+    U.check_ndim(x, (nd + 1, nd + 2), "input", f"(C, {_LETTERS[nd]}) or (N, C, {_LETTERS[nd]})")
+    U.check_ndim(w, nd + 2, "weight")
+    unbatched = x.ndim == nd + 1
+    if unbatched:
+        x = x[None]
+    return x, w, b, unbatched
+
+
+def _check_bias(b, channels):
+    if b is not None:
+        U.check_ndim(b, 1, "bias")
+        if b.shape[0] != channels:
+            raise ValueError(f"bias: expected shape ({channels},), got {b.shape}")
+
+
+def _grad_output(grad_output, like, shape, unbatched):
+    dy = U.as_float(grad_output, "grad_output", like=like)
+    if unbatched:
+        U.check_ndim(dy, len(shape) - 1, "grad_output")
+        dy = dy[None]
+    U.check_shape(dy, shape, "grad_output")
+    return dy
+
+
+def _forward(geom, x, w, b, direct=False):
+    y = U.empty(geom.y_shape, x.dtype)
+    if y.size == 0:
+        return y
+    _C.conv_forward(_as5d(x, geom.nd), _as5d(w, geom.nd), b, _as5d(y, geom.nd), *geom.native(), bool(direct))
+    return y
+
+
+def _grad_input(geom, dy, w, dtype):
+    dx = U.empty(geom.x_shape, dtype, "grad_input")
+    if dx.size == 0:
+        return dx
+    _C.conv_backward_data(_as5d(dy, geom.nd), _as5d(w, geom.nd), _as5d(dx, geom.nd), *geom.native())
+    return dx
+
+
+def _grad_weight(geom, x, dy, dtype, with_bias):
+    dw = U.empty(geom.w_shape, dtype, "grad_weight")
+    db = U.empty((geom.w_shape[0],), dtype, "grad_bias") if with_bias else None
+    _C.conv_backward_weight(_as5d(x, geom.nd), _as5d(dy, geom.nd), _as5d(dw, geom.nd), db, *geom.native())
+    return dw, db
+
+
+def _use_depthwise(geom, x, w, algo):
+    return (algo == "auto" and geom.nd == 2 and geom.groups > 1 and geom.groups == x.shape[1] and w.shape[1] == 1
+            and geom.symmetric_padding() and hasattr(_depthwise, "depthwise_conv2d"))
+
+
+def _prefer_direct(geom):
+    """algo='auto': the direct kernel beats im2col + GEMM (measured on AVX2) for unit-stride rows
+    at least 16 outputs wide with a short reduction (few input channels per group); pointwise
+    convolutions are a plain GEMM."""
+    kvol = 1
+    for k in geom.w_shape[2:]:
+        kvol *= k
+    return (geom.nd == 2 and geom.stride[-1] == 1 and kvol > 1 and geom.out[-1] >= 16
+            and geom.w_shape[1] * kvol <= 600 and geom.w_shape[0] // geom.groups >= 4)
+
+
+# ----------------------------------------------------------------------------- convolution
+def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algo="im2col"):
+    x, w, b, unbatched = _inputs(nd, input, weight, bias)
+    U.check_choice(algo, _ALGOS, "algo")
+    geom = _Geom(nd, x.shape, w.shape, stride, padding, dilation, groups)
+    _check_bias(b, w.shape[0])
+    if _use_depthwise(geom, x, w, algo):
+        y = _depthwise.depthwise_conv2d(x, w, b, geom.stride, tuple(lo for lo, _ in geom.pads), geom.dilation)
+    else:
+        y = _forward(geom, x, w, b, direct=(algo == "direct" or (algo == "auto" and _prefer_direct(geom))))
+    return y[0] if unbatched else y
+
+
+def _conv_backward(nd, grad_output, input, weight, bias, stride, padding, dilation, groups, algo="im2col"):
+    x, w, b, unbatched = _inputs(nd, input, weight, bias)
+    U.check_choice(algo, _ALGOS, "algo")
+    geom = _Geom(nd, x.shape, w.shape, stride, padding, dilation, groups)
+    _check_bias(b, w.shape[0])
+    dy = _grad_output(grad_output, x, geom.y_shape, unbatched)
+    if _use_depthwise(geom, x, w, algo) and hasattr(_depthwise, "depthwise_conv2d_backward"):
+        dx, dw, db = _depthwise.depthwise_conv2d_backward(dy, x, w, b, geom.stride, tuple(lo for lo, _ in geom.pads),
+                                                          geom.dilation)
+    else:
+        dx = _grad_input(geom, dy, w, x.dtype)
+        dw, db = _grad_weight(geom, x, dy, x.dtype, b is not None)
+    return (dx[0] if unbatched else dx), dw, db
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """torch.nn.functional.conv1d: input (N, C, W) or (C, W), weight (K, C/groups, S)."""
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
+    """torch.nn.functional.conv2d: input (N, C, H, W) or (C, H, W), weight (K, C/groups, R, S).
+
+    padding: int, pair, 'valid' or 'same' (stride 1 only; an odd total pad puts the extra
+    on the right/bottom like torch). algo: 'im2col' (im2col + GEMM), 'direct' (direct
+    kernel vectorized over the output width) or 'auto' (the depthwise kernel for depthwise
+    convolutions, the direct kernel for unit-stride wide rows with few channels per group,
+    im2col + GEMM otherwise). The backward always uses the im2col kernels."""
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups, algo)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """torch.nn.functional.conv3d: input (N, C, D, H, W) or (C, D, H, W), weight (K, C/groups, T, R, S)."""
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """(grad_input, grad_weight, grad_bias or None) of conv1d."""
+    return _conv_backward(1, grad_output, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
+    """(grad_input, grad_weight, grad_bias or None) of conv2d (algo 'direct' uses the im2col kernels)."""
+    return _conv_backward(2, grad_output, input, weight, bias, stride, padding, dilation, groups, algo)
+
+
+def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """(grad_input, grad_weight, grad_bias or None) of conv3d."""
+    return _conv_backward(3, grad_output, input, weight, bias, stride, padding, dilation, groups)
+
+
+# ----------------------------------------------------------------------------- torch.nn.grad style
+def _size(v, nd, name):
+    if not isinstance(v, (tuple, list)) and not (isinstance(v, np.ndarray) and v.ndim == 1):
+        raise TypeError(f"{name}: expected a sequence of {nd + 2} ints, got {type(v).__name__}")
+    if len(v) != nd + 2:
+        raise ValueError(f"{name}: expected {nd + 2} sizes, got {tuple(v)}")
+    return tuple(U.as_int(e, name, 0) for e in v)
+
+
+def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, groups):
+    w = U.as_float(weight, "weight")
+    dy = U.as_float(grad_output, "grad_output", like=w)
+    U.check_ndim(w, nd + 2, "weight")
+    U.check_ndim(dy, nd + 2, "grad_output")
+    x_shape = _size(input_size, nd, "input_size")
+    geom = _Geom(nd, x_shape, w.shape, stride, padding, dilation, groups, input_name="input_size")
+    U.check_shape(dy, geom.y_shape, "grad_output")
+    return _grad_input(geom, dy, w, w.dtype)
+
+
+def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation, groups):
+    x = U.as_float(input, "input")
+    dy = U.as_float(grad_output, "grad_output", like=x)
+    U.check_ndim(x, nd + 2, "input")
+    U.check_ndim(dy, nd + 2, "grad_output")
+    w_shape = _size(weight_size, nd, "weight_size")
+    geom = _Geom(nd, x.shape, w_shape, stride, padding, dilation, groups, weight_name="weight_size")
+    U.check_shape(dy, geom.y_shape, "grad_output")
+    return _grad_weight(geom, x, dy, x.dtype, False)[0]
+
+
+def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """torch.nn.grad.conv1d_input: gradient of conv1d w.r.t. an input of shape input_size."""
+    return _conv_input(1, input_size, weight, grad_output, stride, padding, dilation, groups)
+
+
+def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """torch.nn.grad.conv2d_input: gradient of conv2d w.r.t. an input of shape input_size."""
+    return _conv_input(2, input_size, weight, grad_output, stride, padding, dilation, groups)
+
+
+def conv3d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """torch.nn.grad.conv3d_input: gradient of conv3d w.r.t. an input of shape input_size."""
+    return _conv_input(3, input_size, weight, grad_output, stride, padding, dilation, groups)
+
+
+def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """torch.nn.grad.conv1d_weight: gradient of conv1d w.r.t. a weight of shape weight_size."""
+    return _conv_weight(1, input, weight_size, grad_output, stride, padding, dilation, groups)
+
+
+def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """torch.nn.grad.conv2d_weight: gradient of conv2d w.r.t. a weight of shape weight_size."""
+    return _conv_weight(2, input, weight_size, grad_output, stride, padding, dilation, groups)
+
+
+def conv3d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """torch.nn.grad.conv3d_weight: gradient of conv3d w.r.t. a weight of shape weight_size."""
+    return _conv_weight(3, input, weight_size, grad_output, stride, padding, dilation, groups)
+
+
+# ----------------------------------------------------------------------------- transposed convolution
+class _TGeom:
+    """A transposed convolution x (N, Cin, *in) * w (Cin, Cout/groups, *kernel) -> y (N, Cout, *out),
+    seen as the convolution y -> x: ``conv`` is that convolution's geometry."""
+
+    def __init__(self, nd, x, w, stride, padding, output_padding, groups, dilation):
+        g = U.as_int(groups, "groups", 1)
+        stride = U.ntuple(stride, nd, "stride", 1)
+        padding = U.ntuple(padding, nd, "padding", 0)
+        output_padding = U.ntuple(output_padding, nd, "output_padding", 0)
+        dilation = U.ntuple(dilation, nd, "dilation", 1)
+        if 0 in w.shape:
+            raise ValueError(f"weight: sizes must be positive, got shape {w.shape}")
+        if 0 in x.shape[1:]:
+            raise ValueError(f"input: channel and spatial sizes must be positive, got shape {x.shape}")
+        Cin = x.shape[1]
+        if w.shape[0] != Cin:
+            raise ValueError(f"weight: dim 0 must equal the input channels ({Cin}), got shape {w.shape}")
+        if Cin % g:
+            raise ValueError(f"groups: input channels ({Cin}) must be divisible by groups ({g})")
+        for op, s, d in zip(output_padding, stride, dilation):
+            if op >= s and op >= d:
+                raise ValueError(f"output_padding: must be smaller than either stride or dilation, got "
+                                 f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
+        out = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1
+                    for n, s, p, d, k, op in zip(x.shape[2:], stride, padding, dilation, w.shape[2:], output_padding))
+        if any(o <= 0 for o in out):
+            raise ValueError(f"input: spatial size {tuple(x.shape[2:])} with padding {padding} gives an empty "
+                             f"output {out}")
+        self.nd = nd
+        self.y_shape = (x.shape[0], w.shape[1] * g) + out
+        # the convolution y -> x (its input is our output); its output size is ours as given, not
+        # recomputed, since output_padding >= stride (allowed when < dilation) can break the formula
+        self.conv = _Geom.__new__(_Geom)
+        self.conv.nd, self.conv.groups, self.conv.stride, self.conv.dilation = nd, g, stride, dilation
+        self.conv.pads = [(p, p) for p in padding]
+        self.conv.x_shape, self.conv.w_shape, self.conv.y_shape = self.y_shape, tuple(w.shape), tuple(x.shape)
+        self.conv.out = tuple(x.shape[2:])
+
+
+def _tinputs(nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    x, w, b, unbatched = _inputs(nd, input, weight, bias)
+    geom = _TGeom(nd, x, w, stride, padding, output_padding, groups, dilation)
+    _check_bias(b, geom.y_shape[1])
+    return x, w, b, unbatched, geom
+
+
+def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    x, w, b, unbatched, geom = _tinputs(nd, input, weight, bias, stride, padding, output_padding, groups, dilation)
+    y = _grad_input(geom.conv, x, w, x.dtype)
+    if b is not None:
+        y += b.reshape((1, -1) + (1,) * nd)
+    return y[0] if unbatched else y
+
+
+def _conv_transpose_backward(nd, grad_output, input, weight, bias, stride, padding, output_padding, groups,
+                             dilation):
+    x, w, b, unbatched, geom = _tinputs(nd, input, weight, bias, stride, padding, output_padding, groups, dilation)
+    dy = _grad_output(grad_output, x, geom.y_shape, unbatched)
+    dx = _forward(geom.conv, dy, w, None)
+    dw, _ = _grad_weight(geom.conv, dy, x, x.dtype, False)
+    db = None if b is None else dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=(0, 2), dtype=x.dtype)
+    return (dx[0] if unbatched else dx), dw, db
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch.nn.functional.conv_transpose1d: input (N, Cin, W), weight (Cin, Cout/groups, S)."""
+    return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch.nn.functional.conv_transpose2d: input (N, Cin, H, W), weight (Cin, Cout/groups, R, S)."""
+    return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch.nn.functional.conv_transpose3d: input (N, Cin, D, H, W), weight (Cin, Cout/groups, T, R, S)."""
+    return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                              dilation=1):
+    """(grad_input, grad_weight, grad_bias or None) of conv_transpose1d."""
+    return _conv_transpose_backward(1, grad_output, input, weight, bias, stride, padding, output_padding, groups,
+                                    dilation)
+
+
+def conv_transpose2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                              dilation=1):
+    """(grad_input, grad_weight, grad_bias or None) of conv_transpose2d."""
+    return _conv_transpose_backward(2, grad_output, input, weight, bias, stride, padding, output_padding, groups,
+                                    dilation)
+
+
+def conv_transpose3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                              dilation=1):
+    """(grad_input, grad_weight, grad_bias or None) of conv_transpose3d."""
+    return _conv_transpose_backward(3, grad_output, input, weight, bias, stride, padding, output_padding, groups,
+                                    dilation)

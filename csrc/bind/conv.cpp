@@ -1,0 +1,118 @@
+#include <pybind11/stl.h>
+
+#include <array>
+
+#include "bind/common.h"
+#include "ops/conv.h"
+
+namespace ck {
+namespace {
+
+using I3 = std::array<int64_t, 3>;
+
+// Params from x (N, C, D, H, W), w (K, C/G, T, R, S), y (N, K, O, P, Q) shapes (all 5-d).
+// Any output size >= 1 is accepted: kernels only touch in-bounds input positions.
+ConvParams make_params(const Arr& x, const Arr& w, const Arr& y, const char* xn, const char* wn, const char* yn,
+                       const I3& stride, const I3& pad, const I3& dil, int64_t groups) {
+  CK_CHECK(x.ndim() == 5, xn, "must be 5-d (N, C, D, H, W)");
+  CK_CHECK(w.ndim() == 5, wn, "must be 5-d (K, C/groups, T, R, S)");
+  CK_CHECK(y.ndim() == 5, yn, "must be 5-d (N, K, O, P, Q)");
+  CK_CHECK(groups >= 1, "groups", "must be >= 1");
+  for (int i = 0; i < 3; ++i) {
+    CK_CHECK(stride[i] >= 1, "stride", "must be >= 1");
+    CK_CHECK(dil[i] >= 1, "dilation", "must be >= 1");
+    CK_CHECK(pad[i] >= 0, "padding", "must be >= 0");
+  }
+  ConvParams p;
+  p.N = x.dim(0); p.C = x.dim(1); p.D = x.dim(2); p.H = x.dim(3); p.W = x.dim(4);
+  p.K = w.dim(0); p.T = w.dim(2); p.R = w.dim(3); p.S = w.dim(4);
+  p.O = y.dim(2); p.P = y.dim(3); p.Q = y.dim(4);
+  p.G = groups;
+  for (int i = 0; i < 3; ++i) {
+    p.stride[i] = stride[i];
+    p.pad[i] = pad[i];
+    p.dilation[i] = dil[i];
+  }
+  for (int i = 1; i < 5; ++i) {
+    CK_CHECK(x.dim(i) >= 1, xn, "sizes must be >= 1");
+    CK_CHECK(w.dim(i) >= 1, wn, "sizes must be >= 1");
+    CK_CHECK(y.dim(i) >= 1, yn, "sizes must be >= 1");
+  }
+  CK_CHECK(w.dim(0) >= 1, wn, "sizes must be >= 1");
+  CK_CHECK(p.C % groups == 0 && w.dim(1) * groups == p.C, wn, "dim 1 times groups must equal the input channels");
+  CK_CHECK(p.K % groups == 0, wn, "output channels must be divisible by groups");
+  CK_CHECK(y.dim(0) == p.N && y.dim(1) == p.K, yn, "must have shape (N, K, ...) matching input and weight");
+  return p;
+}
+
+}  // namespace
+
+CK_BIND(conv) {
+  // conv_forward(x, w, b, y, stride, padding, dilation, groups, direct): y = conv(x, w) + b.
+  m.def(
+      "conv_forward",
+      [](py::object x_, py::object w_, py::object b_, py::object y_, I3 stride, I3 pad, I3 dil, int64_t groups,
+         bool direct) {
+        Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
+        check_float(x, "input");
+        check_same_dtype(w, x, "weight");
+        check_same_dtype(y, x, "output");
+        ConvParams p = make_params(x, w, y, "input", "weight", "output", stride, pad, dil, groups);
+        if (b.data) {
+          check_same_dtype(b, x, "bias");
+          check_size(b, p.K, "bias");
+        }
+        py::gil_scoped_release nogil;
+        dispatch_float(x, "input", [&](auto t) {
+          using T = decltype(t);
+          auto* fn = direct ? conv_direct_fwd_stub.get<T>() : conv_fwd_stub.get<T>();
+          fn(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>());
+        });
+      },
+      py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("stride"),
+      py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("direct") = false);
+
+  // conv_backward_data(dy, w, dx, ...): dx = conv^T(dy) (overwritten); dx is the conv input.
+  m.def(
+      "conv_backward_data",
+      [](py::object dy_, py::object w_, py::object dx_, I3 stride, I3 pad, I3 dil, int64_t groups) {
+        Arr dy = arr(dy_, "grad_output"), w = arr(w_, "weight"), dx = arr(dx_, "grad_input", true);
+        check_float(dy, "grad_output");
+        check_same_dtype(w, dy, "weight");
+        check_same_dtype(dx, dy, "grad_input");
+        ConvParams p = make_params(dx, w, dy, "grad_input", "weight", "grad_output", stride, pad, dil, groups);
+        py::gil_scoped_release nogil;
+        dispatch_float(dy, "grad_output", [&](auto t) {
+          using T = decltype(t);
+          conv_bwd_data_stub.get<T>()(p, dy.ptr<T>(), w.ptr<T>(), dx.ptr<T>());
+        });
+      },
+      py::arg("grad_output"), py::arg("weight"), py::arg("grad_input"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"));
+
+  // conv_backward_weight(x, dy, dw, db, ...): dw (and db unless None) overwritten.
+  m.def(
+      "conv_backward_weight",
+      [](py::object x_, py::object dy_, py::object dw_, py::object db_, I3 stride, I3 pad, I3 dil, int64_t groups) {
+        Arr x = arr(x_, "input"), dy = arr(dy_, "grad_output"), dw = arr(dw_, "grad_weight", true);
+        Arr db;
+        if (!db_.is_none()) db = arr(db_, "grad_bias", true);
+        check_float(x, "input");
+        check_same_dtype(dy, x, "grad_output");
+        check_same_dtype(dw, x, "grad_weight");
+        ConvParams p = make_params(x, dw, dy, "input", "grad_weight", "grad_output", stride, pad, dil, groups);
+        if (db.data) {
+          check_same_dtype(db, x, "grad_bias");
+          check_size(db, p.K, "grad_bias");
+        }
+        py::gil_scoped_release nogil;
+        dispatch_float(x, "input", [&](auto t) {
+          using T = decltype(t);
+          conv_bwd_weight_stub.get<T>()(p, x.ptr<T>(), dy.ptr<T>(), dw.ptr<T>(), db.data ? db.ptr<T>() : nullptr);
+        });
+      },
+      py::arg("input"), py::arg("grad_output"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("stride"),
+      py::arg("padding"), py::arg("dilation"), py::arg("groups"));
+}
+
+}  // namespace ck

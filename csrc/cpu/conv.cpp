@@ -1,0 +1,285 @@
+// Convolution by im2col + GEMM: forward, backward-data (col2im) and backward-weight.
+// N-d: 1-d and 2-d convolutions arrive as 3-d ones with unit leading dims (see ops/conv.h).
+#include "cpu/common.h"
+
+#include "ops/conv.h"
+
+namespace ck {
+namespace CK_ISA_NS {
+namespace {
+
+// Output positions i in [lo, hi) of a length-n output whose input index i*stride + off lies in
+// [0, size).
+inline void valid_range(int64_t n, int64_t stride, int64_t off, int64_t size, int64_t& lo, int64_t& hi) {
+  lo = off >= 0 ? 0 : ceil_div(-off, stride);
+  hi = size - off <= 0 ? 0 : ceil_div(size - off, stride);
+  hi = imin(hi, n);
+  lo = imin(lo, hi);
+}
+
+inline bool is_pointwise(const ConvParams& p) {
+  return p.T == 1 && p.R == 1 && p.S == 1 && p.stride[0] == 1 && p.stride[1] == 1 && p.stride[2] == 1 &&
+         p.pad[0] == 0 && p.pad[1] == 0 && p.pad[2] == 0 && p.O == p.D && p.P == p.H && p.Q == p.W;
+}
+
+// Work (elements) below which a loop stays single-threaded.
+constexpr int64_t kParallelGrain = 1 << 15;
+
+// col (Cg*T*R*S x O*P*Q) from the Cg channels of one image starting at x.
+template <class T>
+void im2col(const ConvParams& p, const T* x, int64_t Cg, T* col, bool parallel) {
+  const int64_t TRS = p.kernel_volume(), RS = p.R * p.S, OPQ = p.out_plane(), HW = p.H * p.W;
+  const int64_t DHW = p.in_plane(), PQ = p.P * p.Q;
+  const int64_t rows = Cg * TRS;
+  const int64_t sd = p.stride[0], sh = p.stride[1], sw = p.stride[2];
+  const bool par = parallel && max_threads() > 1 && rows * OPQ > kParallelGrain && rows > 1;
+  (void)par;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t c = row / TRS, rem = row % TRS;
+    const int64_t t = rem / RS, r = (rem / p.S) % p.R, s = rem % p.S;
+    const T* xc = x + c * DHW;
+    T* dst = col + row * OPQ;
+    int64_t o0, o1, p0, p1, q0, q1;
+    const int64_t offd = t * p.dilation[0] - p.pad[0];
+    const int64_t offh = r * p.dilation[1] - p.pad[1];
+    const int64_t offw = s * p.dilation[2] - p.pad[2];
+    valid_range(p.O, sd, offd, p.D, o0, o1);
+    valid_range(p.P, sh, offh, p.H, p0, p1);
+    valid_range(p.Q, sw, offw, p.W, q0, q1);
+    std::memset(dst, 0, sizeof(T) * size_t(o0 * PQ));
+    for (int64_t o = o0; o < o1; ++o) {
+      const T* xd = xc + (o * sd + offd) * HW;
+      T* dd = dst + o * PQ;
+      std::memset(dd, 0, sizeof(T) * size_t(p0 * p.Q));
+      for (int64_t pp = p0; pp < p1; ++pp) {
+        const T* xh = xd + (pp * sh + offh) * p.W + offw;
+        T* dh = dd + pp * p.Q;
+        for (int64_t q = 0; q < q0; ++q) dh[q] = T(0);
+        if (sw == 1) {
+          std::memcpy(dh + q0, xh + q0, sizeof(T) * size_t(q1 - q0));
+        } else {
+          for (int64_t q = q0; q < q1; ++q) dh[q] = xh[q * sw];
+        }
+        for (int64_t q = q1; q < p.Q; ++q) dh[q] = T(0);
+      }
+      std::memset(dd + p1 * p.Q, 0, sizeof(T) * size_t((p.P - p1) * p.Q));
+    }
+    std::memset(dst + o1 * PQ, 0, sizeof(T) * size_t((p.O - o1) * PQ));
+  }
+}
+
+// x (Cg channels of one image) += col2im(col). Parallel over channels (each owns its plane).
+template <class T>
+void col2im_add(const ConvParams& p, const T* col, int64_t Cg, T* x, bool parallel) {
+  const int64_t TRS = p.kernel_volume(), OPQ = p.out_plane(), HW = p.H * p.W;
+  const int64_t DHW = p.in_plane(), PQ = p.P * p.Q;
+  const int64_t sd = p.stride[0], sh = p.stride[1], sw = p.stride[2];
+  const bool par = parallel && max_threads() > 1 && Cg * TRS * OPQ > kParallelGrain && Cg > 1;
+  (void)par;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t c = 0; c < Cg; ++c) {
+    T* xc = x + c * DHW;
+    for (int64_t t = 0; t < p.T; ++t)
+      for (int64_t r = 0; r < p.R; ++r)
+        for (int64_t s = 0; s < p.S; ++s) {
+          const T* src = col + ((c * p.T + t) * p.R * p.S + r * p.S + s) * OPQ;
+          int64_t o0, o1, p0, p1, q0, q1;
+          const int64_t offd = t * p.dilation[0] - p.pad[0];
+          const int64_t offh = r * p.dilation[1] - p.pad[1];
+          const int64_t offw = s * p.dilation[2] - p.pad[2];
+          valid_range(p.O, sd, offd, p.D, o0, o1);
+          valid_range(p.P, sh, offh, p.H, p0, p1);
+          valid_range(p.Q, sw, offw, p.W, q0, q1);
+          for (int64_t o = o0; o < o1; ++o) {
+            T* xd = xc + (o * sd + offd) * HW;
+            for (int64_t pp = p0; pp < p1; ++pp) {
+              T* xh = xd + (pp * sh + offh) * p.W + offw;
+              const T* sh_ = src + o * PQ + pp * p.Q;
+              if (sw == 1) {
+#pragma omp simd
+                for (int64_t q = q0; q < q1; ++q) xh[q] += sh_[q];
+              } else {
+                for (int64_t q = q0; q < q1; ++q) xh[q * sw] += sh_[q];
+              }
+            }
+          }
+        }
+  }
+}
+
+template <class T>
+void add_bias(const T* b, int64_t K, int64_t plane, T* y) {
+  for (int64_t k = 0; k < K; ++k) {
+    const T bk = b[k];
+    T* yk = y + k * plane;
+#pragma omp simd
+    for (int64_t i = 0; i < plane; ++i) yk[i] += bk;
+  }
+}
+
+// ---------------------------------------------------------------- forward
+template <class T>
+void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y) {
+  const int64_t N = p.N, C = p.C, K = p.K, G = p.G, Cg = p.Cg(), Kg = p.Kg();
+  const int64_t TRS = p.kernel_volume(), OPQ = p.out_plane(), DHW = p.in_plane();
+  const int64_t CRS = Cg * TRS;
+  const bool pw = is_pointwise(p);
+  const int64_t colsz = pw ? 0 : CRS * OPQ;
+  const int nt = max_threads();
+  const bool batch_par = nt > 1 && N >= nt;
+  static thread_local Buffer scratch;
+  T* cols = scratch.get<T>(colsz * (batch_par ? nt : 1));
+
+  auto image = [&](int64_t n, T* col, bool par) {
+    const T* xn = x + n * C * DHW;
+    T* yn = y + n * K * OPQ;
+    for (int64_t g = 0; g < G; ++g) {
+      const T* B = xn + g * Cg * DHW;
+      if (!pw) {
+        im2col(p, B, Cg, col, par);
+        B = col;
+      }
+      gemm<T>(Kg, OPQ, CRS, T(1), w + g * Kg * CRS, CRS, 1, B, OPQ, 1, T(0), yn + g * Kg * OPQ, OPQ, 1);
+    }
+    if (b) add_bias(b, K, OPQ, yn);
+  };
+
+  if (batch_par) {
+#pragma omp parallel num_threads(nt)
+    {
+      T* col = cols + colsz * thread_id();
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < N; ++n) image(n, col, false);
+    }
+  } else {
+    for (int64_t n = 0; n < N; ++n) image(n, cols, true);
+  }
+}
+
+// ---------------------------------------------------------------- backward data
+template <class T>
+void conv_bwd_data_impl(const ConvParams& p, const T* dy, const T* w, T* dx) {
+  const int64_t N = p.N, C = p.C, K = p.K, G = p.G, Cg = p.Cg(), Kg = p.Kg();
+  const int64_t TRS = p.kernel_volume(), OPQ = p.out_plane(), DHW = p.in_plane();
+  const int64_t CRS = Cg * TRS;
+  const bool pw = is_pointwise(p);
+  const int64_t colsz = pw ? 0 : CRS * OPQ;
+  const int nt = max_threads();
+  const bool batch_par = nt > 1 && N >= nt;
+  static thread_local Buffer scratch;
+  T* cols = scratch.get<T>(colsz * (batch_par ? nt : 1));
+
+  auto image = [&](int64_t n, T* col, bool par) {
+    const T* dyn = dy + n * K * OPQ;
+    T* dxn = dx + n * C * DHW;
+    if (!pw) std::memset(dxn, 0, sizeof(T) * size_t(C * DHW));
+    for (int64_t g = 0; g < G; ++g) {
+      const T* wg = w + g * Kg * CRS;  // W_g^T: (CRS x Kg), row stride 1, column stride CRS
+      const T* dyg = dyn + g * Kg * OPQ;
+      if (pw) {
+        gemm<T>(Cg, OPQ, Kg, T(1), wg, 1, CRS, dyg, OPQ, 1, T(0), dxn + g * Cg * DHW, DHW, 1);
+      } else {
+        gemm<T>(CRS, OPQ, Kg, T(1), wg, 1, CRS, dyg, OPQ, 1, T(0), col, OPQ, 1);
+        col2im_add(p, col, Cg, dxn + g * Cg * DHW, par);
+      }
+    }
+  };
+
+  if (batch_par) {
+#pragma omp parallel num_threads(nt)
+    {
+      T* col = cols + colsz * thread_id();
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < N; ++n) image(n, col, false);
+    }
+  } else {
+    for (int64_t n = 0; n < N; ++n) image(n, cols, true);
+  }
+}
+
+// ---------------------------------------------------------------- backward weight
+template <class T>
+void conv_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* dw, T* db) {
+  const int64_t N = p.N, C = p.C, K = p.K, G = p.G, Cg = p.Cg(), Kg = p.Kg();
+  const int64_t TRS = p.kernel_volume(), OPQ = p.out_plane(), DHW = p.in_plane();
+  const int64_t CRS = Cg * TRS;
+  const int64_t wsz = K * CRS;
+  const bool pw = is_pointwise(p);
+  const int64_t colsz = pw ? 0 : CRS * OPQ;
+  const int nt = max_threads();
+  const bool batch_par = nt > 1 && N >= nt;
+  const int nparts = batch_par ? nt : 1;
+  static thread_local Buffer scratch;
+  // [nparts col buffers][nparts partial dW (only when batch_par)]
+  T* cols = scratch.get<T>(colsz * nparts + (batch_par ? wsz * nparts : 0));
+  T* partial = cols + colsz * nparts;
+
+  // acc (K x CRS) (+)= dy_n @ col(x_n)^T
+  auto image = [&](int64_t n, T* col, T* acc, bool first, bool par) {
+    const T* xn = x + n * C * DHW;
+    const T* dyn = dy + n * K * OPQ;
+    for (int64_t g = 0; g < G; ++g) {
+      const T* B = xn + g * Cg * DHW;
+      if (!pw) {
+        im2col(p, B, Cg, col, par);
+        B = col;
+      }
+      gemm<T>(Kg, CRS, OPQ, T(1), dyn + g * Kg * OPQ, OPQ, 1, B, 1, OPQ, first ? T(0) : T(1),
+              acc + g * Kg * CRS, CRS, 1);
+    }
+  };
+
+  if (N == 0) {
+    std::memset(dw, 0, sizeof(T) * size_t(wsz));
+  } else if (batch_par) {
+#pragma omp parallel num_threads(nt)
+    {
+      const int tid = thread_id();
+      int nthr = 1;
+#ifdef _OPENMP
+      nthr = omp_get_num_threads();
+#endif
+      T* col = cols + colsz * tid;
+      T* acc = partial + wsz * tid;
+      const int64_t n0 = N * tid / nthr, n1 = N * (tid + 1) / nthr;
+      for (int64_t n = n0; n < n1; ++n) image(n, col, acc, n == n0, false);
+      if (n1 == n0) std::memset(acc, 0, sizeof(T) * size_t(wsz));
+#pragma omp barrier
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < wsz; ++i) {
+        T s = partial[i];
+        for (int j = 1; j < nthr; ++j) s += partial[int64_t(j) * wsz + i];
+        dw[i] = s;
+      }
+    }
+  } else {
+    for (int64_t n = 0; n < N; ++n) image(n, cols, dw, n == 0, true);
+  }
+
+  if (db) {
+    const bool par = max_threads() > 1 && N * K * OPQ > kParallelGrain;
+    (void)par;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t k = 0; k < K; ++k) {
+      T s = T(0);
+      for (int64_t n = 0; n < N; ++n) {
+        const T* d = dy + (n * K + k) * OPQ;
+        T part = T(0);
+#pragma omp simd reduction(+ : part)
+        for (int64_t i = 0; i < OPQ; ++i) part += d[i];
+        s += part;
+      }
+      db[k] = s;
+    }
+  }
+}
+
+}  // namespace
+
+CK_REGISTER(conv_fwd_stub, conv_fwd_impl);
+CK_REGISTER(conv_bwd_data_stub, conv_bwd_data_impl);
+CK_REGISTER(conv_bwd_weight_stub, conv_bwd_weight_impl);
+
+}  // namespace CK_ISA_NS
+}  // namespace ck

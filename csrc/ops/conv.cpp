@@ -1,0 +1,8 @@
+#include "ops/conv.h"
+
+namespace ck {
+CK_DEFINE_STUB(conv_fwd_stub, conv_fwd_sig);
+CK_DEFINE_STUB(conv_direct_fwd_stub, conv_direct_fwd_sig);
+CK_DEFINE_STUB(conv_bwd_data_stub, conv_bwd_data_sig);
+CK_DEFINE_STUB(conv_bwd_weight_stub, conv_bwd_weight_sig);
+}  // namespace ck

@@ -1,0 +1,31 @@
+// Convolution family (N-d, NCHW; 1-d and 2-d are 3-d with unit leading spatial dims).
+//
+// Layouts: x (N, C, D, H, W), w (K, C/G, T, R, S), y (N, K, O, P, Q), all C-contiguous.
+// p.pad holds the LEADING pad per spatial dim; the output sizes O,P,Q are taken as given
+// (so asymmetric 'same' padding and transposed-convolution output_padding need no extra
+// parameter). Input positions outside [0, D) x [0, H) x [0, W) count as zeros.
+#pragma once
+#include <cstdint>
+
+#include "core/dispatch.h"
+#include "core/params.h"
+
+namespace ck {
+// y = conv(x, w) + b (b may be null). im2col + GEMM (1x1/stride 1/pad 0: GEMM on x directly).
+template <class T>
+using conv_fwd_sig = void(const ConvParams& p, const T* x, const T* w, const T* b, T* y);
+// Same result, direct (no im2col) kernel vectorized over the output width.
+template <class T>
+using conv_direct_fwd_sig = void(const ConvParams& p, const T* x, const T* w, const T* b, T* y);
+// dx = d(conv)/dx applied to dy (overwrites dx). Also the forward of a transposed convolution.
+template <class T>
+using conv_bwd_data_sig = void(const ConvParams& p, const T* dy, const T* w, T* dx);
+// dw = sum_n dy_n (x) col(x_n) (overwrites dw); db = sum of dy over N and space if db != null.
+template <class T>
+using conv_bwd_weight_sig = void(const ConvParams& p, const T* x, const T* dy, T* dw, T* db);
+
+CK_DECLARE_STUB(conv_fwd_stub, conv_fwd_sig);
+CK_DECLARE_STUB(conv_direct_fwd_stub, conv_direct_fwd_sig);
+CK_DECLARE_STUB(conv_bwd_data_stub, conv_bwd_data_sig);
+CK_DECLARE_STUB(conv_bwd_weight_stub, conv_bwd_weight_sig);
+}  // namespace ck

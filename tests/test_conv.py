@@ -1,0 +1,365 @@
+"""Convolution family: conv1d/2d/3d, conv_transpose1d/2d/3d, their backward functions and the
+torch.nn.grad-style conv*d_input / conv*d_weight, native vs the NumPy reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import convkern.functional as F
+import convkern.reference as R
+from convkern.gradcheck import check_op
+from check import assert_close, check_against_reference
+
+DTYPES = [np.float32, np.float64]
+
+
+def _prod(t):
+    r = 1
+    for v in t:
+        r *= v
+    return r
+
+
+# ----------------------------------------------------------------------------- case grids
+# (N, C, K, spatial, kernel, stride, padding, dilation, groups, bias, layout)
+CONV2D = [
+    (2, 3, 4, (9, 11), (3, 3), 1, 1, 1, 1, True, "c"),
+    (1, 4, 6, (7, 13), (3, 2), 2, (2, 1), 1, 2, False, "c"),          # kernel > stride, groups 2
+    (2, 6, 6, (8, 9), (3, 3), 1, 0, 2, 6, True, "c"),                  # depthwise-shaped, dilation 2
+    (3, 4, 8, (5, 5), (1, 1), 1, 0, 1, 1, True, "c"),                  # 1x1 fast path
+    (2, 4, 4, (6, 7), (1, 1), 1, 0, 1, 2, False, "t"),                 # 1x1 grouped, transposed layout
+    (1, 1, 1, (5, 5), (5, 5), 1, 0, 1, 1, True, "c"),                  # C=1, 1x1 output
+    (2, 2, 5, (11, 10), (4, 3), 3, (3, 2), 3, 1, True, "t"),           # pad up to k-1, dilation 3
+    (1, 3, 3, (6, 17), (2, 5), (1, 2), 1, (2, 1), 3, True, "c"),       # asymmetric stride/dilation
+    (2, 3, 2, (7, 9), (3, 3), 1, "same", 2, 1, True, "c"),
+    (1, 2, 3, (6, 8), (2, 4), 1, "same", 1, 1, False, "c"),            # even kernel: extra pad right
+    (2, 5, 3, (6, 7), (3, 2), 1, "valid", 1, 1, True, "c"),
+    (5, 3, 7, (4, 37), (3, 3), 1, 1, 1, 1, True, "c"),                 # batch >= threads, wide rows
+    (3, 2, 2, (1, 1), (1, 1), 2, 0, 1, 1, True, "c"),
+    (1, 2, 4, (2, 3), (5, 5), 1, 4, 1, 1, True, "c"),                  # padding wider than the input
+]
+CONV1D = [
+    (2, 3, 4, (17,), (3,), 1, 1, 1, 1, True, "c"),
+    (1, 4, 6, (13,), (4,), 3, 3, 2, 2, False, "c"),
+    (3, 4, 4, (9,), (1,), 1, 0, 1, 4, True, "t"),
+    (2, 2, 3, (10,), (4,), 1, "same", 3, 1, True, "c"),
+    (1, 1, 1, (5,), (5,), 1, 0, 1, 1, True, "c"),
+]
+CONV3D = [
+    (2, 2, 3, (5, 6, 7), (3, 2, 3), 1, 1, 1, 1, True, "c"),
+    (1, 4, 4, (5, 7, 6), (2, 3, 2), (2, 1, 2), (1, 2, 1), (1, 1, 2), 2, False, "t"),
+    (2, 3, 3, (3, 4, 5), (1, 1, 1), 1, 0, 1, 3, True, "c"),
+    (1, 2, 2, (4, 5, 5), (3, 3, 3), 1, "same", 1, 1, True, "c"),
+]
+
+
+def _make(case, rng, transpose_layout_axes=None):
+    N, C, K, sp, ks, stride, padding, dilation, groups, bias, layout = case
+    x = rng.standard_normal((N, C) + sp)
+    w = rng.standard_normal((K, C // groups) + ks)
+    if layout == "t":  # same values, reversed memory order of the spatial axes
+        nd = len(sp)
+        axes = (0, 1) + tuple(range(2 + nd - 1, 1, -1))
+        x = np.ascontiguousarray(x.transpose(axes)).transpose(axes)
+        assert not x.flags.c_contiguous or x.size == 1 or nd == 1
+    b = rng.standard_normal(K) if bias else None
+    kw = dict(bias=b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return x, w, kw, (C // groups) * _prod(ks)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("algo", ["im2col", "direct", "auto"])
+@pytest.mark.parametrize("i", range(len(CONV2D)))
+def test_conv2d_grid(isa, dtype, algo, i):
+    rng = np.random.default_rng(i)
+    x, w, kw, k = _make(CONV2D[i], rng)
+    check_against_reference("conv2d", (x, w), dict(kw, algo=algo), dtype=dtype, k=k, rng=rng,
+                            case=f"{isa} {algo} {CONV2D[i]}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op,cases", [("conv1d", CONV1D), ("conv3d", CONV3D)])
+def test_conv1d_3d_grid(isa, dtype, op, cases):
+    for i, case in enumerate(cases):
+        rng = np.random.default_rng(i)
+        x, w, kw, k = _make(case, rng)
+        check_against_reference(op, (x, w), kw, dtype=dtype, k=k, rng=rng, case=f"{isa} {op} {case}")
+
+
+# (N, Cin, Cout, spatial, kernel, stride, padding, output_padding, groups, dilation, bias)
+TCONV2D = [
+    (2, 3, 4, (5, 6), (3, 3), 1, 0, 0, 1, 1, True),
+    (1, 4, 6, (4, 5), (3, 2), 2, 1, 1, 2, 1, False),
+    (2, 2, 3, (5, 4), (4, 3), 3, (3, 2), (2, 1), 1, 1, True),
+    (1, 4, 4, (3, 7), (3, 3), 1, 2, 1, 4, 2, True),            # output_padding < dilation (> stride)
+    (3, 4, 5, (4, 4), (1, 1), 1, 0, 0, 1, 1, True),            # 1x1 fast path
+    (2, 2, 2, (3, 3), (1, 1), 1, 0, 1, 1, 2, True),            # 1x1 with output_padding: no fast path
+    (1, 1, 1, (1, 1), (2, 3), 2, 0, 1, 1, 3, False),
+    (2, 3, 3, (6, 5), (2, 2), (2, 1), (1, 0), (1, 0), 3, (2, 3), True),
+]
+
+
+def _tmake(case, rng):
+    N, Cin, Cout, sp, ks, stride, padding, output_padding, groups, dilation, bias = case
+    x = rng.standard_normal((N, Cin) + sp)
+    w = rng.standard_normal((Cin, Cout // groups) + ks)
+    b = rng.standard_normal(Cout) if bias else None
+    kw = dict(bias=b, stride=stride, padding=padding, output_padding=output_padding, groups=groups, dilation=dilation)
+    # each output sums (Cin/groups) * kernel volume products at most
+    return x, w, kw, (Cin // groups) * _prod(ks)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("i", range(len(TCONV2D)))
+def test_conv_transpose2d_grid(isa, dtype, i):
+    rng = np.random.default_rng(100 + i)
+    x, w, kw, k = _tmake(TCONV2D[i], rng)
+    check_against_reference("conv_transpose2d", (x, w), kw, dtype=dtype, k=k, rng=rng, case=f"{isa} {TCONV2D[i]}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv_transpose1d_3d(isa, dtype):
+    rng = np.random.default_rng(7)
+    cases = [
+        ("conv_transpose1d", (2, 4, 6, (7,), (3,), 2, 1, 1, 2, 1, True)),
+        ("conv_transpose1d", (1, 3, 2, (9,), (4,), 1, 3, 0, 1, 2, False)),
+        ("conv_transpose3d", (2, 2, 3, (3, 4, 3), (2, 3, 2), (2, 1, 2), (1, 1, 0), (1, 0, 1), 1, 1, True)),
+        ("conv_transpose3d", (1, 4, 2, (3, 3, 4), (1, 2, 2), 1, 0, 0, 2, (1, 2, 1), False)),
+    ]
+    for op, case in cases:
+        x, w, kw, k = _tmake(case, rng)
+        check_against_reference(op, (x, w), kw, dtype=dtype, k=k, rng=rng, case=f"{isa} {op} {case}")
+
+
+# ----------------------------------------------------------------------------- layouts, unbatched, depthwise
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_noncontiguous_inputs(dtype):
+    rng = np.random.default_rng(3)
+    big = rng.standard_normal((2, 6, 14, 22)).astype(dtype)
+    x = big[:, ::2, ::2, 1::2]                      # (2, 3, 7, 11), strided
+    wbig = rng.standard_normal((5, 3, 3, 6)).astype(dtype)
+    w = wbig[:, :, :, ::2]                           # (5, 3, 3, 3)
+    b = rng.standard_normal(10).astype(dtype)[::2]
+    xc, wc, bc = (np.ascontiguousarray(a) for a in (x, w, b))
+    for algo in ("im2col", "direct"):
+        y = F.conv2d(x, w, b, 2, 1, algo=algo)
+        np.testing.assert_array_equal(y, F.conv2d(xc, wc, bc, 2, 1, algo=algo))
+        assert_close(y, R.conv2d(xc.astype(np.float64), wc.astype(np.float64), bc.astype(np.float64), 2, 1), k=27)
+    g = rng.standard_normal((2, 10, 4, 6)).astype(dtype)[:, ::2]
+    got = F.conv2d_backward(g, x, w, b, 2, 1)
+    want = F.conv2d_backward(np.ascontiguousarray(g), xc, wc, bc, 2, 1)
+    for a, e in zip(got, want):
+        np.testing.assert_array_equal(a, e)
+    wt = rng.standard_normal((3, 8, 2, 2)).astype(dtype)[:, ::2]   # conv_transpose weight (3, 4, 2, 2)
+    np.testing.assert_array_equal(F.conv_transpose2d(x, wt, stride=2), F.conv_transpose2d(xc, np.ascontiguousarray(wt), stride=2))
+
+
+def test_unbatched():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 7, 8))
+    w = rng.standard_normal((4, 3, 3, 3))
+    b = rng.standard_normal(4)
+    y = F.conv2d(x, w, b, padding=1)
+    assert y.shape == (4, 7, 8)
+    np.testing.assert_allclose(y, F.conv2d(x[None], w, b, padding=1)[0], rtol=0, atol=0)
+    np.testing.assert_allclose(y, R.conv2d(x, w, b, padding=1), atol=1e-12)
+    g = rng.standard_normal(y.shape)
+    for a, e in zip(F.conv2d_backward(g, x, w, b, padding=1), R.conv2d_backward(g, x, w, b, padding=1)):
+        np.testing.assert_allclose(a, e, atol=1e-12)
+    x1 = rng.standard_normal((3, 9))
+    w1 = rng.standard_normal((3, 2, 3))
+    np.testing.assert_allclose(F.conv_transpose1d(x1, w1, stride=2), R.conv_transpose1d(x1, w1, stride=2), atol=1e-12)
+
+
+def test_empty_batch():
+    x = np.zeros((0, 3, 5, 5), np.float32)
+    w = np.ones((4, 3, 3, 3), np.float32)
+    assert F.conv2d(x, w).shape == (0, 4, 3, 3)
+    dx, dw, db = F.conv2d_backward(np.zeros((0, 4, 3, 3), np.float32), x, w, np.ones(4, np.float32))
+    assert dx.shape == x.shape and np.all(dw == 0) and np.all(db == 0)
+
+
+def test_depthwise_dispatch_matches_im2col():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 9, 8))
+    w = rng.standard_normal((8, 1, 3, 3))   # channel multiplier 2
+    b = rng.standard_normal(8)
+    for kw in (dict(stride=1, padding=1), dict(stride=2, padding=(0, 2), dilation=2)):
+        np.testing.assert_allclose(F.conv2d(x, w, b, groups=4, **kw), F.conv2d(x, w, b, groups=4, algo="im2col", **kw),
+                                   atol=1e-12)
+        g = rng.standard_normal(F.conv2d(x, w, b, groups=4, **kw).shape)
+        for a, e in zip(F.conv2d_backward(g, x, w, b, groups=4, **kw), R.conv2d_backward(g, x, w, b, groups=4, **kw)):
+            np.testing.assert_allclose(a, e, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- torch.nn.grad style
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv_input_weight(isa, dtype):
+    rng = np.random.default_rng(6)
+    cases = [
+        (2, CONV2D[1]), (2, CONV2D[6]), (2, CONV2D[4]), (2, CONV2D[9]),
+        (1, CONV1D[1]), (3, CONV3D[1]),
+    ]
+    for nd, case in cases:
+        x, w, kw, k = _make(case, rng)
+        kw.pop("bias")
+        x, w = x.astype(dtype), w.astype(dtype)
+        y = R.__dict__[f"conv{nd}d"](x.astype(np.float64), w.astype(np.float64), **kw)
+        g = rng.standard_normal(y.shape).astype(dtype)
+        g64, x64, w64 = g.astype(np.float64), x.astype(np.float64), w.astype(np.float64)
+        dx = getattr(F, f"conv{nd}d_input")(x.shape, w, g, **kw)
+        dw = getattr(F, f"conv{nd}d_weight")(x, w.shape, g, **kw)
+        assert dx.dtype == dtype and dw.dtype == dtype
+        assert_close(dx, getattr(R, f"conv{nd}d_input")(x.shape, w64, g64, **kw), k=4 * k, case=str(case))
+        assert_close(dw, getattr(R, f"conv{nd}d_weight")(x64, w.shape, g64, **kw), k=4 * k, case=str(case))
+        # the reference's grad functions agree with its backward
+        ref = R.__dict__[f"conv{nd}d_backward"](g64, x64, w64, None, **kw)
+        np.testing.assert_allclose(getattr(R, f"conv{nd}d_input")(list(x.shape), w64, g64, **kw), ref[0], atol=1e-12)
+        np.testing.assert_allclose(getattr(R, f"conv{nd}d_weight")(x64, list(w.shape), g64, **kw), ref[1], atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- gradcheck
+GRADCHECK = [
+    ("conv1d", (1, 2, 4, (6,), (3,), 2, 1, 2, 2, True, "c"), {}),
+    ("conv2d", (1, 2, 2, (4, 5), (2, 3), (2, 1), 1, 1, 1, True, "c"), {"algo": "im2col"}),
+    ("conv2d", (2, 2, 2, (4, 4), (2, 2), 1, "same", 2, 2, False, "c"), {"algo": "direct"}),
+    ("conv2d", (1, 2, 4, (3, 3), (1, 1), 1, 0, 1, 2, True, "c"), {}),
+    ("conv3d", (1, 2, 2, (3, 3, 4), (2, 2, 2), (1, 1, 2), (1, 0, 1), 1, 1, True, "c"), {}),
+]
+TGRADCHECK = [
+    ("conv_transpose2d", (1, 2, 2, (3, 3), (2, 3), 2, 1, 1, 1, 1, True)),
+    ("conv_transpose2d", (1, 4, 2, (2, 3), (2, 2), 1, 0, 1, 2, 2, False)),
+    ("conv_transpose1d", (2, 2, 3, (4,), (3,), 2, 1, 1, 1, 1, True)),
+    ("conv_transpose3d", (1, 2, 2, (2, 2, 3), (2, 2, 2), 2, (0, 1, 0), 1, 1, 1, True)),
+]
+
+
+@pytest.mark.parametrize("module", [F, R], ids=["native", "reference"])
+@pytest.mark.parametrize("i", range(len(GRADCHECK) + len(TGRADCHECK)))
+def test_gradcheck(module, i):
+    rng = np.random.default_rng(50 + i)
+    if i < len(GRADCHECK):
+        op, case, extra = GRADCHECK[i]
+        x, w, kw, _ = _make(case, rng)
+        kw.update(extra)
+    else:
+        op, case = TGRADCHECK[i - len(GRADCHECK)]
+        x, w, kw, _ = _tmake(case, rng)
+    check_op(module, op, x, w, **kw)
+
+
+# ----------------------------------------------------------------------------- torch cross-check of the oracle
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_reference_matches_torch():
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    rng = np.random.default_rng(8)
+    t = torch.from_numpy
+    for nd, case in [(2, CONV2D[1]), (2, CONV2D[9]), (1, CONV1D[1]), (3, CONV3D[1])]:
+        x, w, kw, _ = _make(case, rng)
+        x = np.ascontiguousarray(x)
+        want = getattr(tf, f"conv{nd}d")(t(x), t(w), None if kw["bias"] is None else t(kw["bias"]), kw["stride"],
+                                          kw["padding"], kw["dilation"], kw["groups"]).numpy()
+        np.testing.assert_allclose(getattr(R, f"conv{nd}d")(x, w, **kw), want, atol=1e-10)
+    for nd, case in [(2, TCONV2D[2]), (2, TCONV2D[3]), (2, TCONV2D[7])]:
+        x, w, kw, _ = _tmake(case, rng)
+        b = kw["bias"]
+        want = tf.conv_transpose2d(t(x), t(w), None if b is None else t(b), kw["stride"], kw["padding"],
+                                   kw["output_padding"], kw["groups"], kw["dilation"]).numpy()
+        np.testing.assert_allclose(R.conv_transpose2d(x, w, **kw), want, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- bad inputs
+X = np.zeros((2, 4, 8, 8), np.float32)
+Wt = np.zeros((6, 2, 3, 3), np.float32)
+BAD = [
+    (TypeError, "input", lambda: F.conv2d([[1.0]], Wt)),
+    (TypeError, "input", lambda: F.conv2d(X.astype(np.int64), Wt)),
+    (TypeError, "weight", lambda: F.conv2d(X, Wt.astype(np.float64), groups=2)),
+    (TypeError, "bias", lambda: F.conv2d(X, Wt, np.zeros(6), groups=2)),
+    (ValueError, "input", lambda: F.conv2d(X[0, 0], Wt, groups=2)),
+    (ValueError, "weight", lambda: F.conv2d(X, Wt[0], groups=2)),
+    (ValueError, "input", lambda: F.conv2d(X, Wt)),                                   # 4 != 2 * 1
+    (ValueError, "weight", lambda: F.conv2d(X, np.zeros((5, 2, 3, 3), np.float32), groups=2)),
+    (ValueError, "bias", lambda: F.conv2d(X, Wt, np.zeros(5, np.float32), groups=2)),
+    (ValueError, "bias", lambda: F.conv2d(X, Wt, np.zeros((6, 1), np.float32), groups=2)),
+    (ValueError, "stride", lambda: F.conv2d(X, Wt, groups=2, stride=0)),
+    (ValueError, "dilation", lambda: F.conv2d(X, Wt, groups=2, dilation=(1, 0))),
+    (ValueError, "padding", lambda: F.conv2d(X, Wt, groups=2, padding=-1)),
+    (ValueError, "padding", lambda: F.conv2d(X, Wt, groups=2, padding=(1, 2, 3))),
+    (ValueError, "padding", lambda: F.conv2d(X, Wt, groups=2, padding="full")),
+    (ValueError, "padding", lambda: F.conv2d(X, Wt, groups=2, padding="same", stride=2)),
+    (TypeError, "stride", lambda: F.conv2d(X, Wt, groups=2, stride=1.5)),
+    (ValueError, "groups", lambda: F.conv2d(X, Wt, groups=0)),
+    (ValueError, "algo", lambda: F.conv2d(X, Wt, groups=2, algo="fft")),
+    (ValueError, "input", lambda: F.conv2d(X, Wt, groups=2, dilation=4)),             # empty output
+    (ValueError, "weight", lambda: F.conv2d(X, np.zeros((6, 2, 0, 3), np.float32), groups=2)),
+    (ValueError, "input", lambda: F.conv2d(np.zeros((2, 4, 0, 8), np.float32), Wt, groups=2)),
+    (ValueError, "input", lambda: F.conv1d(X, Wt[..., 0], groups=2)),
+    (ValueError, "weight", lambda: F.conv3d(X[:, :, None], Wt, groups=2)),
+    (ValueError, "grad_output", lambda: F.conv2d_backward(np.zeros((2, 6, 5, 6), np.float32), X, Wt, groups=2)),
+    (TypeError, "grad_output", lambda: F.conv2d_backward(np.zeros((2, 6, 6, 6)), X, Wt, groups=2)),
+    (ValueError, "input_size", lambda: F.conv2d_input((2, 4, 8), Wt, np.zeros((2, 6, 6, 6), np.float32), groups=2)),
+    (ValueError, "grad_output", lambda: F.conv2d_input((2, 4, 8, 8), Wt, np.zeros((2, 6, 6, 5), np.float32), groups=2)),
+    (ValueError, "weight_size", lambda: F.conv2d_weight(X, (6, 2, 3), np.zeros((2, 6, 6, 6), np.float32), groups=2)),
+    (ValueError, "weight", lambda: F.conv_transpose2d(X, Wt)),                        # dim 0 must be 4
+    (ValueError, "groups", lambda: F.conv_transpose2d(X, np.zeros((4, 2, 3, 3), np.float32), groups=3)),
+    (ValueError, "output_padding", lambda: F.conv_transpose2d(X, np.zeros((4, 2, 3, 3), np.float32), stride=2,
+                                                              output_padding=2)),
+    (ValueError, "input", lambda: F.conv_transpose2d(X, np.zeros((4, 2, 3, 3), np.float32), padding=9)),
+    (ValueError, "bias", lambda: F.conv_transpose2d(X, np.zeros((4, 2, 3, 3), np.float32), np.zeros(2, np.float32),
+                                                    groups=2)),
+    (TypeError, "weight", lambda: F.conv_transpose2d(X, np.zeros((4, 2, 3, 3)))),
+]
+
+
+@pytest.mark.parametrize("exc,name,fn", BAD, ids=[f"{i}-{b[1]}" for i, b in enumerate(BAD)])
+def test_bad_inputs(exc, name, fn):
+    with pytest.raises(exc, match=name):
+        fn()
+
+
+def test_native_binding_rejects_bad_buffers():
+    import convkern._C as C
+    x = np.zeros((1, 2, 1, 5, 5), np.float32)
+    w = np.zeros((3, 2, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="output"):
+        C.conv_forward(x, w, None, np.zeros((1, 4, 1, 3, 3), np.float32), (1, 1, 1), (0, 0, 0), (1, 1, 1), 1)
+    with pytest.raises(ValueError, match="bias"):
+        C.conv_forward(x, w, np.zeros(2, np.float32), np.zeros((1, 3, 1, 3, 3), np.float32), (1, 1, 1), (0, 0, 0),
+                       (1, 1, 1), 1)
+    with pytest.raises(ValueError, match="weight"):
+        C.conv_backward_data(np.zeros((1, 3, 1, 3, 3), np.float32), w, np.zeros((1, 4, 1, 5, 5), np.float32),
+                             (1, 1, 1), (0, 0, 0), (1, 1, 1), 1)
+    with pytest.raises(TypeError, match="grad_weight"):
+        C.conv_backward_weight(x, np.zeros((1, 3, 1, 3, 3), np.float32), np.zeros(w.shape), None, (1, 1, 1),
+                               (0, 0, 0), (1, 1, 1), 1)
+    with pytest.raises(ValueError, match="stride"):
+        C.conv_forward(x, w, None, np.zeros((1, 3, 1, 3, 3), np.float32), (1, 0, 1), (0, 0, 0), (1, 1, 1), 1)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_thread_counts(threads):
+    """Batch-parallel (N >= threads, uneven chunks) and GEMM-parallel (N < threads) paths."""
+    import convkern
+    rng = np.random.default_rng(9)
+    old = convkern.get_num_threads()
+    convkern.set_num_threads(threads)
+    try:
+        for N in (1, 2, 5):
+            x = rng.standard_normal((N, 4, 9, 10))
+            w = rng.standard_normal((6, 2, 3, 3))
+            b = rng.standard_normal(6)
+            kw = dict(stride=(1, 2), padding=1, dilation=(2, 1), groups=2)
+            for algo in ("im2col", "direct"):
+                np.testing.assert_allclose(F.conv2d(x, w, b, algo=algo, **kw), R.conv2d(x, w, b, **kw), atol=1e-12)
+            y = R.conv2d(x, w, b, **kw)
+            g = rng.standard_normal(y.shape)
+            for a, e in zip(F.conv2d_backward(g, x, w, b, **kw), R.conv2d_backward(g, x, w, b, **kw)):
+                np.testing.assert_allclose(a, e, atol=1e-12)
+            w1 = rng.standard_normal((8, 4, 1, 1))
+            g1 = rng.standard_normal((N, 8, 9, 10))
+            for a, e in zip(F.conv2d_backward(g1, x, w1, b[:1].repeat(8)), R.conv2d_backward(g1, x, w1, b[:1].repeat(8))):
+                np.testing.assert_allclose(a, e, atol=1e-12)
+    finally:
+        convkern.set_num_threads(old)
