@@ -97,7 +97,9 @@ def test_conv_transpose2d(seed, dtype):
     try:
         ty = TF.conv_transpose2d(tx, tw, tb, **kw_)
     except RuntimeError:
-        with pytest.raises(ValueError):
+        ty = None
+    if ty is None or 0 in ty.shape:  # convkern refuses parameters that give an empty output
+        with pytest.raises(ValueError, match="output"):
             F.conv_transpose2d(x, wt, b, **kw_)
         return
     gy = _backward(ty, seed, dtype)
