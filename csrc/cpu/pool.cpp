@@ -62,20 +62,32 @@ struct Span {
 inline Span span(int64_t o, int64_t stride, int64_t pad, int64_t k, int64_t d, int64_t n) {
   Span sp;
   sp.start = o * stride - pad;
-  sp.a0 = sp.start < 0 ? ceil_div(-sp.start, d) : 0;
-  sp.a = imin(sp.a0, k);
   const int64_t last = n - 1 - sp.start;
-  sp.b = last < 0 ? 0 : imin(k, last / d + 1);
+  if (d == 1) {  // no divisions in the common case
+    sp.a0 = sp.start < 0 ? -sp.start : 0;
+    sp.b = last < 0 ? 0 : imin(k, last + 1);
+  } else {
+    sp.a0 = sp.start < 0 ? ceil_div(-sp.start, d) : 0;
+    sp.b = last < 0 ? 0 : imin(k, last / d + 1);
+  }
+  sp.a = imin(sp.a0, k);
   if (sp.b < sp.a) sp.b = sp.a;
   return sp;
 }
 
-// Interior output columns [qlo, qhi]: every tap (plus `extra` elements) inside [0, W).
-inline void interior(const PoolParams& pp, int64_t extra, int64_t& qlo, int64_t& qhi) {
-  qlo = ceil_div(pp.pw, pp.sw);
+// Interior output columns [qlo, qhi]: every tap (plus `extra` elements, read by the
+// stride-2 loads) inside [0, W). Computed once per call.
+struct Interior {
+  int64_t qlo, qhi;
+};
+inline Interior interior(const PoolParams& pp, int64_t extra) {
+  Interior in;
+  in.qlo = ceil_div(pp.pw, pp.sw);
   const int64_t lim = pp.W - 1 - extra - (pp.S - 1) * pp.dw + pp.pw;
-  qhi = lim < 0 ? -1 : imin(lim / pp.sw, pp.Q - 1);
+  in.qhi = lim < 0 ? -1 : imin(lim / pp.sw, pp.Q - 1);
+  return in;
 }
+inline Interior interior_for(const PoolParams& pp) { return interior(pp, pp.sw == 2 ? 1 : 0); }
 
 // ---------------------------------------------------------------- max
 
@@ -104,13 +116,12 @@ inline void max_one(const PoolParams& pp, const T* x, const Span& rs, int64_t q,
 // Output row p of one plane: y[0..Q), idx[0..Q) when IDX. mark_empty: empty windows get
 // index -1 (backward) instead of torch's out-of-window starting index.
 template <class T, int SWK, bool IDX>
-void max_row(const PoolParams& pp, const T* x, int64_t p, T* y, int64_t* idx, bool mark_empty) {
+void max_row(const PoolParams& pp, const Interior& in, const T* x, int64_t p, T* y, int64_t* idx, bool mark_empty) {
   using V = Vec<T>;
   using M = Mask<T>;
   constexpr int L = kLanes<T>;
   const Span rs = span(p, pp.sh, pp.ph, pp.R, pp.dh, pp.H);
-  int64_t qlo, qhi;
-  interior(pp, SWK == 2 ? 1 : 0, qlo, qhi);
+  const int64_t qlo = in.qlo, qhi = in.qhi;
   bool vec = qhi - qlo + 1 >= L;
   if (IDX && sizeof(T) == 4 && pp.H * pp.W > (int64_t(1) << 24)) vec = false;
   if (!vec) {
@@ -120,7 +131,8 @@ void max_row(const PoolParams& pp, const T* x, int64_t p, T* y, int64_t* idx, bo
   int64_t q = 0;
   for (; q < qlo; ++q) max_one<T, IDX>(pp, x, rs, q, y + q, IDX ? idx + q : nullptr, mark_empty);
   const V neg_inf = vbroadcast<V>(-std::numeric_limits<T>::infinity());
-  for (; q + L - 1 <= qhi; q += L) {
+  // L outputs from q0 (the last block overlaps the previous one instead of going scalar)
+  auto block = [&](int64_t q) {
     V m = neg_inf, kk = vbroadcast<V>(T(-1));
     const int64_t col = q * pp.sw - pp.pw;
     for (int64_t r = rs.a; r < rs.b; ++r) {
@@ -142,20 +154,26 @@ void max_row(const PoolParams& pp, const T* x, int64_t p, T* y, int64_t* idx, bo
         idx[q + l] = base + l * pp.sw + (k < T(0) ? first : int64_t(k));
       }
     }
+  };
+  for (; q + L - 1 <= qhi; q += L) block(q);
+  if (q <= qhi) {
+    block(qhi - L + 1);
+    q = qhi + 1;
   }
   for (; q < pp.Q; ++q) max_one<T, IDX>(pp, x, rs, q, y + q, IDX ? idx + q : nullptr, mark_empty);
 }
 
 template <class T>
-void max_row_any(const PoolParams& pp, const T* x, int64_t p, T* y, int64_t* idx, bool mark_empty) {
+void max_row_any(const PoolParams& pp, const Interior& in, const T* x, int64_t p, T* y, int64_t* idx,
+                 bool mark_empty) {
   if (idx) {
-    if (pp.sw == 1) max_row<T, 1, true>(pp, x, p, y, idx, mark_empty);
-    else if (pp.sw == 2) max_row<T, 2, true>(pp, x, p, y, idx, mark_empty);
-    else max_row<T, 0, true>(pp, x, p, y, idx, mark_empty);
+    if (pp.sw == 1) max_row<T, 1, true>(pp, in, x, p, y, idx, mark_empty);
+    else if (pp.sw == 2) max_row<T, 2, true>(pp, in, x, p, y, idx, mark_empty);
+    else max_row<T, 0, true>(pp, in, x, p, y, idx, mark_empty);
   } else {
-    if (pp.sw == 1) max_row<T, 1, false>(pp, x, p, y, idx, mark_empty);
-    else if (pp.sw == 2) max_row<T, 2, false>(pp, x, p, y, idx, mark_empty);
-    else max_row<T, 0, false>(pp, x, p, y, idx, mark_empty);
+    if (pp.sw == 1) max_row<T, 1, false>(pp, in, x, p, y, idx, mark_empty);
+    else if (pp.sw == 2) max_row<T, 2, false>(pp, in, x, p, y, idx, mark_empty);
+    else max_row<T, 0, false>(pp, in, x, p, y, idx, mark_empty);
   }
 }
 
@@ -163,10 +181,11 @@ template <class T>
 void max_pool2d_fwd_impl(const PoolParams& pp, const T* x, T* y, int64_t* idx) {
   const int64_t rows = pp.NC * pp.P, HW = pp.H * pp.W;
   const bool par = rows > 1 && rows * pp.Q * pp.R * pp.S > 32768;
+  const Interior in = interior_for(pp);
 #pragma omp parallel for if (par) schedule(static)
   for (int64_t t = 0; t < rows; ++t) {
     const int64_t nc = t / pp.P, p = t - nc * pp.P;
-    max_row_any<T>(pp, x + nc * HW, p, y + t * pp.Q, idx ? idx + t * pp.Q : nullptr, false);
+    max_row_any<T>(pp, in, x + nc * HW, p, y + t * pp.Q, idx ? idx + t * pp.Q : nullptr, false);
   }
 }
 
@@ -174,6 +193,7 @@ template <class T>
 void max_pool2d_bwd_impl(const PoolParams& pp, const T* x, const T* gy, T* gx) {
   const int64_t HW = pp.H * pp.W;
   const bool par = pp.NC > 1 && pp.NC * (pp.P * pp.Q * pp.R * pp.S + HW) > 32768;
+  const Interior in = interior_for(pp);
 #pragma omp parallel for if (par) schedule(static)
   for (int64_t nc = 0; nc < pp.NC; ++nc) {
     static thread_local Buffer bi, by;
@@ -185,7 +205,7 @@ void max_pool2d_bwd_impl(const PoolParams& pp, const T* x, const T* gy, T* gx) {
     for (int64_t p = 0; p < pp.P; ++p) {
       const Span rs = span(p, pp.sh, pp.ph, pp.R, pp.dh, pp.H);
       if (rs.b <= rs.a) continue;  // empty windows: constant -inf output, no gradient
-      max_row_any<T>(pp, xp, p, yb, ib, true);
+      max_row_any<T>(pp, in, xp, p, yb, ib, true);
       const T* gr = gy + (nc * pp.P + p) * pp.Q;
       for (int64_t q = 0; q < pp.Q; ++q)
         if (ib[q] >= 0) g[ib[q]] += gr[q];
@@ -210,12 +230,11 @@ inline int64_t avg_divisor(const AvgSpan& h, const AvgSpan& w, bool cip, int64_t
 }
 
 template <class T, int SWK>
-void avg_row(const PoolParams& pp, bool cip, int64_t ovr, const T* x, int64_t p, T* y) {
+void avg_row(const PoolParams& pp, const Interior& in, bool cip, int64_t ovr, const T* x, int64_t p, T* y) {
   using V = Vec<T>;
   constexpr int L = kLanes<T>;
   const AvgSpan hs = avg_span(p, pp.sh, pp.ph, pp.R, pp.H);
-  int64_t qlo, qhi;
-  interior(pp, SWK == 2 ? 1 : 0, qlo, qhi);
+  const int64_t qlo = in.qlo, qhi = in.qhi;
   auto one = [&](int64_t q) {
     const AvgSpan ws = avg_span(q, pp.sw, pp.pw, pp.S, pp.W);
     T sum = T(0);
@@ -234,7 +253,7 @@ void avg_row(const PoolParams& pp, bool cip, int64_t ovr, const T* x, int64_t p,
   // interior columns: the window's columns are all inside, so both divisors use S columns
   const AvgSpan full{0, pp.S, pp.S};
   const V div = vbroadcast<V>(T(avg_divisor(hs, full, cip, ovr)));
-  for (; q + L - 1 <= qhi; q += L) {
+  auto block = [&](int64_t q) {
     V acc0 = V{}, acc1 = V{};
     const int64_t col = q * pp.sw - pp.pw;
     for (int64_t ih = hs.lo; ih < hs.hi; ++ih) {
@@ -247,6 +266,11 @@ void avg_row(const PoolParams& pp, bool cip, int64_t ovr, const T* x, int64_t p,
       if (s < pp.S) acc0 += load_s<T, SWK>(xr + s, pp.sw);
     }
     vstore(y + q, (acc0 + acc1) / div);
+  };
+  for (; q + L - 1 <= qhi; q += L) block(q);
+  if (q <= qhi) {  // overlapping last block
+    block(qhi - L + 1);
+    q = qhi + 1;
   }
   for (; q < pp.Q; ++q) one(q);
 }
@@ -255,14 +279,15 @@ template <class T>
 void avg_pool2d_fwd_impl(const PoolParams& pp, bool cip, int64_t ovr, const T* x, T* y) {
   const int64_t rows = pp.NC * pp.P, HW = pp.H * pp.W;
   const bool par = rows > 1 && rows * pp.Q * pp.R * pp.S > 32768;
+  const Interior in = interior_for(pp);
 #pragma omp parallel for if (par) schedule(static)
   for (int64_t t = 0; t < rows; ++t) {
     const int64_t nc = t / pp.P, p = t - nc * pp.P;
     const T* xp = x + nc * HW;
     T* yr = y + t * pp.Q;
-    if (pp.sw == 1) avg_row<T, 1>(pp, cip, ovr, xp, p, yr);
-    else if (pp.sw == 2) avg_row<T, 2>(pp, cip, ovr, xp, p, yr);
-    else avg_row<T, 0>(pp, cip, ovr, xp, p, yr);
+    if (pp.sw == 1) avg_row<T, 1>(pp, in, cip, ovr, xp, p, yr);
+    else if (pp.sw == 2) avg_row<T, 2>(pp, in, cip, ovr, xp, p, yr);
+    else avg_row<T, 0>(pp, in, cip, ovr, xp, p, yr);
   }
 }
 
