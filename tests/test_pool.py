@@ -227,6 +227,8 @@ def test_max_nan_inf(isa, dtype, rng):
     for kw in [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=2), dict(kernel_size=3, stride=1, dilation=2)]:
         check_against_reference("max_pool2d", (x,), dict(kw, return_indices=True), dtype=dtype, case=str(kw))
     check_against_reference("adaptive_max_pool2d", (x, (4, 7)), dict(return_indices=True), dtype=dtype)
+    check_against_reference("adaptive_max_pool2d", (x, (3, 11)), {}, dtype=dtype)
+    check_against_reference("max_pool2d", (x, 3), dict(stride=1, padding=1), dtype=dtype)
     check_against_reference("global_max_pool2d", (x,), {}, dtype=dtype)
     y, i = F.max_pool2d(x.astype(dtype), 2, return_indices=True)
     win = x[:, :, :8, :40].reshape(2, 3, 4, 2, 20, 2)

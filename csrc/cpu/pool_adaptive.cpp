@@ -105,9 +105,34 @@ void adaptive_max_fwd_impl(int64_t NC, int64_t H, int64_t W, int64_t P, int64_t 
     const int64_t nc = t / P, p = t - nc * P;
     const int64_t h0 = ad_lo(p, H, P), h1 = ad_hi(p, H, P);
     const T* xp = x + nc * H * W;
+    if (idx) {
+      for (int64_t q = 0; q < Q; ++q) idx[t * Q + q] = window_argmax(xp, W, h0, h1, ad_lo(q, W, Q), ad_hi(q, W, Q), y + t * Q + q);
+      continue;
+    }
+    // values only: NaN-propagating max is separable (rows into a W-long row, then columns)
+    static thread_local Buffer bt;
+    T* tmp = bt.get<T>(W);
+    {
+      const T* r0 = xp + h0 * W;
+#pragma omp simd
+      for (int64_t w = 0; w < W; ++w) tmp[w] = r0[w];
+    }
+    for (int64_t ih = h0 + 1; ih < h1; ++ih) {
+      const T* r = xp + ih * W;
+#pragma omp simd
+      for (int64_t w = 0; w < W; ++w) {
+        const T v = r[w], m = tmp[w];
+        tmp[w] = (v > m || v != v) ? v : m;
+      }
+    }
     for (int64_t q = 0; q < Q; ++q) {
-      const int64_t i = window_argmax(xp, W, h0, h1, ad_lo(q, W, Q), ad_hi(q, W, Q), y + t * Q + q);
-      if (idx) idx[t * Q + q] = i;
+      const int64_t w0 = ad_lo(q, W, Q), w1 = ad_hi(q, W, Q);
+      T m = tmp[w0];
+      for (int64_t w = w0 + 1; w < w1; ++w) {
+        const T v = tmp[w];
+        m = (v > m || v != v) ? v : m;
+      }
+      y[t * Q + q] = m;
     }
   }
 }
