@@ -30,6 +30,13 @@ namespace {
 
 template <class T> using Mask = decltype(Vec<T>{} < Vec<T>{});
 
+// int32 vector with L lanes (tracked window offsets -> indices)
+template <int L> struct I32Vec;
+template <> struct I32Vec<2> { typedef int32_t type __attribute__((vector_size(8))); };
+template <> struct I32Vec<4> { typedef int32_t type __attribute__((vector_size(16))); };
+template <> struct I32Vec<8> { typedef int32_t type __attribute__((vector_size(32))); };
+template <> struct I32Vec<16> { typedef int32_t type __attribute__((vector_size(64))); };
+
 template <class M, int... I>
 inline M even_mask(std::integer_sequence<int, I...>) {
   return M{(2 * I)...};
@@ -123,7 +130,8 @@ void max_row(const PoolParams& pp, const Interior& in, const T* x, int64_t p, T*
   const Span rs = span(p, pp.sh, pp.ph, pp.R, pp.dh, pp.H);
   const int64_t qlo = in.qlo, qhi = in.qhi;
   bool vec = qhi - qlo + 1 >= L;
-  if (IDX && sizeof(T) == 4 && pp.H * pp.W > (int64_t(1) << 24)) vec = false;
+  // the winning offset is tracked as a T, then converted through int32
+  if (IDX && pp.H * pp.W > (sizeof(T) == 4 ? (int64_t(1) << 24) : (int64_t(1) << 31) - 1)) vec = false;
   if (!vec) {
     for (int64_t q = 0; q < pp.Q; ++q) max_one<T, IDX>(pp, x, rs, q, y + q, IDX ? idx + q : nullptr, mark_empty);
     return;
@@ -146,13 +154,15 @@ void max_row(const PoolParams& pp, const Interior& in, const T* x, int64_t p, T*
       }
     }
     vstore(y + q, m);
-    if (IDX) {
+    if constexpr (IDX) {
+      // index = window start + winning offset (the first valid row's start when none won)
       const int64_t base = rs.start * pp.W + col;
       const int64_t first = rs.a0 * pp.dh * pp.W;
-      for (int l = 0; l < L; ++l) {
-        const T k = kk[l];
-        idx[q + l] = base + l * pp.sw + (k < T(0) ? first : int64_t(k));
-      }
+      int32_t k32[L];
+      vstore(k32, __builtin_convertvector(kk, typename I32Vec<L>::type));
+      const int64_t sw = pp.sw;
+#pragma omp simd
+      for (int l = 0; l < L; ++l) idx[q + l] = base + l * sw + (k32[l] < 0 ? first : int64_t(k32[l]));
     }
   };
   for (; q + L - 1 <= qhi; q += L) block(q);
