@@ -48,6 +48,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+#pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     V bv[NV];
 #pragma GCC unroll 4
@@ -175,6 +176,10 @@ void gemv(int64_t L, int64_t K, T alpha, const T* P, int64_t psi, int64_t psk, c
 }  // namespace
 
 template <class T>
+void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
+                  int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc);
+
+template <class T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
           int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
   using TL = Tile<T>;
@@ -190,6 +195,22 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
   }
   if (N == 1) return gemv<T>(M, K, alpha, A, rsa, csa, B, rsb, beta, C, rsc);
   if (M == 1) return gemv<T>(N, K, alpha, B, csb, rsb, A, csa, beta, C, csc);
+  // Tiles are MR x NR with NR > MR; when N is small and M large (late CNN layers: 7x7 = 49
+  // columns), computing C^T = B^T A^T instead pads far fewer lanes. Strides make it free.
+  {
+    auto padded = [](int64_t n, int64_t t) { return double(ceil_div(n, t) * t) / double(n); };
+    const double waste = padded(M, MR) * padded(N, NR), waste_t = padded(N, MR) * padded(M, NR);
+    if (waste_t < 0.9 * waste)
+      return gemm_blocked<T>(N, M, K, alpha, B, csb, rsb, A, csa, rsa, beta, C, csc, rsc);
+  }
+  return gemm_blocked<T>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
+template <class T>
+void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
+                  int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+  using TL = Tile<T>;
+  constexpr int64_t MR = TL::MR, NR = TL::NR, KC = TL::KC, MC = TL::MC, NC = TL::NC;
   // Scratch for packed panels, kept per calling thread and reused across calls.
   static thread_local Buffer abuf, bbuf;
   const int64_t nc_max = imin(NC, ceil_div(N, NR) * NR);
