@@ -79,11 +79,12 @@ def gradcheck(f, backward, inputs, wrt=None, grad_output=None, *, eps: float = 1
     return True
 
 
-def check_op(module, op: str, *args, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-4, seed: int = 0,
-             **kwargs) -> bool:
+def check_op(module, op: str, *args, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-4,
+             grad_seed: int = 0, **kwargs) -> bool:
     """Gradcheck ``module.<op>`` against ``module.<op>_backward`` (the convkern calling convention:
     ``module`` is convkern.functional or convkern.reference), over the inputs named in
-    ``module.DIFFERENTIABLE[op]`` that are arrays."""
+    ``module.DIFFERENTIABLE[op]`` that are arrays. ``grad_seed`` seeds the random grad_output;
+    every other keyword goes to the op."""
     import inspect
 
     fwd = getattr(module, op)
@@ -107,4 +108,4 @@ def check_op(module, op: str, *args, eps: float = 1e-6, atol: float = 1e-6, rtol
         grads = dict(zip(names, bwd(g, **p)))
         return [grads[n] for n in checked]
 
-    return gradcheck(f, b, [params[n] for n in checked], eps=eps, atol=atol, rtol=rtol, seed=seed)
+    return gradcheck(f, b, [params[n] for n in checked], eps=eps, atol=atol, rtol=rtol, seed=grad_seed)
