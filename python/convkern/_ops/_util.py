@@ -37,7 +37,7 @@ def as_float(x, name: str, like: np.ndarray | None = None) -> np.ndarray:
         raise TypeError(f"{name}: dtype must be float32 or float64, got {x.dtype}")
     if like is not None and x.dtype != like.dtype:
         raise TypeError(f"{name}: dtype {x.dtype} differs from input dtype {like.dtype}")
-    return np.ascontiguousarray(x)
+    return np.asarray(x, order="C")  # (ascontiguousarray would turn a 0-d array into 1-d)
 
 
 def as_float_opt(x, name: str, like: np.ndarray | None = None):
