@@ -151,8 +151,7 @@ def _grad_weight(geom, x, dy, dtype, with_bias):
 
 
 def _use_depthwise(geom, x, w, algo):
-    return (algo == "auto" and geom.nd == 2 and geom.groups > 1 and geom.groups == x.shape[1] and w.shape[1] == 1
-            and geom.symmetric_padding() and hasattr(_depthwise, "depthwise_conv2d"))
+    return algo == "auto" and geom.nd == 2 and geom.groups > 1 and geom.groups == x.shape[1] and w.shape[1] == 1
 
 
 def _prefer_direct(geom):
@@ -173,7 +172,7 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algo="im2c
     geom = _Geom(nd, x.shape, w.shape, stride, padding, dilation, groups)
     _check_bias(b, w.shape[0])
     if _use_depthwise(geom, x, w, algo):
-        y = _depthwise.depthwise_conv2d(x, w, b, geom.stride, tuple(lo for lo, _ in geom.pads), geom.dilation)
+        y = _depthwise.forward_geom(x, w, b, geom)
     else:
         y = _forward(geom, x, w, b, direct=(algo == "direct" or (algo == "auto" and _prefer_direct(geom))))
     return y[0] if unbatched else y
@@ -185,9 +184,8 @@ def _conv_backward(nd, grad_output, input, weight, bias, stride, padding, dilati
     geom = _Geom(nd, x.shape, w.shape, stride, padding, dilation, groups)
     _check_bias(b, w.shape[0])
     dy = _grad_output(grad_output, x, geom.y_shape, unbatched)
-    if _use_depthwise(geom, x, w, algo) and hasattr(_depthwise, "depthwise_conv2d_backward"):
-        dx, dw, db = _depthwise.depthwise_conv2d_backward(dy, x, w, b, geom.stride, tuple(lo for lo, _ in geom.pads),
-                                                          geom.dilation)
+    if _use_depthwise(geom, x, w, algo):
+        dx, dw, db = _depthwise.backward_geom(dy, x, w, b, geom)
     else:
         dx = _grad_input(geom, dy, w, x.dtype)
         dw, db = _grad_weight(geom, x, dy, x.dtype, b is not None)
