@@ -20,9 +20,28 @@ inline void valid_cols(int64_t Q, int64_t W, int64_t sw, int64_t pw, int64_t off
   if (lo > hi) lo = hi;
 }
 
+// Column ranges of every kernel column s, computed once per call (S <= kMaxS on the stack).
+constexpr int64_t kMaxS = 64;
+struct ColRanges {
+  int64_t lo[kMaxS], hi[kMaxS];
+  bool ok;
+  explicit ColRanges(const DwParams& p) : ok(p.S <= kMaxS) {
+    for (int64_t s = 0; s < p.S && s < kMaxS; ++s) valid_cols(p.Q, p.W, p.sw, p.pw, s * p.dw, lo[s], hi[s]);
+  }
+  void get(const DwParams& p, int64_t s, int64_t& l, int64_t& h) const {
+    if (ok) {
+      l = lo[s];
+      h = hi[s];
+    } else {
+      valid_cols(p.Q, p.W, p.sw, p.pw, s * p.dw, l, h);
+    }
+  }
+};
+
 template <class T>
 void dw_fwd(const DwParams& p, const T* x, const T* w, const T* b, T* y) {
   const int64_t K = p.K(), RS = p.R * p.S;
+  const ColRanges cols(p);
   const double work = double(p.N * K) * double(p.P * p.Q) * double(RS);
   const int nt = work > 2e5 ? max_threads() : 1;
   (void)nt;
@@ -43,7 +62,7 @@ void dw_fwd(const DwParams& p, const T* x, const T* w, const T* b, T* y) {
         for (int64_t s = 0; s < p.S; ++s) {
           const int64_t off = s * p.dw - p.pw;
           int64_t lo, hi;
-          valid_cols(p.Q, p.W, p.sw, p.pw, s * p.dw, lo, hi);
+          cols.get(p, s, lo, hi);
           const T wv = wk[r * p.S + s];
           if (p.sw == 1) {
             const T* __restrict xs = xr + off;
@@ -63,6 +82,7 @@ void dw_fwd(const DwParams& p, const T* x, const T* w, const T* b, T* y) {
 template <class T>
 void dw_bwd_data(const DwParams& p, const T* gy, const T* w, T* gx) {
   const int64_t K = p.K(), RS = p.R * p.S;
+  const ColRanges cols(p);
   const double work = double(p.N * K) * double(p.P * p.Q) * double(RS);
   const int nt = work > 2e5 ? max_threads() : 1;
   (void)nt;
@@ -85,7 +105,7 @@ void dw_bwd_data(const DwParams& p, const T* gy, const T* w, T* gx) {
           for (int64_t s = 0; s < p.S; ++s) {
             const int64_t off = s * p.dw - p.pw;
             int64_t lo, hi;
-            valid_cols(p.Q, p.W, p.sw, p.pw, s * p.dw, lo, hi);
+            cols.get(p, s, lo, hi);
             const T wv = wk[r * p.S + s];
             if (p.sw == 1) {
               T* __restrict xs = xr + off;
@@ -106,6 +126,7 @@ void dw_bwd_data(const DwParams& p, const T* gy, const T* w, T* gx) {
 template <class T>
 void dw_bwd_weight(const DwParams& p, const T* x, const T* gy, T* gw, T* gb) {
   const int64_t K = p.K(), RS = p.R * p.S;
+  const ColRanges cols(p);
   const double work = double(p.N * K) * double(p.P * p.Q) * double(RS);
   const int nt = work > 2e5 ? max_threads() : 1;
   (void)nt;
@@ -139,7 +160,7 @@ void dw_bwd_weight(const DwParams& p, const T* x, const T* gy, T* gw, T* gb) {
           for (int64_t s = 0; s < p.S; ++s) {
             const int64_t off = s * p.dw - p.pw;
             int64_t lo, hi;
-            valid_cols(p.Q, p.W, p.sw, p.pw, s * p.dw, lo, hi);
+            cols.get(p, s, lo, hi);
             T dot = 0;
             if (p.sw == 1) {
               const T* __restrict xs = xr + off;
