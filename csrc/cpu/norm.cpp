@@ -73,10 +73,12 @@ template <class T>
 void batch_norm_fwd_impl(int64_t N, int64_t C, int64_t S, const T* x, const T* w, const T* b, T* rmean, T* rvar,
                          bool training, double momentum, double eps, T* y) {
   static thread_local Buffer buf;
-  T* coef = buf.get<T>(3 * C);  // scale, shift, mean (training: y = (x - mean)*scale + shift)
-  T* scale = coef;
-  T* shift = coef + C;
-  T* mu = coef + 2 * C;
+  // scale, shift, mean (training: y = (x - mean)*scale + shift; eval: y = x*scale + shift),
+  // kept and applied in double so that a large mean costs no precision in float
+  double* coef = buf.get<double>(3 * C);
+  double* scale = coef;
+  double* shift = coef + C;
+  double* mu = coef + 2 * C;
   const int64_t total = N * C * S;
   const int64_t M = N * S;
   const bool par_c = training && C > 1 && total >= (int64_t(1) << 15);
@@ -98,13 +100,13 @@ void batch_norm_fwd_impl(int64_t N, int64_t C, int64_t S, const T* x, const T* w
     }
     const double sc = w ? double(w[c]) * invstd : invstd;
     const double bb = b ? double(b[c]) : 0.0;
-    scale[c] = T(sc);
+    scale[c] = sc;
     if (training) {
-      shift[c] = T(bb);
-      mu[c] = T(mean);
+      shift[c] = bb;
+      mu[c] = mean;
     } else {
-      shift[c] = T(bb - mean * sc);
-      mu[c] = T(0);
+      shift[c] = bb - mean * sc;
+      mu[c] = 0.0;
     }
   }
   const int64_t NC = N * C;
@@ -112,15 +114,15 @@ void batch_norm_fwd_impl(int64_t N, int64_t C, int64_t S, const T* x, const T* w
 #pragma omp parallel for if (par) schedule(static)
   for (int64_t nc = 0; nc < NC; ++nc) {
     const int64_t c = nc % C;
-    const T sc = scale[c], sh = shift[c], m = mu[c];
+    const double sc = scale[c], sh = shift[c], m = mu[c];
     const T* xp = x + nc * S;
     T* yp = y + nc * S;
     if (training) {
 #pragma omp simd
-      for (int64_t i = 0; i < S; ++i) yp[i] = (xp[i] - m) * sc + sh;
+      for (int64_t i = 0; i < S; ++i) yp[i] = T((double(xp[i]) - m) * sc + sh);
     } else {
 #pragma omp simd
-      for (int64_t i = 0; i < S; ++i) yp[i] = xp[i] * sc + sh;
+      for (int64_t i = 0; i < S; ++i) yp[i] = T(double(xp[i]) * sc + sh);
     }
   }
 }
@@ -130,11 +132,11 @@ void batch_norm_bwd_impl(int64_t N, int64_t C, int64_t S, const T* gy, const T* 
                          const T* rvar, bool training, double eps, T* gx, T* gw, T* gb) {
   static thread_local Buffer buf;
   // gx = a*(gy - mg) - k2*(x - mean)
-  T* coef = buf.get<T>(4 * C);
-  T* ca = coef;
-  T* cmg = coef + C;
-  T* ck2 = coef + 2 * C;
-  T* cmu = coef + 3 * C;
+  double* coef = buf.get<double>(4 * C);
+  double* ca = coef;
+  double* cmg = coef + C;
+  double* ck2 = coef + 2 * C;
+  double* cmu = coef + 3 * C;
   const int64_t total = N * C * S;
   const double M = double(N * S);
   const bool par_c = C > 1 && total >= (int64_t(1) << 15);
@@ -155,14 +157,14 @@ void batch_norm_bwd_impl(int64_t N, int64_t C, int64_t S, const T* gy, const T* 
     if (gw) gw[c] = T(sgx * invstd);
     if (gb) gb[c] = T(sg);
     const double wc = w ? double(w[c]) : 1.0;
-    ca[c] = T(wc * invstd);
-    cmu[c] = T(mean);
+    ca[c] = wc * invstd;
+    cmu[c] = mean;
     if (training) {
-      cmg[c] = T(sg / M);
-      ck2[c] = T(wc * invstd * invstd * invstd * sgx / M);
+      cmg[c] = sg / M;
+      ck2[c] = wc * invstd * invstd * invstd * sgx / M;
     } else {
-      cmg[c] = T(0);
-      ck2[c] = T(0);
+      cmg[c] = 0.0;
+      ck2[c] = 0.0;
     }
   }
   if (!gx) return;
@@ -171,16 +173,16 @@ void batch_norm_bwd_impl(int64_t N, int64_t C, int64_t S, const T* gy, const T* 
 #pragma omp parallel for if (par) schedule(static)
   for (int64_t nc = 0; nc < NC; ++nc) {
     const int64_t c = nc % C;
-    const T a = ca[c], mg = cmg[c], k2 = ck2[c], m = cmu[c];
+    const double a = ca[c], mg = cmg[c], k2 = ck2[c], m = cmu[c];
     const T* xp = x + nc * S;
     const T* gp = gy + nc * S;
     T* op = gx + nc * S;
     if (training) {
 #pragma omp simd
-      for (int64_t i = 0; i < S; ++i) op[i] = a * (gp[i] - mg) - k2 * (xp[i] - m);
+      for (int64_t i = 0; i < S; ++i) op[i] = T(a * (double(gp[i]) - mg) - k2 * (double(xp[i]) - m));
     } else {
 #pragma omp simd
-      for (int64_t i = 0; i < S; ++i) op[i] = a * gp[i];
+      for (int64_t i = 0; i < S; ++i) op[i] = T(a * double(gp[i]));
     }
   }
 }
@@ -311,19 +313,19 @@ void layer_norm_fwd_impl(int64_t M, int64_t D, const T* x, const T* w, const T* 
     T* yr = y + m * D;
     double mean, rstd;
     row_stats(xr, D, eps, mean, rstd);
-    const T mu = T(mean), rs = T(rstd);
+    // xhat in double: a large row mean costs no precision in float
     if (w && b) {
 #pragma omp simd
-      for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - mu) * rs * w[i] + b[i];
+      for (int64_t i = 0; i < D; ++i) yr[i] = T((double(xr[i]) - mean) * rstd) * w[i] + b[i];
     } else if (w) {
 #pragma omp simd
-      for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - mu) * rs * w[i];
+      for (int64_t i = 0; i < D; ++i) yr[i] = T((double(xr[i]) - mean) * rstd) * w[i];
     } else if (b) {
 #pragma omp simd
-      for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - mu) * rs + b[i];
+      for (int64_t i = 0; i < D; ++i) yr[i] = T((double(xr[i]) - mean) * rstd) + b[i];
     } else {
 #pragma omp simd
-      for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - mu) * rs;
+      for (int64_t i = 0; i < D; ++i) yr[i] = T((double(xr[i]) - mean) * rstd);
     }
   }
 }
@@ -354,14 +356,14 @@ void layer_norm_bwd_impl(int64_t M, int64_t D, const T* gy, const T* x, const T*
       s2 += wg * (double(xr[i]) - mean);
     }
     s2 *= rstd;
-    const T c0 = T(rstd), c1 = T(rstd * s1 / double(D)), c2 = T(rstd * rstd * s2 / double(D)), mu = T(mean);
+    const double c0 = rstd, c1 = rstd * s1 / double(D), c2 = rstd * rstd * s2 / double(D);
     T* out = gx + m * D;
     if (w) {
 #pragma omp simd
-      for (int64_t i = 0; i < D; ++i) out[i] = c0 * (gr[i] * w[i]) - c1 - c2 * (xr[i] - mu);
+      for (int64_t i = 0; i < D; ++i) out[i] = T(c0 * (double(gr[i]) * double(w[i])) - c1 - c2 * (double(xr[i]) - mean));
     } else {
 #pragma omp simd
-      for (int64_t i = 0; i < D; ++i) out[i] = c0 * gr[i] - c1 - c2 * (xr[i] - mu);
+      for (int64_t i = 0; i < D; ++i) out[i] = T(c0 * double(gr[i]) - c1 - c2 * (double(xr[i]) - mean));
     }
   }
   if (!gw && !gb) return;
