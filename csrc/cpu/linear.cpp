@@ -16,8 +16,7 @@ template <class T>
 void linear_fwd_impl(int64_t M, int64_t K, int64_t O, const T* x, const T* w, const T* b, T* y) {
   T beta = T(0);
   if (b) {
-    const bool par = M * O >= (int64_t(1) << 16);
-#pragma omp parallel for if (par) schedule(static)
+    // serial: a copy of M*O values is small next to the gemm's M*O*K work
     for (int64_t m = 0; m < M; ++m) std::memcpy(y + m * O, b, size_t(O) * sizeof(T));
     beta = T(1);
   }

@@ -191,13 +191,23 @@ void batch_norm_bwd_impl(int64_t N, int64_t C, int64_t S, const T* gy, const T* 
 
 constexpr int64_t kLrnBlock = 128;
 
-// d^(-beta), with cheap exact-enough forms for the common exponents.
+// d^(-beta) for a beta class B (1: 0.75, 2: 0.5, 3: 1, 0: any) known at compile time, so
+// the common exponents vectorize (square roots and a division instead of pow).
+template <int B>
 inline double neg_pow(double d, double beta) {
-  if (beta == 0.75) return 1.0 / (std::sqrt(d) * std::sqrt(std::sqrt(d)));
-  if (beta == 0.5) return 1.0 / std::sqrt(d);
-  if (beta == 1.0) return 1.0 / d;
-  return std::pow(d, -beta);
+  if constexpr (B == 1) {
+    const double r = std::sqrt(d);
+    return 1.0 / (r * std::sqrt(r));
+  } else if constexpr (B == 2) {
+    return 1.0 / std::sqrt(d);
+  } else if constexpr (B == 3) {
+    return 1.0 / d;
+  } else {
+    return std::pow(d, -beta);
+  }
 }
+
+inline int beta_class(double beta) { return beta == 0.75 ? 1 : beta == 0.5 ? 2 : beta == 1.0 ? 3 : 0; }
 
 // Running window sum over channels of one block: calls f(c, acc) for every channel c with
 // acc[j] = sum over channels c-before .. c+after (clipped) of v(ch)[j].
@@ -215,9 +225,8 @@ inline void window_sweep(int64_t C, int64_t len, int64_t before, int64_t after, 
   }
 }
 
-template <class T>
-void lrn_fwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, double beta, double k, const T* x,
-                  T* y) {
+template <class T, int B>
+void lrn_fwd_b(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, double beta, double k, const T* x, T* y) {
   const int64_t nb = ceil_div(S, kLrnBlock);
   const int64_t tasks = N * nb;
   const double a = alpha / double(size);
@@ -238,14 +247,26 @@ void lrn_fwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, d
         [&](int64_t c, const double* ac) {
           const T* p = xb + c * S;
           T* q = yb + c * S;
-          for (int64_t j = 0; j < len; ++j) q[j] = T(double(p[j]) * neg_pow(k + a * ac[j], beta));
+#pragma omp simd
+          for (int64_t j = 0; j < len; ++j) q[j] = T(double(p[j]) * neg_pow<B>(k + a * ac[j], beta));
         });
   }
 }
 
 template <class T>
-void lrn_bwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, double beta, double k, const T* gy,
-                  const T* x, T* gx) {
+void lrn_fwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, double beta, double k, const T* x,
+                  T* y) {
+  switch (beta_class(beta)) {
+    case 1: return lrn_fwd_b<T, 1>(N, C, S, size, alpha, beta, k, x, y);
+    case 2: return lrn_fwd_b<T, 2>(N, C, S, size, alpha, beta, k, x, y);
+    case 3: return lrn_fwd_b<T, 3>(N, C, S, size, alpha, beta, k, x, y);
+    default: return lrn_fwd_b<T, 0>(N, C, S, size, alpha, beta, k, x, y);
+  }
+}
+
+template <class T, int B>
+void lrn_bwd_b(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, double beta, double k, const T* gy,
+               const T* x, T* gx) {
   const int64_t nb = ceil_div(S, kLrnBlock);
   const int64_t tasks = N * nb;
   const double a = alpha / double(size);
@@ -272,9 +293,10 @@ void lrn_bwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, d
           const T* g = gb + c * S;
           T* q = ob + c * S;
           double* tc = tv + c * kLrnBlock;
+#pragma omp simd
           for (int64_t j = 0; j < len; ++j) {
             const double d = k + a * ac[j];
-            const double pw = neg_pow(d, beta);
+            const double pw = neg_pow<B>(d, beta);
             q[j] = T(double(g[j]) * pw);
             tc[j] = double(g[j]) * double(p[j]) * pw / d;
           }
@@ -293,6 +315,17 @@ void lrn_bwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, d
 #pragma omp simd
           for (int64_t j = 0; j < len; ++j) q[j] = T(double(q[j]) - coef * double(p[j]) * ac[j]);
         });
+  }
+}
+
+template <class T>
+void lrn_bwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, double beta, double k, const T* gy,
+                  const T* x, T* gx) {
+  switch (beta_class(beta)) {
+    case 1: return lrn_bwd_b<T, 1>(N, C, S, size, alpha, beta, k, gy, x, gx);
+    case 2: return lrn_bwd_b<T, 2>(N, C, S, size, alpha, beta, k, gy, x, gx);
+    case 3: return lrn_bwd_b<T, 3>(N, C, S, size, alpha, beta, k, gy, x, gx);
+    default: return lrn_bwd_b<T, 0>(N, C, S, size, alpha, beta, k, gy, x, gx);
   }
 }
 
