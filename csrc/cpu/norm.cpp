@@ -400,14 +400,23 @@ void layer_norm_bwd_impl(int64_t M, int64_t D, const T* gy, const T* x, const T*
     }
   }
   if (!gw && !gb) return;
+  // Column sums over the rows: tasks are (column block, row chunk); with fewer column blocks
+  // than threads the rows are split too and the per-chunk partial sums reduced afterwards.
   const int64_t nblk = ceil_div(D, kColBlock);
-  const bool parb = nblk > 1 && M * D >= (int64_t(1) << 14);
-#pragma omp parallel for if (parb) schedule(static)
-  for (int64_t bi = 0; bi < nblk; ++bi) {
+  const bool parb = M * D >= (int64_t(1) << 14);
+  const int64_t nt = parb ? max_threads() : 1;
+  const int64_t mch = nblk < nt ? imin(M, ceil_div(nt, nblk)) : 1;
+  static thread_local Buffer pbuf;
+  double* part = mch > 1 ? pbuf.get<double>(mch * 2 * D) : nullptr;
+  const int64_t tasks = nblk * mch;
+#pragma omp parallel for if (parb && tasks > 1) schedule(static)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t bi = t % nblk, mc = t / nblk;
     const int64_t i0 = bi * kColBlock, len = imin(kColBlock, D - i0);
+    const int64_t m0 = M * mc / mch, m1 = M * (mc + 1) / mch;
     double aw[kColBlock], ab[kColBlock];
     for (int64_t j = 0; j < len; ++j) aw[j] = ab[j] = 0.0;
-    for (int64_t m = 0; m < M; ++m) {
+    for (int64_t m = m0; m < m1; ++m) {
       const T* xr = x + m * D + i0;
       const T* gr = gy + m * D + i0;
       const double mean = st[2 * m], rstd = st[2 * m + 1];
@@ -417,10 +426,28 @@ void layer_norm_bwd_impl(int64_t M, int64_t D, const T* gy, const T* x, const T*
         ab[j] += double(gr[j]);
       }
     }
+    if (part) {
+      for (int64_t j = 0; j < len; ++j) {
+        part[(2 * mc) * D + i0 + j] = aw[j];
+        part[(2 * mc + 1) * D + i0 + j] = ab[j];
+      }
+      continue;
+    }
     if (gw)
       for (int64_t j = 0; j < len; ++j) gw[i0 + j] = T(aw[j]);
     if (gb)
       for (int64_t j = 0; j < len; ++j) gb[i0 + j] = T(ab[j]);
+  }
+  if (part) {
+    for (int64_t i = 0; i < D; ++i) {
+      double a = 0.0, b = 0.0;
+      for (int64_t mc = 0; mc < mch; ++mc) {
+        a += part[(2 * mc) * D + i];
+        b += part[(2 * mc + 1) * D + i];
+      }
+      if (gw) gw[i] = T(a);
+      if (gb) gb[i] = T(b);
+    }
   }
 }
 
