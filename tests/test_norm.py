@@ -29,7 +29,7 @@ def _make(shape, layout, rng, loc=0.0):
 # ---------------------------------------------------------------- batch_norm grid
 
 BN_SHAPES = [(2, 3), (5, 1), (1, 3), (1, 3, 7), (2, 1, 5), (3, 4, 5, 6), (1, 2, 3, 5, 7), (2, 3, 1, 1), (4, 5, 9),
-             (2, 3, 17, 19), (4, 3, 40, 37)]  # the last one is large enough to run in parallel
+             (2, 3, 17, 19), (4, 3, 40, 37), (8, 1, 60, 70)]  # the last two run in parallel (one channel: split planes)
 
 
 def _bn_cases():

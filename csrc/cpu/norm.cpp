@@ -57,16 +57,60 @@ inline void sum_g_gx(const T* g, const T* x, int64_t n, double mean, double& sg,
 
 // ------------------------------------------------------------------------ batch norm
 
+// Channel c's values are N planes of S; `ns` > 1 splits each plane into ns chunks, and the
+// N*ns pieces are reduced by a parallel loop (used when there are fewer channels than
+// threads, so that the per-channel loop alone would leave threads idle).
+constexpr int64_t kChunk = 4096;
+
+inline int64_t plane_chunks(int64_t C, int64_t N, int64_t S, bool big) {
+  if (!big || C >= max_threads()) return 0;  // 0: no inner parallelism
+  return ceil_div(S, kChunk);
+}
+
 // Mean and biased variance of channel c.
 template <class T>
-void channel_stats(int64_t N, int64_t C, int64_t S, const T* x, int64_t c, double& mean, double& var) {
+void channel_stats(int64_t N, int64_t C, int64_t S, const T* x, int64_t c, int64_t ns, double& mean, double& var) {
   const double M = double(N * S);
-  double s = 0.0;
-  for (int64_t n = 0; n < N; ++n) s += sum_d(x + (n * C + c) * S, S);
-  mean = s / M;
-  double q = 0.0;
-  for (int64_t n = 0; n < N; ++n) q += sumsq_dev(x + (n * C + c) * S, S, mean);
+  double s = 0.0, q = 0.0;
+  if (ns == 0) {
+    for (int64_t n = 0; n < N; ++n) s += sum_d(x + (n * C + c) * S, S);
+    mean = s / M;
+    for (int64_t n = 0; n < N; ++n) q += sumsq_dev(x + (n * C + c) * S, S, mean);
+  } else {
+    const int64_t units = N * ns, len = ceil_div(S, ns);
+#pragma omp parallel for reduction(+ : s) schedule(static)
+    for (int64_t u = 0; u < units; ++u) {
+      const int64_t n = u / ns, s0 = (u % ns) * len;
+      s += sum_d(x + (n * C + c) * S + s0, imin(len, S - s0));
+    }
+    mean = s / M;
+    const double mu = mean;
+#pragma omp parallel for reduction(+ : q) schedule(static)
+    for (int64_t u = 0; u < units; ++u) {
+      const int64_t n = u / ns, s0 = (u % ns) * len;
+      q += sumsq_dev(x + (n * C + c) * S + s0, imin(len, S - s0), mu);
+    }
+  }
   var = q / M;
+}
+
+// sum of gy and of gy * (x - mean) over channel c
+template <class T>
+void channel_grad_sums(int64_t N, int64_t C, int64_t S, const T* gy, const T* x, int64_t c, int64_t ns, double mean,
+                       double& sg, double& sgx) {
+  double a = 0.0, b = 0.0;
+  if (ns == 0) {
+    for (int64_t n = 0; n < N; ++n) sum_g_gx(gy + (n * C + c) * S, x + (n * C + c) * S, S, mean, a, b);
+  } else {
+    const int64_t units = N * ns, len = ceil_div(S, ns);
+#pragma omp parallel for reduction(+ : a, b) schedule(static)
+    for (int64_t u = 0; u < units; ++u) {
+      const int64_t n = u / ns, s0 = (u % ns) * len, off = (n * C + c) * S + s0;
+      sum_g_gx(gy + off, x + off, imin(len, S - s0), mean, a, b);
+    }
+  }
+  sg = a;
+  sgx = b;
 }
 
 template <class T>
@@ -81,13 +125,15 @@ void batch_norm_fwd_impl(int64_t N, int64_t C, int64_t S, const T* x, const T* w
   double* mu = coef + 2 * C;
   const int64_t total = N * C * S;
   const int64_t M = N * S;
-  const bool par_c = training && C > 1 && total >= (int64_t(1) << 15);
+  const bool big = total >= (int64_t(1) << 15);
+  const int64_t ns = plane_chunks(C, N, S, big && training);
+  const bool par_c = training && C > 1 && big && ns == 0;
 #pragma omp parallel for if (par_c) schedule(dynamic, 1)
   for (int64_t c = 0; c < C; ++c) {
     double mean, invstd;
     if (training) {
       double var;
-      channel_stats(N, C, S, x, c, mean, var);
+      channel_stats(N, C, S, x, c, ns, mean, var);
       invstd = 1.0 / std::sqrt(var + eps);
       if (rmean) rmean[c] = T((1.0 - momentum) * double(rmean[c]) + momentum * mean);
       if (rvar) {
@@ -139,21 +185,22 @@ void batch_norm_bwd_impl(int64_t N, int64_t C, int64_t S, const T* gy, const T* 
   double* cmu = coef + 3 * C;
   const int64_t total = N * C * S;
   const double M = double(N * S);
-  const bool par_c = C > 1 && total >= (int64_t(1) << 15);
+  const bool big = total >= (int64_t(1) << 15);
+  const int64_t ns = plane_chunks(C, N, S, big);
+  const bool par_c = C > 1 && big && ns == 0;
 #pragma omp parallel for if (par_c) schedule(dynamic, 1)
   for (int64_t c = 0; c < C; ++c) {
     double mean, invstd;
     if (training) {
       double var;
-      channel_stats(N, C, S, x, c, mean, var);
+      channel_stats(N, C, S, x, c, ns, mean, var);
       invstd = 1.0 / std::sqrt(var + eps);
     } else {
       mean = double(rmean[c]);
       invstd = 1.0 / std::sqrt(double(rvar[c]) + eps);
     }
     double sg = 0.0, sgx = 0.0;
-    if (training || gw || gb)
-      for (int64_t n = 0; n < N; ++n) sum_g_gx(gy + (n * C + c) * S, x + (n * C + c) * S, S, mean, sg, sgx);
+    if (training || gw || gb) channel_grad_sums(N, C, S, gy, x, c, ns, mean, sg, sgx);
     if (gw) gw[c] = T(sgx * invstd);
     if (gb) gb[c] = T(sg);
     const double wc = w ? double(w[c]) : 1.0;
