@@ -16,8 +16,7 @@ template <class T>
 void linear_fwd_impl(int64_t M, int64_t K, int64_t O, const T* x, const T* w, const T* b, T* y) {
   T beta = T(0);
   if (b) {
-    const bool par = M * O >= (int64_t(1) << 16);
-#pragma omp parallel for if (par) schedule(static)
+    // serial: a copy of M*O values is small next to the gemm's M*O*K work
     for (int64_t m = 0; m < M; ++m) std::memcpy(y + m * O, b, size_t(O) * sizeof(T));
     beta = T(1);
   }
@@ -32,20 +31,38 @@ void linear_bwd_impl(int64_t M, int64_t K, int64_t O, const T* gy, const T* x, c
   // gw (O x K) = gy^T (O x M: row stride 1, column stride O) @ x (M x K)
   if (gw) gemm<T>(O, K, M, T(1), gy, 1, O, x, K, 1, T(0), gw, K, 1);
   if (gb) {
+    // column sums; with fewer column blocks than threads the rows are split too, and the
+    // per-chunk partial sums reduced afterwards
     const int64_t nblk = ceil_div(O, kColBlock);
-    const bool par = M * O >= (int64_t(1) << 15) && nblk > 1;
-#pragma omp parallel for if (par) schedule(static)
-    for (int64_t bi = 0; bi < nblk; ++bi) {
+    const bool par = M * O >= (int64_t(1) << 15);
+    const int64_t nt = par ? max_threads() : 1;
+    const int64_t mch = nblk < nt ? imin(M, ceil_div(nt, nblk)) : 1;
+    static thread_local Buffer pbuf;
+    double* part = mch > 1 ? pbuf.get<double>(mch * O) : nullptr;
+    const int64_t tasks = nblk * mch;
+#pragma omp parallel for if (par && tasks > 1) schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t bi = t % nblk, mc = t / nblk;
       const int64_t o0 = bi * kColBlock, n = imin(kColBlock, O - o0);
+      const int64_t m0 = M * mc / mch, m1 = M * (mc + 1) / mch;
       double acc[kColBlock];
       for (int64_t j = 0; j < n; ++j) acc[j] = 0.0;
-      for (int64_t m = 0; m < M; ++m) {
+      for (int64_t m = m0; m < m1; ++m) {
         const T* row = gy + m * O + o0;
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) acc[j] += double(row[j]);
       }
-      for (int64_t j = 0; j < n; ++j) gb[o0 + j] = T(acc[j]);
+      if (part)
+        for (int64_t j = 0; j < n; ++j) part[mc * O + o0 + j] = acc[j];
+      else
+        for (int64_t j = 0; j < n; ++j) gb[o0 + j] = T(acc[j]);
     }
+    if (part)
+      for (int64_t o = 0; o < O; ++o) {
+        double a = 0.0;
+        for (int64_t mc = 0; mc < mch; ++mc) a += part[mc * O + o];
+        gb[o] = T(a);
+      }
   }
 }
 

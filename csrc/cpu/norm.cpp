@@ -57,16 +57,60 @@ inline void sum_g_gx(const T* g, const T* x, int64_t n, double mean, double& sg,
 
 // ------------------------------------------------------------------------ batch norm
 
+// Channel c's values are N planes of S; `ns` > 1 splits each plane into ns chunks, and the
+// N*ns pieces are reduced by a parallel loop (used when there are fewer channels than
+// threads, so that the per-channel loop alone would leave threads idle).
+constexpr int64_t kChunk = 4096;
+
+inline int64_t plane_chunks(int64_t C, int64_t N, int64_t S, bool big) {
+  if (!big || C >= max_threads()) return 0;  // 0: no inner parallelism
+  return ceil_div(S, kChunk);
+}
+
 // Mean and biased variance of channel c.
 template <class T>
-void channel_stats(int64_t N, int64_t C, int64_t S, const T* x, int64_t c, double& mean, double& var) {
+void channel_stats(int64_t N, int64_t C, int64_t S, const T* x, int64_t c, int64_t ns, double& mean, double& var) {
   const double M = double(N * S);
-  double s = 0.0;
-  for (int64_t n = 0; n < N; ++n) s += sum_d(x + (n * C + c) * S, S);
-  mean = s / M;
-  double q = 0.0;
-  for (int64_t n = 0; n < N; ++n) q += sumsq_dev(x + (n * C + c) * S, S, mean);
+  double s = 0.0, q = 0.0;
+  if (ns == 0) {
+    for (int64_t n = 0; n < N; ++n) s += sum_d(x + (n * C + c) * S, S);
+    mean = s / M;
+    for (int64_t n = 0; n < N; ++n) q += sumsq_dev(x + (n * C + c) * S, S, mean);
+  } else {
+    const int64_t units = N * ns, len = ceil_div(S, ns);
+#pragma omp parallel for reduction(+ : s) schedule(static)
+    for (int64_t u = 0; u < units; ++u) {
+      const int64_t n = u / ns, s0 = (u % ns) * len;
+      s += sum_d(x + (n * C + c) * S + s0, imin(len, S - s0));
+    }
+    mean = s / M;
+    const double mu = mean;
+#pragma omp parallel for reduction(+ : q) schedule(static)
+    for (int64_t u = 0; u < units; ++u) {
+      const int64_t n = u / ns, s0 = (u % ns) * len;
+      q += sumsq_dev(x + (n * C + c) * S + s0, imin(len, S - s0), mu);
+    }
+  }
   var = q / M;
+}
+
+// sum of gy and of gy * (x - mean) over channel c
+template <class T>
+void channel_grad_sums(int64_t N, int64_t C, int64_t S, const T* gy, const T* x, int64_t c, int64_t ns, double mean,
+                       double& sg, double& sgx) {
+  double a = 0.0, b = 0.0;
+  if (ns == 0) {
+    for (int64_t n = 0; n < N; ++n) sum_g_gx(gy + (n * C + c) * S, x + (n * C + c) * S, S, mean, a, b);
+  } else {
+    const int64_t units = N * ns, len = ceil_div(S, ns);
+#pragma omp parallel for reduction(+ : a, b) schedule(static)
+    for (int64_t u = 0; u < units; ++u) {
+      const int64_t n = u / ns, s0 = (u % ns) * len, off = (n * C + c) * S + s0;
+      sum_g_gx(gy + off, x + off, imin(len, S - s0), mean, a, b);
+    }
+  }
+  sg = a;
+  sgx = b;
 }
 
 template <class T>
@@ -81,13 +125,15 @@ void batch_norm_fwd_impl(int64_t N, int64_t C, int64_t S, const T* x, const T* w
   double* mu = coef + 2 * C;
   const int64_t total = N * C * S;
   const int64_t M = N * S;
-  const bool par_c = training && C > 1 && total >= (int64_t(1) << 15);
+  const bool big = total >= (int64_t(1) << 15);
+  const int64_t ns = plane_chunks(C, N, S, big && training);
+  const bool par_c = training && C > 1 && big && ns == 0;
 #pragma omp parallel for if (par_c) schedule(dynamic, 1)
   for (int64_t c = 0; c < C; ++c) {
     double mean, invstd;
     if (training) {
       double var;
-      channel_stats(N, C, S, x, c, mean, var);
+      channel_stats(N, C, S, x, c, ns, mean, var);
       invstd = 1.0 / std::sqrt(var + eps);
       if (rmean) rmean[c] = T((1.0 - momentum) * double(rmean[c]) + momentum * mean);
       if (rvar) {
@@ -139,21 +185,22 @@ void batch_norm_bwd_impl(int64_t N, int64_t C, int64_t S, const T* gy, const T* 
   double* cmu = coef + 3 * C;
   const int64_t total = N * C * S;
   const double M = double(N * S);
-  const bool par_c = C > 1 && total >= (int64_t(1) << 15);
+  const bool big = total >= (int64_t(1) << 15);
+  const int64_t ns = plane_chunks(C, N, S, big);
+  const bool par_c = C > 1 && big && ns == 0;
 #pragma omp parallel for if (par_c) schedule(dynamic, 1)
   for (int64_t c = 0; c < C; ++c) {
     double mean, invstd;
     if (training) {
       double var;
-      channel_stats(N, C, S, x, c, mean, var);
+      channel_stats(N, C, S, x, c, ns, mean, var);
       invstd = 1.0 / std::sqrt(var + eps);
     } else {
       mean = double(rmean[c]);
       invstd = 1.0 / std::sqrt(double(rvar[c]) + eps);
     }
     double sg = 0.0, sgx = 0.0;
-    if (training || gw || gb)
-      for (int64_t n = 0; n < N; ++n) sum_g_gx(gy + (n * C + c) * S, x + (n * C + c) * S, S, mean, sg, sgx);
+    if (training || gw || gb) channel_grad_sums(N, C, S, gy, x, c, ns, mean, sg, sgx);
     if (gw) gw[c] = T(sgx * invstd);
     if (gb) gb[c] = T(sg);
     const double wc = w ? double(w[c]) : 1.0;
@@ -191,13 +238,23 @@ void batch_norm_bwd_impl(int64_t N, int64_t C, int64_t S, const T* gy, const T* 
 
 constexpr int64_t kLrnBlock = 128;
 
-// d^(-beta), with cheap exact-enough forms for the common exponents.
+// d^(-beta) for a beta class B (1: 0.75, 2: 0.5, 3: 1, 0: any) known at compile time, so
+// the common exponents vectorize (square roots and a division instead of pow).
+template <int B>
 inline double neg_pow(double d, double beta) {
-  if (beta == 0.75) return 1.0 / (std::sqrt(d) * std::sqrt(std::sqrt(d)));
-  if (beta == 0.5) return 1.0 / std::sqrt(d);
-  if (beta == 1.0) return 1.0 / d;
-  return std::pow(d, -beta);
+  if constexpr (B == 1) {
+    const double r = std::sqrt(d);
+    return 1.0 / (r * std::sqrt(r));
+  } else if constexpr (B == 2) {
+    return 1.0 / std::sqrt(d);
+  } else if constexpr (B == 3) {
+    return 1.0 / d;
+  } else {
+    return std::pow(d, -beta);
+  }
 }
+
+inline int beta_class(double beta) { return beta == 0.75 ? 1 : beta == 0.5 ? 2 : beta == 1.0 ? 3 : 0; }
 
 // Running window sum over channels of one block: calls f(c, acc) for every channel c with
 // acc[j] = sum over channels c-before .. c+after (clipped) of v(ch)[j].
@@ -215,9 +272,8 @@ inline void window_sweep(int64_t C, int64_t len, int64_t before, int64_t after, 
   }
 }
 
-template <class T>
-void lrn_fwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, double beta, double k, const T* x,
-                  T* y) {
+template <class T, int B>
+void lrn_fwd_b(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, double beta, double k, const T* x, T* y) {
   const int64_t nb = ceil_div(S, kLrnBlock);
   const int64_t tasks = N * nb;
   const double a = alpha / double(size);
@@ -238,14 +294,26 @@ void lrn_fwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, d
         [&](int64_t c, const double* ac) {
           const T* p = xb + c * S;
           T* q = yb + c * S;
-          for (int64_t j = 0; j < len; ++j) q[j] = T(double(p[j]) * neg_pow(k + a * ac[j], beta));
+#pragma omp simd
+          for (int64_t j = 0; j < len; ++j) q[j] = T(double(p[j]) * neg_pow<B>(k + a * ac[j], beta));
         });
   }
 }
 
 template <class T>
-void lrn_bwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, double beta, double k, const T* gy,
-                  const T* x, T* gx) {
+void lrn_fwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, double beta, double k, const T* x,
+                  T* y) {
+  switch (beta_class(beta)) {
+    case 1: return lrn_fwd_b<T, 1>(N, C, S, size, alpha, beta, k, x, y);
+    case 2: return lrn_fwd_b<T, 2>(N, C, S, size, alpha, beta, k, x, y);
+    case 3: return lrn_fwd_b<T, 3>(N, C, S, size, alpha, beta, k, x, y);
+    default: return lrn_fwd_b<T, 0>(N, C, S, size, alpha, beta, k, x, y);
+  }
+}
+
+template <class T, int B>
+void lrn_bwd_b(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, double beta, double k, const T* gy,
+               const T* x, T* gx) {
   const int64_t nb = ceil_div(S, kLrnBlock);
   const int64_t tasks = N * nb;
   const double a = alpha / double(size);
@@ -272,9 +340,10 @@ void lrn_bwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, d
           const T* g = gb + c * S;
           T* q = ob + c * S;
           double* tc = tv + c * kLrnBlock;
+#pragma omp simd
           for (int64_t j = 0; j < len; ++j) {
             const double d = k + a * ac[j];
-            const double pw = neg_pow(d, beta);
+            const double pw = neg_pow<B>(d, beta);
             q[j] = T(double(g[j]) * pw);
             tc[j] = double(g[j]) * double(p[j]) * pw / d;
           }
@@ -293,6 +362,17 @@ void lrn_bwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, d
 #pragma omp simd
           for (int64_t j = 0; j < len; ++j) q[j] = T(double(q[j]) - coef * double(p[j]) * ac[j]);
         });
+  }
+}
+
+template <class T>
+void lrn_bwd_impl(int64_t N, int64_t C, int64_t S, int64_t size, double alpha, double beta, double k, const T* gy,
+                  const T* x, T* gx) {
+  switch (beta_class(beta)) {
+    case 1: return lrn_bwd_b<T, 1>(N, C, S, size, alpha, beta, k, gy, x, gx);
+    case 2: return lrn_bwd_b<T, 2>(N, C, S, size, alpha, beta, k, gy, x, gx);
+    case 3: return lrn_bwd_b<T, 3>(N, C, S, size, alpha, beta, k, gy, x, gx);
+    default: return lrn_bwd_b<T, 0>(N, C, S, size, alpha, beta, k, gy, x, gx);
   }
 }
 
@@ -367,14 +447,23 @@ void layer_norm_bwd_impl(int64_t M, int64_t D, const T* gy, const T* x, const T*
     }
   }
   if (!gw && !gb) return;
+  // Column sums over the rows: tasks are (column block, row chunk); with fewer column blocks
+  // than threads the rows are split too and the per-chunk partial sums reduced afterwards.
   const int64_t nblk = ceil_div(D, kColBlock);
-  const bool parb = nblk > 1 && M * D >= (int64_t(1) << 14);
-#pragma omp parallel for if (parb) schedule(static)
-  for (int64_t bi = 0; bi < nblk; ++bi) {
+  const bool parb = M * D >= (int64_t(1) << 14);
+  const int64_t nt = parb ? max_threads() : 1;
+  const int64_t mch = nblk < nt ? imin(M, ceil_div(nt, nblk)) : 1;
+  static thread_local Buffer pbuf;
+  double* part = mch > 1 ? pbuf.get<double>(mch * 2 * D) : nullptr;
+  const int64_t tasks = nblk * mch;
+#pragma omp parallel for if (parb && tasks > 1) schedule(static)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t bi = t % nblk, mc = t / nblk;
     const int64_t i0 = bi * kColBlock, len = imin(kColBlock, D - i0);
+    const int64_t m0 = M * mc / mch, m1 = M * (mc + 1) / mch;
     double aw[kColBlock], ab[kColBlock];
     for (int64_t j = 0; j < len; ++j) aw[j] = ab[j] = 0.0;
-    for (int64_t m = 0; m < M; ++m) {
+    for (int64_t m = m0; m < m1; ++m) {
       const T* xr = x + m * D + i0;
       const T* gr = gy + m * D + i0;
       const double mean = st[2 * m], rstd = st[2 * m + 1];
@@ -384,10 +473,28 @@ void layer_norm_bwd_impl(int64_t M, int64_t D, const T* gy, const T* x, const T*
         ab[j] += double(gr[j]);
       }
     }
+    if (part) {
+      for (int64_t j = 0; j < len; ++j) {
+        part[(2 * mc) * D + i0 + j] = aw[j];
+        part[(2 * mc + 1) * D + i0 + j] = ab[j];
+      }
+      continue;
+    }
     if (gw)
       for (int64_t j = 0; j < len; ++j) gw[i0 + j] = T(aw[j]);
     if (gb)
       for (int64_t j = 0; j < len; ++j) gb[i0 + j] = T(ab[j]);
+  }
+  if (part) {
+    for (int64_t i = 0; i < D; ++i) {
+      double a = 0.0, b = 0.0;
+      for (int64_t mc = 0; mc < mch; ++mc) {
+        a += part[(2 * mc) * D + i];
+        b += part[(2 * mc + 1) * D + i];
+      }
+      if (gw) gw[i] = T(a);
+      if (gb) gb[i] = T(b);
+    }
   }
 }
 
