@@ -1,280 +1,203 @@
-// Activations, PReLU, softmax and dropout. Elementwise loops are split into chunks over
-// threads and vectorized by the compiler (`omp simd`) at this ISA's width; transcendental
-// functions go through libm inside the loops.
+// Elementwise activations (forward and backward), PReLU and dropout.
+// Each array is cut into fixed 8192-element chunks run in parallel (OpenMP) when large;
+// inside a chunk, Vec<T> code with one zero-padded tail vector (cpu/activation_math.h).
+// Semantics and subgradients follow torch's CPU kernels:
+//   relu       y = x < 0 ? 0 : x (NaN stays NaN)       dy = x <= 0 ? 0 : g
+//   leaky_relu y = x > 0 ? x : a x                      dy = x > 0 ? g : a g
+//   elu        y = x <= 0 ? a (exp(x) - 1) : x          dy = x > 0 ? g : a exp(x) g (NaN -> NaN)
+//   sigmoid    y = 1 / (1 + exp(-x))                    dy = g y (1 - y)
+//   tanh       y = tanh(x)                              dy = g (1 - y^2)
+//   gelu       y = x/2 (1 + erf(x/sqrt2))               dy = g (Phi(x) + x phi(x))
+//   gelu tanh  y = x/2 (1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715 x^3)
 #include "cpu/common.h"
+#include "cpu/activation_math.h"
 #include "ops/activation.h"
 
 namespace ck {
 namespace CK_ISA_NS {
 namespace {
 
-constexpr int64_t kGrain = 1 << 15;  // elements per thread below which one thread is faster
+using namespace actmath;
+
+constexpr int64_t kMinParallel = 1 << 15;
+
+template <class T> constexpr T kSqrt1_2 = T(0.70710678118654752440);
+template <class T> constexpr T kInvSqrt2Pi = T(0.39894228040143267794);  // 1/sqrt(2 pi)
+template <class T> constexpr T kSqrt2OverPi = T(0.79788456080286535588);
+template <class T> constexpr T kKappa = T(0.044715);
 
 template <class T>
-inline T sigmoid_of(T x) { return T(1) / (T(1) + std::exp(-x)); }
+struct Fwd {
+  using V = Vec<T>;
+  static V relu(V x) { return x < T(0) ? V{} : x; }
+  static V leaky(V x, T a) { return x > T(0) ? x : x * a; }
+  static V elu(V x, T a) { return x <= T(0) ? vexpm1<T>(x) * a : x; }
+  static V gelu(V x) { return (x * T(0.5)) * (T(1) + verf<T>(x * kSqrt1_2<T>)); }
+  static V gelu_tanh(V x) {
+    V u = kSqrt2OverPi<T> * (x + kKappa<T> * (x * x * x));
+    return (x * T(0.5)) * (T(1) + vtanh<T>(u));
+  }
+};
 
 template <class T>
-void act_fwd(int kind, int64_t n, T alpha, const T* __restrict x, T* __restrict y) {
-  const int nt = n > kGrain ? max_threads() : 1;
-  (void)nt;
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t b = 0; b < n; b += kGrain) {
-    const int64_t e = imin(n, b + kGrain);
-    switch (kind) {
-      case kRelu:  // NaN stays NaN (NaN < 0 is false)
+void act_fwd_impl(int op, int64_t n, const T* x, T* y, T a) {
+  using V = Vec<T>;
+  using F = Fwd<T>;
+  parallel_chunks(n, kMinParallel, [&](int64_t b, int64_t e) {
+    const T* xs = x + b;
+    T* ys = y + b;
+    const int64_t m = e - b;
+    switch (op) {
+      case kActRelu: map1(m, xs, ys, [](V v) { return F::relu(v); }); break;
+      case kActLeakyRelu: map1(m, xs, ys, [a](V v) { return F::leaky(v, a); }); break;
+      case kActElu: map1(m, xs, ys, [a](V v) { return F::elu(v, a); }); break;
+      case kActSigmoid: map1(m, xs, ys, [](V v) { return vsigmoid<T>(v); }); break;
+      case kActTanh: map1(m, xs, ys, [](V v) { return vtanh<T>(v); }); break;
+      case kActGelu: map1(m, xs, ys, [](V v) { return F::gelu(v); }); break;
+      case kActGeluTanh: map1(m, xs, ys, [](V v) { return F::gelu_tanh(v); }); break;
+      default: break;
+    }
+  });
+}
+
+template <class T>
+void act_bwd_impl(int op, int64_t n, const T* g, const T* x, T* gx, T a) {
+  using V = Vec<T>;
+  parallel_chunks(n, kMinParallel, [&](int64_t b, int64_t e) {
+    const T* gs = g + b;
+    const T* xs = x + b;
+    T* os = gx + b;
+    const int64_t m = e - b;
+    switch (op) {
+      case kActRelu: map2(m, gs, xs, os, [](V gv, V xv) { return xv <= T(0) ? V{} : gv; }); break;
+      case kActLeakyRelu: map2(m, gs, xs, os, [a](V gv, V xv) { return xv > T(0) ? gv : gv * a; }); break;
+      case kActElu:
+        map2(m, gs, xs, os, [a](V gv, V xv) { return xv > T(0) ? gv : gv * (vexp<T>(xv) * a); });
+        break;
+      case kActSigmoid:
+        map2(m, gs, xs, os, [](V gv, V xv) {
+          V y = vsigmoid<T>(xv);
+          return gv * ((T(1) - y) * y);
+        });
+        break;
+      case kActTanh:
+        map2(m, gs, xs, os, [](V gv, V xv) {
+          V y = vtanh<T>(xv);
+          return gv * (T(1) - y * y);
+        });
+        break;
+      case kActGelu:
+        map2(m, gs, xs, os, [](V gv, V xv) {
+          V cdf = T(0.5) * (T(1) + verf<T>(xv * kSqrt1_2<T>));
+          V pdf = vexp<T>(T(-0.5) * (xv * xv)) * kInvSqrt2Pi<T>;
+          return gv * (cdf + xv * pdf);
+        });
+        break;
+      case kActGeluTanh:
+        map2(m, gs, xs, os, [](V gv, V xv) {
+          V x2 = xv * xv;
+          V u = kSqrt2OverPi<T> * (xv + kKappa<T> * (x2 * xv));
+          V th = vtanh<T>(u);
+          V left_d = T(0.5) * (T(1) + th);
+          V right_d = (T(0.5) * xv) * (T(1) - th * th) * (kSqrt2OverPi<T> * (T(1) + (T(3) * kKappa<T>) * x2));
+          return gv * (left_d + right_d);
+        });
+        break;
+      default: break;
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// PReLU: y = x > 0 ? x : w[c] x.
+template <class T>
+void prelu_fwd_impl(int64_t outer, int64_t C, int64_t inner, const T* x, const T* w, T* y) {
+  using V = Vec<T>;
+  const int64_t planes = outer * C;
+  const bool par = planes * inner >= kMinParallel && planes > 1 && max_threads() > 1;
+  if (planes == 1) {  // one shared weight over everything (or one plane): chunked instead
+    const T a = w[0];
+    parallel_chunks(inner, kMinParallel, [&](int64_t b, int64_t e) {
+      map1(e - b, x + b, y + b, [a](V v) { return v > T(0) ? v : v * a; });
+    });
+    return;
+  }
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t p = 0; p < planes; ++p) {
+    const T a = w[p % C];
+    map1(inner, x + p * inner, y + p * inner, [a](V v) { return v > T(0) ? v : v * a; });
+  }
+}
+
+template <class T>
+void prelu_bwd_impl(int64_t outer, int64_t C, int64_t inner, const T* g, const T* x, const T* w, T* gx, T* gw) {
+  // gx = x > 0 ? g : w g;   gw[c] = sum over (outer, inner) of (x > 0 ? 0 : x g).
+  // Partial sums per channel and outer index (fixed order, independent of threads),
+  // then summed over outer in order.
+  static thread_local Buffer scratch;
+  const int64_t planes = outer * C;
+  // For a shared weight (C == 1) cut the planes into chunks so they also parallelize.
+  const int64_t chunk = C == 1 ? kChunk : inner;
+  const int64_t per_plane = ceil_div(inner, chunk);
+  const int64_t tasks = planes * per_plane;
+  T* part = scratch.get<T>(tasks);
+  const bool par = planes * inner >= kMinParallel && tasks > 1 && max_threads() > 1;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t p = task / per_plane, b = (task % per_plane) * chunk, e = imin(inner, b + chunk);
+    const T a = w[p % C];
+    const int64_t off = p * inner + b, m = e - b;
+    const T* gs = g + off;
+    const T* xs = x + off;
+    T* os = gx + off;
+    T acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < m; ++i) {
+      const T xv = xs[i], gv = gs[i];
+      const bool pos = xv > T(0);
+      os[i] = pos ? gv : gv * a;
+      acc += pos ? T(0) : xv * gv;
+    }
+    part[task] = acc;
+  }
+  for (int64_t c = 0; c < C; ++c) gw[c] = 0;
+  for (int64_t task = 0; task < tasks; ++task) gw[(task / per_plane) % C] += part[task];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dropout: a counter-based RNG (splitmix64's finalizer over seed + (i + 1) * golden gamma), so
+// the mask depends only on (seed, element index): identical for every ISA, thread count and
+// chunking. Element i is kept iff its top 53 random bits are >= threshold = floor(p * 2^53).
+template <class T>
+#if CK_ISA == 0  // SSE2 has no 64-bit vector multiply: plain scalar code is several times faster
+__attribute__((optimize("no-tree-vectorize")))
+#endif
+void dropout_chunk(int64_t b, int64_t e, const T* __restrict x, T* __restrict y, uint64_t seed, uint64_t threshold,
+                   T scale) {
+#if CK_ISA != 0
 #pragma omp simd
-        for (int64_t i = b; i < e; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];
-        break;
-      case kLeakyRelu:
-#pragma omp simd
-        for (int64_t i = b; i < e; ++i) y[i] = x[i] < T(0) ? x[i] * alpha : x[i];
-        break;
-      case kElu:
-        for (int64_t i = b; i < e; ++i) y[i] = x[i] > T(0) ? x[i] : alpha * std::expm1(x[i]);
-        break;
-      case kSigmoid:
-        for (int64_t i = b; i < e; ++i) y[i] = sigmoid_of(x[i]);
-        break;
-      case kTanh:
-        for (int64_t i = b; i < e; ++i) y[i] = std::tanh(x[i]);
-        break;
-      case kGeluErf:
-        for (int64_t i = b; i < e; ++i) y[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * T(0.70710678118654752440)));
-        break;
-      case kGeluTanh: {
-        const T c = T(0.79788456080286535588), k = T(0.044715);
-        for (int64_t i = b; i < e; ++i) {
-          const T v = x[i];
-          y[i] = T(0.5) * v * (T(1) + std::tanh(c * (v + k * v * v * v)));
-        }
-        break;
-      }
-    }
+#endif
+  for (int64_t i = b; i < e; ++i) {
+    uint64_t z = seed + (uint64_t(i) + 1u) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z = z ^ (z >> 31);
+    y[i] = x[i] * ((z >> 11) >= threshold ? scale : T(0));
   }
 }
 
 template <class T>
-void act_bwd(int kind, int64_t n, T alpha, const T* __restrict x, const T* __restrict gy, T* __restrict gx) {
-  const int nt = n > kGrain ? max_threads() : 1;
-  (void)nt;
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t b = 0; b < n; b += kGrain) {
-    const int64_t e = imin(n, b + kGrain);
-    switch (kind) {
-      case kRelu:  // torch (threshold_backward): 0 where x <= 0, so 0 at the kink and gy for NaN
-#pragma omp simd
-        for (int64_t i = b; i < e; ++i) gx[i] = x[i] <= T(0) ? T(0) : gy[i];
-        break;
-      case kLeakyRelu:
-#pragma omp simd
-        for (int64_t i = b; i < e; ++i) gx[i] = x[i] > T(0) ? gy[i] : gy[i] * alpha;
-        break;
-      case kElu:
-        for (int64_t i = b; i < e; ++i) gx[i] = x[i] > T(0) ? gy[i] : gy[i] * alpha * std::exp(x[i]);
-        break;
-      case kSigmoid:
-        for (int64_t i = b; i < e; ++i) {
-          const T s = sigmoid_of(x[i]);
-          gx[i] = gy[i] * s * (T(1) - s);
-        }
-        break;
-      case kTanh:
-        for (int64_t i = b; i < e; ++i) {
-          const T t = std::tanh(x[i]);
-          gx[i] = gy[i] * (T(1) - t * t);
-        }
-        break;
-      case kGeluErf: {
-        const T inv_sqrt2 = T(0.70710678118654752440), inv_sqrt2pi = T(0.39894228040143267794);
-        for (int64_t i = b; i < e; ++i) {
-          const T v = x[i];
-          const T cdf = T(0.5) * (T(1) + std::erf(v * inv_sqrt2));
-          gx[i] = gy[i] * (cdf + v * inv_sqrt2pi * std::exp(T(-0.5) * v * v));
-        }
-        break;
-      }
-      case kGeluTanh: {
-        const T c = T(0.79788456080286535588), k = T(0.044715);
-        for (int64_t i = b; i < e; ++i) {
-          const T v = x[i];
-          const T u = c * (v + k * v * v * v);
-          const T t = std::tanh(u);
-          const T du = c * (T(1) + T(3) * k * v * v);
-          gx[i] = gy[i] * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * du);
-        }
-        break;
-      }
-    }
-  }
-}
-
-template <class T>
-void prelu_fwd(int64_t N, int64_t C, int64_t inner, const T* __restrict x, const T* __restrict w, int64_t wstride,
-               T* __restrict y) {
-  const int nt = N * C * inner > kGrain ? max_threads() : 1;
-  (void)nt;
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t nc = 0; nc < N * C; ++nc) {
-    const T a = w[(nc % C) * wstride];
-    const T* xp = x + nc * inner;
-    T* yp = y + nc * inner;
-#pragma omp simd
-    for (int64_t i = 0; i < inner; ++i) yp[i] = xp[i] < T(0) ? xp[i] * a : xp[i];
-  }
-}
-
-template <class T>
-void prelu_bwd(int64_t N, int64_t C, int64_t inner, const T* __restrict x, const T* __restrict w, int64_t wstride,
-               const T* __restrict gy, T* __restrict gx, T* __restrict gw) {
-  const int nt = N * C * inner > kGrain ? max_threads() : 1;
-  (void)nt;
-  // gx: independent per element. gw: per channel sums, each channel reduced by one thread.
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t c = 0; c < C; ++c) {
-    const T a = w[c * wstride];
-    double acc = 0;
-    for (int64_t n = 0; n < N; ++n) {
-      const int64_t off = (n * C + c) * inner;
-      const T* xp = x + off;
-      const T* gp = gy + off;
-      T* op = gx + off;
-      T s = 0;
-#pragma omp simd reduction(+ : s)
-      for (int64_t i = 0; i < inner; ++i) {
-        const bool pos = xp[i] > T(0);
-        op[i] = pos ? gp[i] : gp[i] * a;
-        s += pos ? T(0) : gp[i] * xp[i];
-      }
-      acc += double(s);
-    }
-    gw[c] = T(acc);
-  }
-  if (wstride == 0) {  // one shared slope: gw[0] is the sum over channels
-    double s = 0;
-    for (int64_t c = 0; c < C; ++c) s += double(gw[c]);
-    gw[0] = T(s);
-  }
-}
-
-// softmax over D of one (outer o) slab, inner positions [i0, i1), with D-strided access.
-template <class T>
-void softmax_slab(bool log, int64_t D, int64_t inner, int64_t i0, int64_t i1, const T* __restrict x, T* __restrict y,
-                  T* __restrict mx, T* __restrict sum) {
-  const int64_t w = i1 - i0;
-  for (int64_t i = 0; i < w; ++i) mx[i] = -INFINITY;
-  for (int64_t d = 0; d < D; ++d) {
-    const T* xp = x + d * inner + i0;
-    for (int64_t i = 0; i < w; ++i) mx[i] = (xp[i] > mx[i] || xp[i] != xp[i]) ? xp[i] : mx[i];
-  }
-  for (int64_t i = 0; i < w; ++i) {
-    sum[i] = 0;
-    if (mx[i] == -INFINITY) mx[i] = 0;  // all -inf: exp(-inf - 0) = 0 -> NaN/-inf like torch
-  }
-  for (int64_t d = 0; d < D; ++d) {
-    const T* xp = x + d * inner + i0;
-    T* yp = y + d * inner + i0;
-    for (int64_t i = 0; i < w; ++i) {
-      const T e = std::exp(xp[i] - mx[i]);
-      if (!log) yp[i] = e;
-      sum[i] += e;
-    }
-  }
-  for (int64_t i = 0; i < w; ++i) sum[i] = log ? mx[i] + std::log(sum[i]) : T(1) / sum[i];
-  for (int64_t d = 0; d < D; ++d) {
-    const T* xp = x + d * inner + i0;
-    T* yp = y + d * inner + i0;
-    if (log) {
-      for (int64_t i = 0; i < w; ++i) yp[i] = xp[i] - sum[i];
-    } else {
-      for (int64_t i = 0; i < w; ++i) yp[i] *= sum[i];
-    }
-  }
-}
-
-template <class T>
-void softmax_fwd(bool log, int64_t outer, int64_t D, int64_t inner, const T* x, T* y) {
-  constexpr int64_t B = 256;  // inner positions per block (scratch of 2*B values per thread)
-  const int64_t nblk = ceil_div(inner, B);
-  const int nt = outer * D * inner > kGrain ? max_threads() : 1;
-  (void)nt;
-#pragma omp parallel num_threads(nt)
-  {
-    alignas(64) T mx[B], sum[B];
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < outer * nblk; ++t) {
-      const int64_t o = t / nblk, i0 = (t % nblk) * B;
-      softmax_slab(log, D, inner, i0, imin(inner, i0 + B), x + o * D * inner, y + o * D * inner, mx, sum);
-    }
-  }
-}
-
-template <class T>
-void softmax_bwd(bool log, int64_t outer, int64_t D, int64_t inner, const T* y, const T* gy, T* gx) {
-  constexpr int64_t B = 256;
-  const int64_t nblk = ceil_div(inner, B);
-  const int nt = outer * D * inner > kGrain ? max_threads() : 1;
-  (void)nt;
-#pragma omp parallel num_threads(nt)
-  {
-    alignas(64) T acc[B];
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < outer * nblk; ++t) {
-      const int64_t o = t / nblk, i0 = (t % nblk) * B, w = imin(inner, i0 + B) - i0;
-      const int64_t base = o * D * inner + i0;
-      for (int64_t i = 0; i < w; ++i) acc[i] = 0;
-      for (int64_t d = 0; d < D; ++d) {
-        const T* yp = y + base + d * inner;
-        const T* gp = gy + base + d * inner;
-        if (log) {
-          for (int64_t i = 0; i < w; ++i) acc[i] += gp[i];
-        } else {
-          for (int64_t i = 0; i < w; ++i) acc[i] += gp[i] * yp[i];
-        }
-      }
-      for (int64_t d = 0; d < D; ++d) {
-        const T* yp = y + base + d * inner;
-        const T* gp = gy + base + d * inner;
-        T* op = gx + base + d * inner;
-        if (log) {
-          for (int64_t i = 0; i < w; ++i) op[i] = gp[i] - std::exp(yp[i]) * acc[i];
-        } else {
-          for (int64_t i = 0; i < w; ++i) op[i] = yp[i] * (gp[i] - acc[i]);
-        }
-      }
-    }
-  }
-}
-
-inline uint64_t splitmix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-template <class T>
-void dropout(int64_t n, uint64_t seed, uint64_t threshold, T scale, const T* __restrict x, T* __restrict y) {
-  const int nt = n > kGrain ? max_threads() : 1;
-  (void)nt;
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t b = 0; b < n; b += kGrain) {
-    const int64_t e = imin(n, b + kGrain);
-#pragma omp simd
-    for (int64_t i = b; i < e; ++i) {
-      const uint64_t h = splitmix64(seed + uint64_t(i) * 0x9e3779b97f4a7c15ULL) >> 11;
-      y[i] = h >= threshold ? x[i] * scale : T(0);
-    }
-  }
+void dropout_impl(int64_t n, const T* x, T* y, uint64_t seed, uint64_t threshold, T scale) {
+  parallel_chunks(n, kMinParallel, [=](int64_t b, int64_t e) { dropout_chunk(b, e, x, y, seed, threshold, scale); });
 }
 
 }  // namespace
 
-CK_REGISTER(act_fwd_stub, act_fwd);
-CK_REGISTER(act_bwd_stub, act_bwd);
-CK_REGISTER(prelu_fwd_stub, prelu_fwd);
-CK_REGISTER(prelu_bwd_stub, prelu_bwd);
-CK_REGISTER(softmax_fwd_stub, softmax_fwd);
-CK_REGISTER(softmax_bwd_stub, softmax_bwd);
-CK_REGISTER(dropout_stub, dropout);
+CK_REGISTER(act_fwd_stub, act_fwd_impl);
+CK_REGISTER(act_bwd_stub, act_bwd_impl);
+CK_REGISTER(prelu_fwd_stub, prelu_fwd_impl);
+CK_REGISTER(prelu_bwd_stub, prelu_bwd_impl);
+CK_REGISTER(dropout_stub, dropout_impl);
 
 }  // namespace CK_ISA_NS
 }  // namespace ck

@@ -1,5 +1,4 @@
-// Elementwise activations, PReLU, softmax / log-softmax and dropout.
-// Backward kernels take the forward's input x (stateless convention: nothing is saved).
+// Activations, softmax / log_softmax and dropout: dispatch stubs (kernels in cpu/activation*.cpp).
 #pragma once
 #include <cstdint>
 
@@ -7,33 +6,30 @@
 
 namespace ck {
 
-enum ActKind : int { kRelu = 0, kLeakyRelu = 1, kElu = 2, kSigmoid = 3, kTanh = 4, kGeluErf = 5, kGeluTanh = 6 };
+// Elementwise activations selected by `op`; `a` is the op's scalar parameter
+// (leaky_relu: negative_slope, elu: alpha; unused otherwise).
+enum ActOp : int { kActRelu = 0, kActLeakyRelu, kActElu, kActSigmoid, kActTanh, kActGelu, kActGeluTanh, kActCount };
 
-// y[i] = act(x[i]); alpha: leaky_relu's negative_slope, elu's alpha (unused otherwise).
-template <class T> using act_fwd_sig = void(int kind, int64_t n, T alpha, const T* x, T* y);
-// gx[i] = gy[i] * act'(x[i]) (torch's subgradients at kinks).
-template <class T> using act_bwd_sig = void(int kind, int64_t n, T alpha, const T* x, const T* gy, T* gx);
+// y[i] = f(x[i])
+template <class T> using act_fwd_sig = void(int op, int64_t n, const T* x, T* y, T a);
+// gx[i] = g[i] * f'(x[i])  (torch's subgradients at kinks)
+template <class T> using act_bwd_sig = void(int op, int64_t n, const T* g, const T* x, T* gx, T a);
 
-// x viewed as (N, C, inner); w[c * wstride] is channel c's slope (wstride 0: one shared slope).
+// PReLU on x viewed as (outer, C, inner) with one weight per channel (C == 1: shared weight).
+template <class T> using prelu_fwd_sig = void(int64_t outer, int64_t C, int64_t inner, const T* x, const T* w, T* y);
+// gw (C values) is overwritten.
 template <class T>
-using prelu_fwd_sig = void(int64_t N, int64_t C, int64_t inner, const T* x, const T* w, int64_t wstride, T* y);
-// gx = gy * (x > 0 ? 1 : w); gw[c] = sum of gy * x over x <= 0 (gw has C entries, or 1 if wstride 0).
-template <class T>
-using prelu_bwd_sig = void(int64_t N, int64_t C, int64_t inner, const T* x, const T* w, int64_t wstride, const T* gy,
-                           T* gx, T* gw);
+using prelu_bwd_sig = void(int64_t outer, int64_t C, int64_t inner, const T* g, const T* x, const T* w, T* gx, T* gw);
 
-// x viewed as (outer, D, inner), normalized over D. log: log_softmax.
-template <class T> using softmax_fwd_sig = void(bool log, int64_t outer, int64_t D, int64_t inner, const T* x, T* y);
-// From the forward output y: softmax gx = y * (gy - sum_D gy*y); log_softmax gx = gy - exp(y) * sum_D gy.
+// (log_)softmax over the middle axis of x viewed as (outer, D, inner).
+template <class T> using softmax_fwd_sig = void(int64_t outer, int64_t D, int64_t inner, const T* x, T* y, bool log);
+// Gradient, recomputing the forward from x (gx may not alias g or x).
 template <class T>
-using softmax_bwd_sig = void(bool log, int64_t outer, int64_t D, int64_t inner, const T* y, const T* gy, T* gx);
+using softmax_bwd_sig = void(int64_t outer, int64_t D, int64_t inner, const T* g, const T* x, T* gx, bool log);
 
-// Inverted dropout with a counter-based mask: element i is dropped when
-// splitmix64(seed + i * golden) >> 11 < threshold (threshold = p * 2^53), kept ones are
-// scaled by `scale` = 1/(1-p). Same mask for every ISA and thread count. x may be the
-// gradient (the backward is the same mask applied to grad_output).
-template <class T>
-using dropout_sig = void(int64_t n, uint64_t seed, uint64_t threshold, T scale, const T* x, T* y);
+// y[i] = x[i] * (keep(i) ? scale : 0), keep(i) = (splitmix64(seed, i) >> 11) >= threshold.
+// Forward and backward of dropout are this same kernel.
+template <class T> using dropout_sig = void(int64_t n, const T* x, T* y, uint64_t seed, uint64_t threshold, T scale);
 
 CK_DECLARE_STUB(act_fwd_stub, act_fwd_sig);
 CK_DECLARE_STUB(act_bwd_stub, act_bwd_sig);

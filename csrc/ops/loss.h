@@ -1,4 +1,4 @@
-// Losses: cross-entropy with class-index targets (log-softmax fused) and mean squared error.
+// Losses: cross_entropy (fused log-softmax) and mse_loss. Kernels in cpu/loss*.cpp.
 #pragma once
 #include <cstdint>
 
@@ -6,22 +6,25 @@
 
 namespace ck {
 
-// input viewed as (N, C, inner), target (N, inner) int64 (checked in range or == ignore).
-// Per sample s: nll[s] = -w[t] * logp[t], smooth[s] = -sum_c w[c] * logp[c], wt[s] = w[t]
-// (all 0 for an ignored sample); w == nullptr means all ones. Python does the reduction.
+// Cross entropy over x viewed as (N, C, inner) with class-index targets t (N * inner values).
+// Per position p: loss[p] = (1 - ls) * w[t] * -logp[t] + ls / C * sum_c w[c] * -logp[c] and
+// wt[p] = w[t] (w == nullptr: all ones); both 0 where t == ignore_index. Targets outside
+// [0, C) (other than ignore_index) are never used as indices: loss/wt get NaN/0 there and
+// the return value counts them.
 template <class T>
-using cross_entropy_fwd_sig = void(int64_t N, int64_t C, int64_t inner, const T* x, const int64_t* target,
-                                   int64_t ignore_index, const T* w, T* nll, T* smooth, T* wt);
-// gx[s, j] = coef[s] * (p_j * ((1-eps) w_t + eps/C * sum_c w_c) - (1-eps) w_t [j == t] - eps/C w_j),
-// zero for ignored samples; coef is the gradient of the loss with respect to sample s's term.
+using cross_entropy_fwd_sig = int64_t(int64_t N, int64_t C, int64_t inner, const T* x, const int64_t* t, const T* w,
+                                      int64_t ignore_index, T label_smoothing, T* loss, T* wt);
+// gx = d(sum_p gscale * g[p * gstride] * loss[p]) / dx  (gstride 0: one grad for all positions).
 template <class T>
-using cross_entropy_bwd_sig = void(int64_t N, int64_t C, int64_t inner, const T* x, const int64_t* target,
-                                   int64_t ignore_index, const T* w, T label_smoothing, const T* coef, T* gx);
-// d = x - t; sq (nullable) = d*d elementwise; returns sum d*d accumulated in double.
-template <class T> using mse_fwd_sig = double(int64_t n, const T* x, const T* t, T* sq);
-// gx = scale * coef[i or 0] * 2 * (x - t); coef_stride 0 broadcasts one value.
+using cross_entropy_bwd_sig = int64_t(int64_t N, int64_t C, int64_t inner, const T* x, const int64_t* t, const T* w,
+                                      int64_t ignore_index, T label_smoothing, const T* g, int64_t gstride, T gscale,
+                                      T* gx);
+
+// reduce == 0: out[i] = (x[i] - t[i])^2 (n values); else out[0] = sum_i (x[i] - t[i])^2.
+template <class T> using mse_fwd_sig = void(int64_t n, const T* x, const T* t, T* out, int reduce);
+// gx[i] = 2 * gscale * g[i * gstride] * (x[i] - t[i]); gt = -gx.
 template <class T>
-using mse_bwd_sig = void(int64_t n, const T* x, const T* t, const T* coef, int64_t coef_stride, T scale, T* gx);
+using mse_bwd_sig = void(int64_t n, const T* g, int64_t gstride, T gscale, const T* x, const T* t, T* gx, T* gt);
 
 CK_DECLARE_STUB(cross_entropy_fwd_stub, cross_entropy_fwd_sig);
 CK_DECLARE_STUB(cross_entropy_bwd_stub, cross_entropy_bwd_sig);

@@ -1,126 +1,158 @@
-"""Losses (native kernels): cross_entropy with class-index targets, mse_loss.
+"""Losses on native kernels (torch.nn.functional names and semantics).
 
-Losses with reduction 'mean' or 'sum' return 0-d arrays (like torch's scalar tensors);
-their backward takes a 0-d (or size-1) grad_output, or one shaped like the per-sample
-loss for reduction='none'.
+``cross_entropy`` takes class-index targets (int64) and fuses the log-softmax into the
+kernel; ``mse_loss`` needs input and target of the same shape. Reductions 'mean' and 'sum'
+return 0-d arrays of the input's dtype; 'none' returns one loss per target position.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _C
-from ._util import as_float, as_int, as_number, check_choice, empty
+from . import _util as U
 
 __all__ = ["cross_entropy", "cross_entropy_backward", "mse_loss", "mse_loss_backward"]
-DIFFERENTIABLE = {"cross_entropy": ("input",), "mse_loss": ("input", "target")}
-_REDUCTIONS = ("mean", "sum", "none")
+
+DIFFERENTIABLE = {
+    "cross_entropy": ("input",),
+    "mse_loss": ("input", "target"),
+}
 
 
-def _ce_prep(input, target, weight, ignore_index, reduction, label_smoothing):
-    x = as_float(input, "input")
+def _as_float(x, name: str, like=None) -> np.ndarray:
+    """U.as_float keeping 0-d arrays 0-d (np.ascontiguousarray makes them 1-d)."""
+    y = U.as_float(x, name, like)
+    return y.reshape(()) if x.ndim == 0 else y
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _reduction(reduction) -> str:
+    if not isinstance(reduction, str):
+        raise TypeError(f"reduction: expected a str, got {type(reduction).__name__}")
+    return U.check_choice(reduction, _REDUCTIONS, "reduction")
+
+
+def _grad_output(grad_output, x: np.ndarray, shape) -> np.ndarray:
+    if isinstance(grad_output, np.generic):
+        grad_output = np.asarray(grad_output)
+    g = _as_float(grad_output, "grad_output", like=x)
+    if g.shape != tuple(shape):
+        raise ValueError(f"grad_output: expected shape {tuple(shape)} (the loss's), got {g.shape}")
+    return g
+
+
+# ---------------------------------------------------------------------------------------------
+def _ce_args(input, target, weight, ignore_index, reduction, label_smoothing):
+    x = _as_float(input, "input")
     if not isinstance(target, np.ndarray):
-        raise TypeError(f"target: expected a numpy.ndarray of class indices, got {type(target).__name__}")
-    if target.dtype.kind not in "iu":
-        raise TypeError(f"target: class indices must be an integer array, got dtype {target.dtype}")
-    t = np.asarray(target, dtype=np.int64, order="C")
-    w = None if weight is None else as_float(weight, "weight", like=x)
-    ignore_index = as_int(ignore_index, "ignore_index")
-    check_choice(reduction, _REDUCTIONS, "reduction")
-    eps = as_number(label_smoothing, "label_smoothing")
-    if not 0.0 <= eps <= 1.0:
-        raise ValueError(f"label_smoothing: must be in [0, 1], got {eps}")
-    if x.ndim == 0:
-        raise ValueError("input: expected (C,), (N, C) or (N, C, d1, ...), got a 0-d array")
-    if x.ndim == 1:  # unbatched: (C,) with a 0-d target
-        if t.ndim != 0:
-            raise ValueError(f"target: expected a 0-d class index for a 1-d input, got shape {t.shape}")
-        x4, t4 = x.reshape(1, -1, 1), t.reshape(1, 1)
+        raise TypeError(f"target: expected a numpy.ndarray, got {type(target).__name__}")
+    if target.dtype != np.int64:
+        raise TypeError(f"target: expected int64 class indices, got dtype {target.dtype}")
+    if x.ndim < 1:
+        raise ValueError(f"input: expected (C,), (N, C) or (N, C, d1, ...), got shape {x.shape}")
+    if x.ndim == 1:  # unbatched (C,) with a 0-d target
+        expected_t = ()
+        N, C, inner = 1, x.shape[0], 1
     else:
-        want = (x.shape[0],) + x.shape[2:]
-        if t.shape != want:
-            raise ValueError(f"target: expected shape {want} for input of shape {x.shape}, got {t.shape}")
-        x4, t4 = x.reshape(x.shape[0], x.shape[1], -1), t.reshape(x.shape[0], -1)
-    N, C, inner = x4.shape
+        expected_t = (x.shape[0],) + x.shape[2:]
+        N, C = x.shape[0], x.shape[1]
+        inner = int(np.prod(x.shape[2:], dtype=np.int64))
+    if tuple(target.shape) != expected_t:
+        raise ValueError(f"target: expected shape {expected_t} for input of shape {x.shape}, got {target.shape}")
+    if C < 1:
+        raise ValueError(f"input: needs at least one class (shape {x.shape})")
     if x.size == 0:
         raise ValueError(f"input: must not be empty (shape {x.shape})")
-    if w is not None and w.shape != (C,):
-        raise ValueError(f"weight: expected shape ({C},), got {w.shape}")
-    bad = (t4 != ignore_index) & ((t4 < 0) | (t4 >= C))
-    if bad.any():
-        raise ValueError(f"target: class index {int(t4[bad][0])} is out of range [0, {C})")
-    return x, t, x4, t4, w, N, C, inner, ignore_index, eps
+    w = None
+    if weight is not None:
+        w = _as_float(weight, "weight", like=x)
+        if w.shape != (C,):
+            raise ValueError(f"weight: expected shape ({C},) (one weight per class), got {w.shape}")
+    ignore_index = U.as_int(ignore_index, "ignore_index")
+    reduction = _reduction(reduction)
+    eps = U.as_number(label_smoothing, "label_smoothing")
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing: must be between 0.0 and 1.0, got {eps}")
+    t = np.ascontiguousarray(target)
+    bad = (t != ignore_index) & ((t < 0) | (t >= C))
+    if np.any(bad):
+        v = int(t[bad].reshape(-1)[0])
+        raise ValueError(f"target: class index {v} is out of range for {C} classes (and is not ignore_index="
+                         f"{ignore_index})")
+    return x, t, w, ignore_index, reduction, eps, (N, C, inner), expected_t
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-    """Cross-entropy of logits ``input`` (N, C, ...) against class indices ``target`` (N, ...)."""
-    x, t, x4, t4, w, N, C, inner, ii, eps = _ce_prep(input, target, weight, ignore_index, reduction, label_smoothing)
-    nll, sm, wt = (empty((N, inner), x.dtype) for _ in range(3))
-    _C.cross_entropy_forward(x4, t4, w, nll, sm, wt, N, C, inner, ii)
+    """Cross entropy between logits ``input`` (C), (N, C) or (N, C, d1, ...) and class indices
+    ``target`` (), (N) or (N, d1, ...), torch's semantics: per-class ``weight``; targets equal to
+    ``ignore_index`` contribute nothing; 'mean' divides by the summed weights of the
+    non-ignored targets; ``label_smoothing`` mixes in the uniform distribution."""
+    x, t, w, ii, reduction, eps, (N, C, inner), tshape = _ce_args(input, target, weight, ignore_index, reduction,
+                                                                    label_smoothing)
+    loss = U.empty(tshape, x.dtype, "loss")
+    wt = U.empty(tshape, x.dtype, "loss")
+    bad = _C.cross_entropy_forward(x, t, w, loss, wt, N, C, inner, ii, eps)
+    if bad:  # pragma: no cover - targets were checked above
+        raise ValueError("target: class index out of range")
     if reduction == "none":
-        return ((1 - eps) * nll + (eps / C) * sm).astype(x.dtype).reshape(t.shape)
-    total = (1 - eps) * nll.sum(dtype=np.float64) + (eps / C) * sm.sum(dtype=np.float64)
-    if reduction == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):
-            total = total / wt.sum(dtype=np.float64)
-    return np.asarray(total, dtype=x.dtype)
+        return loss
+    total = np.sum(loss, dtype=np.float64)
+    if reduction == "sum":
+        return np.asarray(total, dtype=x.dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(total / np.sum(wt, dtype=np.float64), dtype=x.dtype)
 
 
 def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction="mean",
                            label_smoothing=0.0):
-    """(grad_input,)."""
-    x, t, x4, t4, w, N, C, inner, ii, eps = _ce_prep(input, target, weight, ignore_index, reduction, label_smoothing)
-    g = as_float(grad_output, "grad_output", like=x)
-    if reduction == "none":
-        if g.shape != t.shape:
-            raise ValueError(f"grad_output: expected shape {t.shape}, got {g.shape}")
-        coef = np.ascontiguousarray(g.reshape(N, inner))
-    else:
-        if g.size != 1 or g.ndim > 1:
-            raise ValueError(f"grad_output: expected a scalar for reduction={reduction!r}, got shape {g.shape}")
-        scale = float(g.reshape(()))
-        if reduction == "mean":
-            wsum = float(np.where(t4 == ii, 0.0, 1.0 if w is None else w[np.clip(t4, 0, C - 1)]).sum())
-            with np.errstate(invalid="ignore", divide="ignore"):
-                scale = np.float64(scale) / wsum
-        coef = np.full((N, inner), scale, dtype=x.dtype)
-    gx = empty(x4.shape, x.dtype, "grad_input")
-    _C.cross_entropy_backward(x4, t4, w, coef, gx, N, C, inner, ii, eps)
-    return (gx.reshape(x.shape),)
+    x, t, w, ii, reduction, eps, (N, C, inner), tshape = _ce_args(input, target, weight, ignore_index, reduction,
+                                                                    label_smoothing)
+    g = _grad_output(grad_output, x, tshape if reduction == "none" else ())
+    gscale = 1.0
+    if reduction == "mean":
+        if w is None:
+            denom = float(np.count_nonzero(t != ii))
+        else:
+            valid = t != ii
+            denom = float(np.sum(w.astype(np.float64)[t[valid]]))
+        gscale = 1.0 / denom if denom != 0.0 else 0.0  # all ignored: every gradient is 0 anyway
+    gx = U.empty(x.shape, x.dtype, "grad_input")
+    g = np.ascontiguousarray(g.reshape(-1))
+    _C.cross_entropy_backward(x, t, w, g, gx, N, C, inner, ii, eps, gscale)
+    return (gx,)
 
 
-def _mse_prep(input, target, reduction):
-    x = as_float(input, "input")
-    t = as_float(target, "target", like=x)
+# ---------------------------------------------------------------------------------------------
+def _mse_args(input, target, reduction):
+    x = _as_float(input, "input")
+    t = _as_float(target, "target", like=x)
     if t.shape != x.shape:
-        raise ValueError(f"target: expected the input's shape {x.shape}, got {t.shape}")
-    check_choice(reduction, _REDUCTIONS, "reduction")
-    return x, t
+        raise ValueError(f"target: shape {t.shape} differs from input shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"input: must not be empty (shape {x.shape})")
+    return x, t, _reduction(reduction)
 
 
 def mse_loss(input, target, reduction="mean"):
-    """Mean (or sum, or elementwise) squared error."""
-    x, t = _mse_prep(input, target, reduction)
+    """(input - target)^2, averaged ('mean'), summed ('sum') or elementwise ('none')."""
+    x, t, reduction = _mse_args(input, target, reduction)
     if reduction == "none":
-        y = empty(x.shape, x.dtype)
-        _C.mse_forward(x, t, y)
-        return y
-    total = _C.mse_forward(x, t, None)
+        out = U.empty(x.shape, x.dtype, "output")
+        _C.mse_forward(x, t, out, False)
+        return out
+    out = U.empty((1,), x.dtype, "output")
+    _C.mse_forward(x, t, out, True)
     if reduction == "mean":
-        total = total / x.size if x.size else float("nan")
-    return np.asarray(total, dtype=x.dtype)
+        return np.asarray(np.float64(out[0]) / x.size, dtype=x.dtype)
+    return np.asarray(out[0], dtype=x.dtype)
 
 
 def mse_loss_backward(grad_output, input, target, reduction="mean"):
-    """(grad_input, grad_target)."""
-    x, t = _mse_prep(input, target, reduction)
-    g = as_float(grad_output, "grad_output", like=x)
-    if reduction == "none":
-        if g.shape != x.shape:
-            raise ValueError(f"grad_output: expected shape {x.shape}, got {g.shape}")
-    elif g.size != 1 or g.ndim > 1:
-        raise ValueError(f"grad_output: expected a scalar for reduction={reduction!r}, got shape {g.shape}")
-    scale = 1.0 / x.size if reduction == "mean" and x.size else 1.0
-    gx = empty(x.shape, x.dtype, "grad_input")
-    if x.size:
-        _C.mse_backward(x, t, np.ascontiguousarray(g.reshape(-1) if g.ndim else g.reshape(1)), gx, scale)
-    return gx, -gx
+    x, t, reduction = _mse_args(input, target, reduction)
+    g = _grad_output(grad_output, x, x.shape if reduction == "none" else ())
+    gscale = 1.0 / x.size if reduction == "mean" else 1.0
+    gx = U.empty(x.shape, x.dtype, "grad_input")
+    gt = U.empty(x.shape, x.dtype, "grad_target")
+    _C.mse_backward(np.ascontiguousarray(g.reshape(-1)), x, t, gx, gt, gscale)
+    return gx, gt
