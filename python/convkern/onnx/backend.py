@@ -293,6 +293,9 @@ class BackendRep(_BaseRep):
                 raise ValueError(f"expected {len(self.input_names)} inputs {self.input_names}, got {len(vals)}")
         env = {}
         for name, v in zip(self.input_names, vals):
+            if isinstance(v, (list, tuple)) or v is None:  # sequence / optional inputs
+                env[name] = v
+                continue
             a = np.asarray(v)
             dt, dims = self.input_specs.get(name, (None, None))
             if dt is not None and a.dtype != dt and a.dtype != object:

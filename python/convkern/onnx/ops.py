@@ -225,10 +225,10 @@ def conv_transpose(node, ins):
     if out_shape:
         out_shape = out_shape[-nd:]
         total = [f + o - t for f, o, t in zip(full, op, out_shape)]
-        if auto == "SAME_LOWER":
-            pb = [t - t // 2 for t in total]
-        else:
+        if auto == "SAME_UPPER":
             pb = [t // 2 for t in total]
+        else:
+            pb = [t - t // 2 for t in total]
         pe = [t - bb for t, bb in zip(total, pb)]
     elif auto in ("SAME_UPPER", "SAME_LOWER"):
         out_shape = [n * ss for n, ss in zip(in_sp, s)]
@@ -604,6 +604,8 @@ def gelu(node, ins):
 @register("PRelu")
 def prelu(node, ins):
     x, slope = ins[0], np.asarray(ins[1])
+    if node.opset < 7 and x.ndim >= 2 and slope.size == x.shape[1] and slope.size > 1:
+        slope = slope.reshape((-1,) + (1,) * (x.ndim - 2))  # opset 6: one slope per channel
     if x.dtype in _FLOATS and x.ndim >= 2:
         c = x.shape[1]
         sq = slope.reshape(-1) if slope.size in (1, c) else None
