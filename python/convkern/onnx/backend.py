@@ -309,7 +309,10 @@ class BackendRep(_BaseRep):
             env[name] = a
         return env
 
-    def run(self, inputs, profile=None, **kwargs):
+    def run(self, inputs, profile=None, hook=None, **kwargs):
+        """Run the graph; ``inputs`` is a list (graph input order) or a dict by name.
+        ``profile``: a dict receiving seconds per op type; ``hook(node, args, outs)``: called
+        after every node (used by ``convkern onnx info`` to count MACs)."""
         g = self.graph
         env = dict(g.consts)
         env.update(self._feeds(inputs))
@@ -327,6 +330,8 @@ class BackendRep(_BaseRep):
                 raise OnnxRuntimeError(f"{node.op_type} ({node.name or node.outputs[0]}): out of memory") from e
             if profile is not None:
                 profile[node.op_type] = profile.get(node.op_type, 0.0) + time.perf_counter() - t0
+            if hook is not None:
+                hook(node, args, outs)
             for name, o in zip(node.outputs, outs):
                 if name:
                     env[name] = o
