@@ -106,8 +106,10 @@ def cmd_info(args):
         total[0] += _macs(node, a, o)
 
     try:
-        rep.run(_dummy_inputs(rep, 1), hook=hook)
-        print(f"  MACs (batch 1): {total[0]:,} ({2 * total[0] / 1e9:.2f} GFLOP)")
+        feeds = _dummy_inputs(rep, 1)
+        rep.run(feeds, hook=hook)
+        print(f"  MACs for inputs {', '.join(str(f.shape) for f in feeds)}: {total[0]:,} "
+              f"({2 * total[0] / 1e9:.3f} GFLOP)")
     except SystemExit as e:
         print(f"  MACs: unknown ({e})")
     return 0
