@@ -1209,8 +1209,9 @@ OPS["ArgMin"] = _argreduce(np.argmin)
 
 
 # ----------------------------------------------------------------------------- Resize / Upsample
-def _coords(mode, out_n, in_n, scale, roi=None):
+def _coords(mode, out_n, in_n, scale, roi=None, res_len=None):
     x = np.arange(out_n, dtype=np.float64)
+    res_len = out_n if res_len is None else res_len
     if mode == "half_pixel":
         return (x + 0.5) / scale - 0.5
     if mode == "half_pixel_symmetric":
@@ -1221,7 +1222,7 @@ def _coords(mode, out_n, in_n, scale, roi=None):
     if mode == "pytorch_half_pixel":
         return (x + 0.5) / scale - 0.5 if out_n > 1 else np.zeros_like(x)
     if mode == "align_corners":
-        return x * (in_n - 1) / (out_n - 1) if out_n > 1 else np.zeros_like(x)
+        return x * (in_n - 1) / (res_len - 1) if out_n > 1 and res_len != 1 else np.zeros_like(x)
     if mode == "asymmetric":
         return x / scale
     if mode == "tf_crop_and_resize":
@@ -1276,7 +1277,8 @@ def _interp_matrix(c, in_n, mode, a, exclude_outside):
     return m
 
 
-def resize_nd(x, out_shape, scales, mode, ctm, nmode, cubic_a=-0.75, exclude_outside=0, extrap=0.0, roi=None):
+def resize_nd(x, out_shape, scales, mode, ctm, nmode, cubic_a=-0.75, exclude_outside=0, extrap=0.0, roi=None,
+              from_scales=False):
     y = x
     xf = x.dtype.kind == "f"
     mask = None
@@ -1285,7 +1287,7 @@ def resize_nd(x, out_shape, scales, mode, ctm, nmode, cubic_a=-0.75, exclude_out
         if n == m and scales[ax] == 1.0 and ctm != "tf_crop_and_resize":
             continue
         rr = (roi[ax], roi[ax + x.ndim]) if roi is not None and len(roi) == 2 * x.ndim else (0.0, 1.0)
-        c = _coords(ctm, m, n, scales[ax], rr)
+        c = _coords(ctm, m, n, scales[ax], rr, n * scales[ax] if from_scales else m)
         if ctm == "tf_crop_and_resize":
             bad = (c < 0) | (c > n - 1)
             if bad.any():
@@ -1379,7 +1381,8 @@ def resize(node, ins):
     _check_size(node, out)
     return [resize_nd(x, out, scales, mode, node.attr("coordinate_transformation_mode", "half_pixel"),
                       node.attr("nearest_mode", "round_prefer_floor"), float(node.attr("cubic_coeff_a", -0.75)),
-                      int(node.attr("exclude_outside", 0)), float(node.attr("extrapolation_value", 0.0)), roi)]
+                      int(node.attr("exclude_outside", 0)), float(node.attr("extrapolation_value", 0.0)), roi,
+                      from_scales=sc is not None)]
 
 
 # Operators whose result depends only on their inputs (safe to evaluate at prepare time).
