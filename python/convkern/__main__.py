@@ -70,7 +70,21 @@ def main(argv=None) -> int:
     d = sub.add_parser("demo", help="a conv layer forward+backward: native vs reference, gradcheck, time")
     d.add_argument("--batch", type=int, default=8)
     d.add_argument("--repeat", type=int, default=5)
+    o = sub.add_parser("onnx", help="run / inspect / benchmark ONNX models (needs convkern[onnx])")
+    try:
+        from .onnx.cli import build_parser as _onnx_parser
+    except ImportError:  # onnx not installed: the subcommand reports it when used
+        _onnx_parser = None
+    if _onnx_parser is not None:
+        _onnx_parser(o)
     args = parser.parse_args(argv)
+    if args.cmd == "onnx":
+        if _onnx_parser is None:
+            print("convkern onnx: needs the 'onnx' package (pip install convkern[onnx])", file=sys.stderr)
+            return 1
+        from .onnx.cli import main as _onnx_main
+
+        return _onnx_main(args=args)
     if args.cmd in (None, "info"):
         import convkern
 
