@@ -102,7 +102,8 @@ def load_safetensors(path) -> "OrderedDict[str, np.ndarray]":
             dtype = np.dtype(_ST_DTYPES[dt]).newbyteorder("<")
             if len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
                 raise ValueError(f"path: {path}: tensor {k} has {len(raw)} bytes for shape {shape} {dt}")
-            arr = np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+            arr = np.empty(shape, dtype=_ST_DTYPES[dt])  # native, canonical dtype
+            arr[...] = np.frombuffer(raw, dtype=dtype).reshape(shape)
         else:
             raise ValueError(f"path: {path}: tensor {k} has unsupported dtype {dt}")
         out[k] = arr

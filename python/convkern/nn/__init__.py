@@ -17,7 +17,8 @@ from .module import (Module, ModuleDict, ModuleList, Parameter, Sequential, coun
                      get_rng, manual_seed, skip_init)
 from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layers_all
+from .check import compare_backends, gradcheck_model
 
 __all__ = ["Tensor", "Parameter", "Module", "Sequential", "ModuleList", "ModuleDict", "no_grad", "enable_grad",
            "use_backend", "manual_seed", "get_rng", "skip_init", "count_params", "forward_hook", "functional",
-           "autograd"] + list(_layers_all)
+           "autograd", "gradcheck_model", "compare_backends"] + list(_layers_all)

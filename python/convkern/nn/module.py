@@ -281,7 +281,8 @@ class Module:
             cur = m._parameters[name].data if is_param else m._buffers[name]
             if v.shape != cur.shape:
                 raise ValueError(f"state_dict: {k} has shape {v.shape}, the model expects {cur.shape}")
-            arr = np.array(v, dtype=cur.dtype, copy=True, order="C")
+            arr = np.empty(v.shape, dtype=cur.dtype.type)  # canonical dtype object (the bindings compare by identity)
+            arr[...] = v
             if is_param:
                 m._parameters[name].data = arr
             else:
