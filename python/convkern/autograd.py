@@ -448,7 +448,12 @@ def matmul(a, b) -> Tensor:
         gb = _unbroadcast(np.swapaxes(ad, -1, -2) @ g, bd.shape) if b.requires_grad else None
         return ga, gb
 
-    return _result(ad @ bd, (a, b), backward, "matmul")
+    if getattr(get_backend(), "SHAPE_ONLY", False):  # convkern.summary's shape pass: skip the arithmetic
+        lead = np.broadcast_shapes(ad.shape[:-2], bd.shape[:-2])
+        out = np.zeros(lead + (ad.shape[-2], bd.shape[-1]), np.result_type(ad, bd))
+    else:
+        out = ad @ bd
+    return _result(out, (a, b), backward, "matmul")
 
 
 def cat(tensors, axis: int = 1) -> Tensor:

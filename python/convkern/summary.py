@@ -125,7 +125,7 @@ def _loss_shape(op):
 
 
 def _make_shape_backend():
-    ns = types.SimpleNamespace(DIFFERENTIABLE={}, __name__="convkern.summary.shape_backend")
+    ns = types.SimpleNamespace(DIFFERENTIABLE={}, SHAPE_ONLY=True, __name__="convkern.summary.shape_backend")
     for nd in (1, 2, 3):
         setattr(ns, f"conv{nd}d", _conv_shape(nd))
         setattr(ns, f"conv_transpose{nd}d", _convT_shape(nd))
