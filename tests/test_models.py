@@ -6,7 +6,7 @@ import pytest
 import convkern
 import convkern.nn as nn
 import convkern.models as M
-from convkern.models.resnet import BasicBlock, conv1x1
+from convkern.models.checks import WHOLE_MODEL_CHECKS
 from convkern.summary import flops, summary
 
 OUTPUT = {
@@ -178,25 +178,7 @@ def test_resnet_keys_are_torchvision():
 
 # ----------------------------------------------------------------------------- whole-model gradchecks
 
-def _two_block_resnet():
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
-                         BasicBlock(4, 4), BasicBlock(4, 8, 2, nn.Sequential(conv1x1(4, 8, 2), nn.BatchNorm2d(8))),
-                         nn.GlobalAvgPool2d(), nn.Linear(8, 3))
-
-
-def _dw_separable_block():
-    return nn.Sequential(nn.DepthwiseConv2d(3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU6(), nn.Conv2d(3, 8, 1),
-                         nn.BatchNorm2d(8), nn.ReLU())
-
-
-WHOLE = {
-    "lenet5": (M.lenet5, (2, 1, 32, 32), 3),
-    "toy_resnet": (M.toy_resnet, (1, 3, 32, 32), 2),
-    "two_block_resnet": (_two_block_resnet, (2, 3, 8, 8), 4),
-    "inception_module": (lambda: M.inception_module(6, 2, 3, 4, 2, 3, 2), (2, 6, 5, 5), 4),
-    "depthwise_separable": (_dw_separable_block, (2, 3, 6, 6), 6),
-    "tiny_vit": (M.vit_micro, (2, 3, 8, 8), 4),
-}
+WHOLE = WHOLE_MODEL_CHECKS
 
 
 @pytest.mark.parametrize("name", list(WHOLE))
