@@ -87,6 +87,10 @@ def main(argv=None) -> int:
         return _train_mod.main(args)
     if args.cmd == "zoo":
         names = args.models or None
+        if args.threads:
+            import convkern
+
+            convkern.set_num_threads(args.threads)
         return _zoo_mod.run(names, timing=not args.no_time, check=args.check, repeat=args.repeat,
                             markdown=args.markdown)
     if args.cmd in (None, "info"):

@@ -76,3 +76,4 @@ def add_arguments(p):
     p.add_argument("--no-time", action="store_true", help="skip the forward timing (shapes/params/MACs only)")
     p.add_argument("--repeat", type=int, default=1, help="timing repetitions (best of)")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--threads", type=int, default=None, help="kernel threads for the timing")
