@@ -23,6 +23,7 @@ CK_BIND(loss) {
     Arr loss = arr(loss_, "loss", true), wt = arr(wt_, "wt", true);
     check_float(x, "input");
     CK_CHECK_TYPE(t.dtype == DType::i64, "target", "must be int64");
+    check_same_place(t, x, "target");
     if (w.data) check_same_dtype(w, x, "weight"), check_size(w, C, "weight");
     check_same_dtype(loss, x, "loss");
     check_same_dtype(wt, x, "wt");
@@ -50,6 +51,7 @@ CK_BIND(loss) {
     Arr g = arr(g_, "grad_output"), gx = arr(gx_, "grad_input", true);
     check_float(x, "input");
     CK_CHECK_TYPE(t.dtype == DType::i64, "target", "must be int64");
+    check_same_place(t, x, "target");
     if (w.data) check_same_dtype(w, x, "weight"), check_size(w, C, "weight");
     check_same_dtype(g, x, "grad_output");
     check_same_dtype(gx, x, "grad_input");

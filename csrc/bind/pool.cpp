@@ -46,8 +46,9 @@ void check_4d_float(const Arr& a, const char* name) {
   CK_CHECK(a.size > 0, name, "must not be empty");
 }
 
-void check_index(const Arr& idx, int64_t n) {
+void check_index(const Arr& idx, const Arr& x, int64_t n) {
   CK_CHECK_TYPE(idx.dtype == DType::i64, "indices", "must be int64");
+  check_same_place(idx, x, "indices");
   check_size(idx, n, "indices");
 }
 
@@ -62,7 +63,7 @@ CK_BIND(pool) {
           PoolParams p = window_params(x, "input", kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode);
           check_same_dtype(y, x, "output");
           check_size(y, p.NC * p.P * p.Q, "output");
-          if (idx.data) check_index(idx, p.NC * p.P * p.Q);
+          if (idx.data) check_index(idx, x, p.NC * p.P * p.Q);
           py::gil_scoped_release nogil;
           dispatch_float(x, "input", [&](auto t) {
             using T = decltype(t);
@@ -145,7 +146,7 @@ CK_BIND(pool) {
     check_same_dtype(y, x, "output");
     const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3);
     check_size(y, NC * P * Q, "output");
-    if (idx.data) check_index(idx, NC * P * Q);
+    if (idx.data) check_index(idx, x, NC * P * Q);
     py::gil_scoped_release nogil;
     dispatch_float(x, "input", [&](auto t) {
       using T = decltype(t);

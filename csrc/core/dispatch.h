@@ -9,7 +9,8 @@
 //                        CK_REGISTER(relu_fwd, relu_fwd_impl);   // fills this ISA's slot
 //   4. callers:          ck::relu_fwd.get<float>()(n, x, y);     // the active ISA's kernel
 // Every cpu/ file is compiled for every ISA, so every CPU slot is filled; a slot is never
-// an empty function.
+// an empty function. The CUDA kernels (csrc/cuda/*.cu) fill kCudaSlot with CK_REGISTER_CUDA;
+// get<T>() returns that slot while a binding runs on device arrays (cuda/api.h: cuda::Scope).
 #pragma once
 #include <cstdint>
 #include <stdexcept>
@@ -24,6 +25,8 @@ Isa active_isa();
 void set_active_isa(Isa isa);          // throws ValueError if the CPU lacks it
 bool isa_supported(Isa isa);
 const char* isa_name(Isa isa);
+// Thread-local flag set by cuda::Scope (core/runtime.cpp): dispatch to the CUDA slot.
+bool cuda_dispatch_active();
 
 template <template <class> class Sig>
 struct Stub {
@@ -39,7 +42,14 @@ struct Stub {
     return fn;
   }
   template <class T>
-  Sig<T>* get() const { return get<T>(active_isa()); }
+  Sig<T>* get_cuda() const {
+    Sig<T>* fn;
+    if constexpr (sizeof(T) == 4) fn = f32[kCudaSlot]; else fn = f64[kCudaSlot];
+    if (!fn) throw std::runtime_error("convkern: this operator has no CUDA kernel (or convkern was built without CUDA)");
+    return fn;
+  }
+  template <class T>
+  Sig<T>* get() const { return cuda_dispatch_active() ? get_cuda<T>() : get<T>(active_isa()); }
 };
 
 }  // namespace ck

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "core/check.h"
+#include "cuda/api.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -77,5 +78,28 @@ std::string cuda_device_name(int device) {
   return "";
 #endif
 }
+
+namespace {
+thread_local bool t_cuda_dispatch = false;
+}
+bool cuda_dispatch_active() { return t_cuda_dispatch; }
+void set_cuda_dispatch_active(bool on) { t_cuda_dispatch = on; }
+
+#ifndef CK_HAVE_CUDA
+// CPU-only build: device arrays are refused where they enter (bind/common.h's arr()).
+namespace cuda {
+int pointer_device(const void*, const char* name) {
+  throw TypeError(std::string(name) + ": is a CUDA array, but convkern was built without CUDA "
+                  "(rebuild with CONVKERN_CUDA=ON) - use a numpy.ndarray");
+}
+Scope::Scope(int, intptr_t) { throw std::runtime_error("convkern was built without CUDA"); }
+Scope::~Scope() = default;
+void set_conv_algo(int) {}
+int get_conv_algo() { return 0; }
+void synchronize() {}
+void mem_info(int64_t* f, int64_t* t) { *f = *t = 0; }
+int compute_capability(int) { return 0; }
+}  // namespace cuda
+#endif
 
 }  // namespace ck
