@@ -11,6 +11,7 @@
 #include "core/check.h"
 #include "core/dispatch.h"
 #include "core/runtime.h"
+#include "cuda/api.h"
 
 #ifndef CK_VERSION
 #define CK_VERSION "0.0.0+dev"
@@ -49,6 +50,20 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_built", &ck::cuda_built);
   m.def("cuda_device_count", &ck::cuda_device_count);
   m.def("cuda_device_name", &ck::cuda_device_name, py::arg("device") = 0);
+  // CUDA runtime helpers (no-ops / zeros in a CPU-only build).
+  m.def("cuda_synchronize", [] {
+    py::gil_scoped_release nogil;
+    ck::cuda::synchronize();
+  });
+  m.def("cuda_set_call_stream", [](intptr_t s) { return ck::cuda::set_call_stream(s); }, py::arg("stream"));
+  m.def("cuda_set_conv_algo", &ck::cuda::set_conv_algo, py::arg("algo"));
+  m.def("cuda_get_conv_algo", &ck::cuda::get_conv_algo);
+  m.def("cuda_mem_info", [] {
+    int64_t f = 0, t = 0;
+    ck::cuda::mem_info(&f, &t);
+    return py::make_tuple(f, t);
+  });
+  m.def("cuda_compute_capability", &ck::cuda::compute_capability, py::arg("device") = 0);
 
   for (auto b : ck::binders()) b(m);
 }

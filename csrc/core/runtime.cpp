@@ -94,6 +94,7 @@ int pointer_device(const void*, const char* name) {
 }
 Scope::Scope(int, intptr_t) { throw std::runtime_error("convkern was built without CUDA"); }
 Scope::~Scope() = default;
+intptr_t set_call_stream(intptr_t) { return -1; }
 void set_conv_algo(int) {}
 int get_conv_algo() { return 0; }
 void synchronize() {}

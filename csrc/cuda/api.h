@@ -35,6 +35,11 @@ class Scope {
   bool prev_active_ = false;
 };
 
+// The stream convkern.functional publishes for the calling thread (CuPy's current stream,
+// set around every op that runs on a GPU); it wins over the arrays' CAI stream. -1: none.
+// Returns the previous value.
+intptr_t set_call_stream(intptr_t stream);
+
 // Forward-algorithm choice of the CUDA conv_fwd kernel: 0 auto, 1 im2col + GEMM, 2 implicit GEMM.
 void set_conv_algo(int algo);
 int get_conv_algo();

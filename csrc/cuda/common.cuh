@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/check.h"
 #include "core/dispatch.h"
 #include "core/params.h"
 #include "cuda/api.h"

@@ -31,6 +31,7 @@ std::string cuda_device_name_impl(int device) {
 namespace cuda {
 namespace {
 thread_local cudaStream_t t_stream = nullptr;
+thread_local intptr_t t_call_stream = -1;
 int g_conv_algo = 0;
 }  // namespace
 
@@ -75,7 +76,7 @@ Scope::Scope(int device, intptr_t stream_handle) {
   if (device >= 0 && device != prev_device_) CK_CUDA_CHECK(cudaSetDevice(device));
   prev_stream_ = reinterpret_cast<intptr_t>(t_stream);
   prev_active_ = cuda_dispatch_active();
-  t_stream = reinterpret_cast<cudaStream_t>(stream_handle);
+  t_stream = reinterpret_cast<cudaStream_t>(t_call_stream >= 0 ? t_call_stream : stream_handle);
   set_cuda_dispatch_active(true);
 }
 
@@ -85,6 +86,12 @@ Scope::~Scope() {
   int cur = -1;
   if (cudaGetDevice(&cur) == cudaSuccess && prev_device_ >= 0 && cur != prev_device_) cudaSetDevice(prev_device_);
   cudaGetLastError();
+}
+
+intptr_t set_call_stream(intptr_t s) {
+  const intptr_t prev = t_call_stream;
+  t_call_stream = s;
+  return prev;
 }
 
 void set_conv_algo(int algo) {

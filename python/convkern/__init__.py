@@ -6,6 +6,7 @@ from ._backend import (available_isas, format_info, get_isa, get_num_threads, in
                        set_num_threads, _check_env_isa)
 from . import functional
 from . import functional as F
+from . import _cuda as cuda
 from . import gradcheck, reference
 from . import autograd, io, nn, models
 from .summary import flops, summary
@@ -15,7 +16,7 @@ __version__ = _C.__version__
 __all__ = [
     "F", "functional", "reference", "gradcheck", "info", "format_info", "available_isas", "get_isa",
     "set_isa", "isa", "set_num_threads", "get_num_threads", "__version__",
-    "autograd", "io", "nn", "models", "summary", "flops",
+    "autograd", "io", "nn", "models", "summary", "flops", "cuda",
 ]
 
 _check_env_isa()

@@ -73,12 +73,14 @@ def info() -> dict:
         "openmp": _C.has_openmp(),
         "cuda_built": _C.cuda_built(),
         "cuda_devices": [_C.cuda_device_name(i) for i in range(ngpu)],
+        "cuda_compute_capabilities": [_C.cuda_compute_capability(i) for i in range(ngpu)],
     }
 
 
 def format_info() -> str:
     d = info()
-    gpus = ", ".join(d["cuda_devices"]) or "none visible"
+    gpus = ", ".join(f"{name} (sm_{cc})" for name, cc in zip(d["cuda_devices"], d["cuda_compute_capabilities"]))
+    gpus = gpus or "none visible"
     return "\n".join([
         f"convkern {d['version']}",
         f"  isa:             {d['isa']} (available: {', '.join(d['available_isas'])}; compiled: {', '.join(d['compiled_isas'])})",

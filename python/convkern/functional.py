@@ -9,6 +9,10 @@ Gradients: every differentiable op ``F.<op>`` has ``F.<op>_backward(grad_output,
 ``F.DIFFERENTIABLE['<op>']`` (None where that input was None). ``F.grad(op, grad_output,
 *args, **kwargs)`` calls it by op. ``conv2d_input`` / ``conv2d_weight`` (and the 1-d/3-d
 ones) follow ``torch.nn.grad``.
+
+CUDA: given CuPy arrays (anything with ``__cuda_array_interface__``), every op runs its CUDA
+kernels on their GPU and returns CuPy arrays (zero copy, on CuPy's current stream); mixing
+NumPy and CuPy arrays in one call is a TypeError naming the argument. See convkern._cuda.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from ._ops import loss as _loss
 from ._ops import norm as _norm
 from ._ops import pool as _pool
 from ._backend import get_num_threads, set_num_threads
+from ._cuda import routed as _routed
 from ._ops._util import SizeError
 
 _FAMILIES = (_conv, _depthwise, _pool, _norm, _linear, _activation, _loss)
@@ -28,7 +33,7 @@ DIFFERENTIABLE: dict = {}
 __all__ = ["DIFFERENTIABLE", "grad", "SizeError", "set_num_threads", "get_num_threads"]
 for _fam in _FAMILIES:
     for _name in _fam.__all__:
-        globals()[_name] = getattr(_fam, _name)
+        globals()[_name] = _routed(getattr(_fam, _name))
     __all__ += list(_fam.__all__)
     DIFFERENTIABLE.update(_fam.DIFFERENTIABLE)
 

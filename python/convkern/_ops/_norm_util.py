@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from ._util import as_float, as_float_opt, as_int, as_number, check_flag, check_nonempty, check_shape
+from ._util import ascontiguous, xp_of, as_float, as_float_opt, as_int, as_number, check_flag, check_nonempty, check_shape
 
 
 def bn_args(input, running_mean, running_var, weight, bias, training, momentum, eps):
@@ -32,12 +32,16 @@ def bn_args(input, running_mean, running_var, weight, bias, training, momentum, 
                 raise ValueError(f"{name}: required when training=False")
             stats.append(None)
             continue
-        if not isinstance(v, np.ndarray):
+        on_gpu = xp_of(v) is not np
+        if not isinstance(v, np.ndarray) and not on_gpu:
             raise TypeError(f"{name}: expected a numpy.ndarray or None, got {type(v).__name__}")
+        if on_gpu != (xp_of(x) is not np):
+            where = "a CUDA array" if on_gpu else "a numpy.ndarray"
+            raise TypeError(f"{name}: is {where} but input is not (all arrays of one call must be on the same device)")
         if v.dtype != x.dtype:
             raise TypeError(f"{name}: dtype {v.dtype} differs from input dtype {x.dtype}")
         check_shape(v, (C,), name)
-        if training and not v.flags.writeable:
+        if training and not getattr(v.flags, "writeable", True):
             raise ValueError(f"{name}: must be writable (it is updated in place when training)")
         stats.append(v)
     w = as_float_opt(weight, "weight", like=x)

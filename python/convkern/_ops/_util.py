@@ -10,6 +10,8 @@ import os
 
 import numpy as np
 
+from .. import _cuda
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Largest number of elements one output may have before we refuse to allocate it.
@@ -30,9 +32,16 @@ def _physical_memory() -> int:
 def as_float(x, name: str, like: np.ndarray | None = None) -> np.ndarray:
     """A C-contiguous float32/float64 ndarray (copied only when needed).
 
-    ``like``: the array whose dtype ``x`` must share (the op's input)."""
+    ``like``: the array whose dtype ``x`` must share (the op's input). A CUDA (CuPy) array
+    gives a C-contiguous CuPy array (convkern._cuda: the op then runs on its GPU)."""
     if not isinstance(x, np.ndarray):
+        if _cuda.is_device_array(x):
+            return _cuda.as_float(x, name, like)
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(x).__name__}")
+    _cuda.check_host_array(name)
+    if like is not None and not isinstance(like, np.ndarray):
+        raise TypeError(f"{name}: is a numpy.ndarray but input is a CUDA array (all arrays of one call must be on "
+                        f"the same device)")
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name}: dtype must be float32 or float64, got {x.dtype}")
     if like is not None and x.dtype != like.dtype:
@@ -106,22 +115,42 @@ def out_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int, dila
 
 
 def check_elements(shape, name: str, itemsize: int = 8) -> None:
-    """Refuse outputs that overflow or cannot fit in this machine's memory, before allocating."""
+    """Refuse outputs that overflow or cannot fit in this machine's (or GPU's) memory, before allocating."""
     n = 1
     for s in shape:
         n *= int(s)
-    if n > _MAX_ELEMENTS or n * itemsize > _physical_memory():
-        raise SizeError(f"{name}: an output of shape {tuple(shape)} ({n * itemsize} bytes) is too large for this machine")
+    on_gpu = _cuda.current_device() is not None
+    limit = _cuda.device_memory() if on_gpu else _physical_memory()
+    if n > _MAX_ELEMENTS or n * itemsize > limit:
+        where = "the GPU" if on_gpu else "this machine"
+        raise SizeError(f"{name}: an output of shape {tuple(shape)} ({n * itemsize} bytes) is too large for {where}")
 
 
-def empty(shape, dtype, name: str = "output") -> np.ndarray:
+def empty(shape, dtype, name: str = "output"):
+    """A new array: NumPy, or CuPy while the op runs on a GPU (convkern._cuda)."""
     check_elements(shape, name, np.dtype(dtype).itemsize)
-    return np.empty(tuple(int(s) for s in shape), dtype=dtype)
+    shape = tuple(int(s) for s in shape)
+    if _cuda.current_device() is not None:
+        return _cuda.empty(shape, dtype)
+    return np.empty(shape, dtype=dtype)
 
 
-def zeros(shape, dtype, name: str = "output") -> np.ndarray:
+def zeros(shape, dtype, name: str = "output"):
     check_elements(shape, name, np.dtype(dtype).itemsize)
-    return np.zeros(tuple(int(s) for s in shape), dtype=dtype)
+    shape = tuple(int(s) for s in shape)
+    if _cuda.current_device() is not None:
+        return _cuda.empty(shape, dtype, zero=True)
+    return np.zeros(shape, dtype=dtype)
+
+
+def ascontiguous(a):
+    """np.ascontiguousarray for NumPy or CuPy arrays (0-d arrays stay 0-d)."""
+    return _cuda.ascontiguous(a)
+
+
+def xp_of(a):
+    """The array module (numpy or cupy) of ``a``."""
+    return _cuda.xp_of(a)
 
 
 def check_flag(v, name: str) -> bool:

@@ -140,7 +140,7 @@ def _prelu_args(input, weight):
         outer, C, inner = 1, 1, x.size
     else:
         outer, C, inner = x.shape[0], channels, int(np.prod(x.shape[2:], dtype=np.int64))
-    return x, np.ascontiguousarray(w.reshape(-1)), w.shape, (outer, C, inner)
+    return x, U.ascontiguous(w.reshape(-1)), w.shape, (outer, C, inner)
 
 
 def prelu(input, weight):
@@ -259,7 +259,7 @@ def dropout(input, p=0.5, training=True, seed=None):
     training = U.check_flag(training, "training")
     seed = _dropout_seed(seed, required=False)
     if not training or p == 0.0:
-        return np.array(x, copy=True)
+        return x.copy()
     return _dropout_run(x, p, seed)
 
 
@@ -271,6 +271,6 @@ def dropout_backward(grad_output, input, p=0.5, training=True, seed=None):
     p = _dropout_p(p)
     training = U.check_flag(training, "training")
     if not training or p == 0.0:
-        return (np.array(g, copy=True),)
+        return (g.copy(),)
     seed = _dropout_seed(seed, required=p < 1.0)
     return (_dropout_run(g, p, seed),)

@@ -45,8 +45,12 @@ def _grad_output(grad_output, x: np.ndarray, shape) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 def _ce_args(input, target, weight, ignore_index, reduction, label_smoothing):
     x = _as_float(input, "input")
-    if not isinstance(target, np.ndarray):
+    target_on_gpu = U.xp_of(target) is not np
+    if not isinstance(target, np.ndarray) and not target_on_gpu:
         raise TypeError(f"target: expected a numpy.ndarray, got {type(target).__name__}")
+    if target_on_gpu != (U.xp_of(x) is not np):
+        where = "a CUDA array" if target_on_gpu else "a numpy.ndarray"
+        raise TypeError(f"target: is {where} but input is not (all arrays of one call must be on the same device)")
     if target.dtype != np.int64:
         raise TypeError(f"target: expected int64 class indices, got dtype {target.dtype}")
     if x.ndim < 1:
@@ -74,7 +78,7 @@ def _ce_args(input, target, weight, ignore_index, reduction, label_smoothing):
     eps = U.as_number(label_smoothing, "label_smoothing")
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"label_smoothing: must be between 0.0 and 1.0, got {eps}")
-    t = np.ascontiguousarray(target)
+    t = U.ascontiguous(target)
     bad = (t != ignore_index) & ((t < 0) | (t >= C))
     if np.any(bad):
         v = int(t[bad].reshape(-1)[0])
@@ -99,9 +103,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         return loss
     total = np.sum(loss, dtype=np.float64)
     if reduction == "sum":
-        return np.asarray(total, dtype=x.dtype)
+        return U.xp_of(x).asarray(total, dtype=x.dtype)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(total / np.sum(wt, dtype=np.float64), dtype=x.dtype)
+        return U.xp_of(x).asarray(total / np.sum(wt, dtype=np.float64), dtype=x.dtype)
 
 
 def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -118,7 +122,7 @@ def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index
             denom = float(np.sum(w.astype(np.float64)[t[valid]]))
         gscale = 1.0 / denom if denom != 0.0 else 0.0  # all ignored: every gradient is 0 anyway
     gx = U.empty(x.shape, x.dtype, "grad_input")
-    g = np.ascontiguousarray(g.reshape(-1))
+    g = U.ascontiguous(g.reshape(-1))
     _C.cross_entropy_backward(x, t, w, g, gx, N, C, inner, ii, eps, gscale)
     return (gx,)
 
@@ -144,8 +148,8 @@ def mse_loss(input, target, reduction="mean"):
     out = U.empty((1,), x.dtype, "output")
     _C.mse_forward(x, t, out, True)
     if reduction == "mean":
-        return np.asarray(np.float64(out[0]) / x.size, dtype=x.dtype)
-    return np.asarray(out[0], dtype=x.dtype)
+        return U.xp_of(x).asarray(out.reshape(()).astype(np.float64) / x.size, dtype=x.dtype)
+    return U.xp_of(x).asarray(out.reshape(()), dtype=x.dtype)
 
 
 def mse_loss_backward(grad_output, input, target, reduction="mean"):
@@ -154,5 +158,5 @@ def mse_loss_backward(grad_output, input, target, reduction="mean"):
     gscale = 1.0 / x.size if reduction == "mean" else 1.0
     gx = U.empty(x.shape, x.dtype, "grad_input")
     gt = U.empty(x.shape, x.dtype, "grad_target")
-    _C.mse_backward(np.ascontiguousarray(g.reshape(-1)), x, t, gx, gt, gscale)
+    _C.mse_backward(U.ascontiguous(g.reshape(-1)), x, t, gx, gt, gscale)
     return gx, gt

@@ -29,7 +29,7 @@ def _stat_buffer(v):
     """(contiguous array the kernel updates, original to copy back into or None)."""
     if v is None or v.flags.c_contiguous:
         return v, None
-    return np.ascontiguousarray(v), v
+    return U.ascontiguous(v), v
 
 
 # ------------------------------------------------------------------------- batch_norm
@@ -59,7 +59,7 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
     g = U.grad_like(grad_output, x, x.shape)
     C = x.shape[1]
     if not training:
-        rm, rv = np.ascontiguousarray(rm), np.ascontiguousarray(rv)
+        rm, rv = U.ascontiguous(rm), U.ascontiguous(rv)
     else:
         rm = rv = None
     gx = empty(x.shape, x.dtype, "grad_input")
