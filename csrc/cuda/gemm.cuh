@@ -32,6 +32,12 @@ template <class T> struct Vec16;
 template <> struct Vec16<float> { using type = float4; static constexpr int n = 4; };
 template <> struct Vec16<double> { using type = double2; static constexpr int n = 2; };
 
+// 16-byte vector <-> VEC scalars (explicit lanes: local arrays need not be 16-byte aligned).
+__device__ __forceinline__ void unpack(const float4& v, float* o) { o[0] = v.x; o[1] = v.y; o[2] = v.z; o[3] = v.w; }
+__device__ __forceinline__ void unpack(const double2& v, double* o) { o[0] = v.x; o[1] = v.y; }
+__device__ __forceinline__ float4 pack(const float* o) { return make_float4(o[0], o[1], o[2], o[3]); }
+__device__ __forceinline__ double2 pack(const double* o) { return make_double2(o[0], o[1]); }
+
 // Element (r, c) at p[z_off + r * rs + c * cs], zero outside [0, R) x [0, Cn).
 // The batch offset of index z is (z / zdiv) * zs_hi + (z % zdiv) * zs_lo.
 // `c_fast`: groups run along c (else along r). `vec`: the fast stride is 1 and the other
@@ -47,18 +53,12 @@ struct StridedLoader {
   __device__ __forceinline__ void load(const T* b, int64_t r, int64_t c, T* v) const {
     constexpr int VEC = Vec16<T>::n;
     using V = typename Vec16<T>::type;
-    if (vec && r < R && c + VEC <= Cn && c_fast) {
-      V t = *reinterpret_cast<const V*>(b + r * rs + c);
-      const T* tp = reinterpret_cast<const T*>(&t);
-#pragma unroll
-      for (int i = 0; i < VEC; ++i) v[i] = tp[i];
+    if (vec && c_fast && r < R && c + VEC <= Cn) {
+      unpack(__ldg(reinterpret_cast<const V*>(b + r * rs + c)), v);
       return;
     }
-    if (vec && c < Cn && r + VEC <= R && !c_fast) {
-      V t = *reinterpret_cast<const V*>(b + r + c * cs);
-      const T* tp = reinterpret_cast<const T*>(&t);
-#pragma unroll
-      for (int i = 0; i < VEC; ++i) v[i] = tp[i];
+    if (vec && !c_fast && c < Cn && r + VEC <= R) {
+      unpack(__ldg(reinterpret_cast<const V*>(b + r + c * cs)), v);
       return;
     }
 #pragma unroll
@@ -144,10 +144,10 @@ __global__ void __launch_bounds__(kGemmThreads)
 #pragma unroll
       for (int i = 0; i < VEC; ++i) As[buf][ak + i][am] = ra[i];
     } else {
-      *reinterpret_cast<V*>(&As[buf][ak][am]) = *reinterpret_cast<const V*>(ra);
+      *reinterpret_cast<V*>(&As[buf][ak][am]) = pack(ra);
     }
     if (b_nfast) {
-      *reinterpret_cast<V*>(&Bs[buf][bk][bn]) = *reinterpret_cast<const V*>(rb);
+      *reinterpret_cast<V*>(&Bs[buf][bk][bn]) = pack(rb);
     } else {
 #pragma unroll
       for (int i = 0; i < VEC; ++i) Bs[buf][bk + i][bn] = rb[i];
@@ -171,10 +171,10 @@ __global__ void __launch_bounds__(kGemmThreads)
 #pragma unroll
     for (int kk = 0; kk < BK; ++kk) {
       T a[TM], b[TN];
-      *reinterpret_cast<V*>(&a[0]) = *reinterpret_cast<const V*>(&As[cur][kk][ty * VEC]);
-      *reinterpret_cast<V*>(&a[VEC]) = *reinterpret_cast<const V*>(&As[cur][kk][BM / 2 + ty * VEC]);
-      *reinterpret_cast<V*>(&b[0]) = *reinterpret_cast<const V*>(&Bs[cur][kk][tx * VEC]);
-      *reinterpret_cast<V*>(&b[VEC]) = *reinterpret_cast<const V*>(&Bs[cur][kk][BN / 2 + tx * VEC]);
+      unpack(*reinterpret_cast<const V*>(&As[cur][kk][ty * VEC]), &a[0]);
+      unpack(*reinterpret_cast<const V*>(&As[cur][kk][BM / 2 + ty * VEC]), &a[VEC]);
+      unpack(*reinterpret_cast<const V*>(&Bs[cur][kk][tx * VEC]), &b[0]);
+      unpack(*reinterpret_cast<const V*>(&Bs[cur][kk][BN / 2 + tx * VEC]), &b[VEC]);
 #pragma unroll
       for (int i = 0; i < TM; ++i)
 #pragma unroll

@@ -80,7 +80,7 @@ def _ce_args(input, target, weight, ignore_index, reduction, label_smoothing):
         raise ValueError(f"label_smoothing: must be between 0.0 and 1.0, got {eps}")
     t = U.ascontiguous(target)
     bad = (t != ignore_index) & ((t < 0) | (t >= C))
-    if np.any(bad):
+    if bool(U.xp_of(t).any(bad)):
         v = int(t[bad].reshape(-1)[0])
         raise ValueError(f"target: class index {v} is out of range for {C} classes (and is not ignore_index="
                          f"{ignore_index})")
@@ -101,11 +101,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise ValueError("target: class index out of range")
     if reduction == "none":
         return loss
-    total = np.sum(loss, dtype=np.float64)
+    xp = U.xp_of(x)
+    total = xp.sum(loss, dtype=np.float64)
     if reduction == "sum":
         return U.xp_of(x).asarray(total, dtype=x.dtype)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return U.xp_of(x).asarray(total / np.sum(wt, dtype=np.float64), dtype=x.dtype)
+        return xp.asarray(total / xp.sum(wt, dtype=np.float64), dtype=x.dtype)
 
 
 def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -116,10 +117,10 @@ def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index
     gscale = 1.0
     if reduction == "mean":
         if w is None:
-            denom = float(np.count_nonzero(t != ii))
+            denom = float(U.xp_of(t).count_nonzero(t != ii))
         else:
             valid = t != ii
-            denom = float(np.sum(w.astype(np.float64)[t[valid]]))
+            denom = float(U.xp_of(w).sum(w.astype(np.float64)[t[valid]]))
         gscale = 1.0 / denom if denom != 0.0 else 0.0  # all ignored: every gradient is 0 anyway
     gx = U.empty(x.shape, x.dtype, "grad_input")
     g = U.ascontiguous(g.reshape(-1))
