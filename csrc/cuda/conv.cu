@@ -114,39 +114,64 @@ int64_t chunk_images(int64_t N, int64_t per_image) {
 // ---------------------------------------------------------------- implicit GEMM
 
 // B (k, n) of the implicit GEMM: k = (c, t, r, s) within the group, n = (img, o, p, q).
-// Groups of VEC consecutive k per thread (the thread's column n is fixed across k tiles).
+// Groups of VEC consecutive k per thread; the thread's column n is fixed across k tiles, so
+// its pixel is decomposed once (prepare). Tap k is read from a table built per call:
+// tab[k] = {c*DHW + t*dd*HW + r*dh*W + s*dw, (t*dd << 42) | (r*dh << 21) | s*dw}.
+constexpr int64_t kTapBits = 21, kTapMask = (int64_t(1) << kTapBits) - 1;
+
 template <class T>
 struct ImplicitLoader {
   const T* x;
+  const longlong2* tab;
   Geo g;
   bool c_fast = false;
+  struct Ctx {
+    int64_t base, d0, h0, w0;  // base: offset of tap (0, 0, 0, 0) of this pixel (may be outside)
+    bool valid;
+  };
   __device__ __forceinline__ const T* base(int64_t z) const { return x + z * g.Cg * g.DHW; }
-  __device__ __forceinline__ void load(const T* b, int64_t k, int64_t n, T* v) const {
-    constexpr int VEC = Vec16<T>::n;
-    if (n >= g.N * g.OPQ) {
-#pragma unroll
-      for (int i = 0; i < VEC; ++i) v[i] = T(0);
-      return;
-    }
-    const int64_t img = n / g.OPQ, opq = n % g.OPQ;
+  __device__ __forceinline__ Ctx prepare(const T*, int64_t n) const {
+    Ctx cx;
+    cx.valid = n < g.N * g.OPQ;
+    const int64_t nn = cx.valid ? n : 0;
+    const int64_t img = nn / g.OPQ, opq = nn % g.OPQ;
     const int64_t o = opq / g.PQ, pq = opq % g.PQ, p = pq / g.Q, q = pq % g.Q;
-    const int64_t d0 = o * g.sd - g.pd, h0 = p * g.sh - g.ph, w0 = q * g.sw - g.pw;
-    const T* xi = b + img * g.C * g.DHW;
+    cx.d0 = o * g.sd - g.pd;
+    cx.h0 = p * g.sh - g.ph;
+    cx.w0 = q * g.sw - g.pw;
+    cx.base = img * g.C * g.DHW + (cx.d0 * g.H + cx.h0) * g.W + cx.w0;
+    return cx;
+  }
+  __device__ __forceinline__ void load(const T* b, const Ctx& cx, int64_t k, int64_t, T* v) const {
+    constexpr int VEC = Vec16<T>::n;
 #pragma unroll
     for (int i = 0; i < VEC; ++i) {
       const int64_t kk = k + i;
       T val = T(0);
-      if (kk < g.CRS) {
-        const int64_t c = kk / g.TRS, rem = kk % g.TRS;
-        const int64_t t = rem / g.RS, rs = rem % g.RS, r = rs / g.S, s = rs % g.S;
-        const int64_t id = d0 + t * g.dd, ih = h0 + r * g.dh, iw = w0 + s * g.dw;
-        if (id >= 0 && id < g.D && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
-          val = xi[c * g.DHW + (id * g.H + ih) * g.W + iw];
+      if (cx.valid && kk < g.CRS) {
+        const longlong2 e = tab[kk];
+        const int64_t id = cx.d0 + (e.y >> (2 * kTapBits)), ih = cx.h0 + ((e.y >> kTapBits) & kTapMask),
+                      iw = cx.w0 + (e.y & kTapMask);
+        if (id >= 0 && id < g.D && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) val = b[cx.base + e.x];
       }
       v[i] = val;
     }
   }
 };
+
+__global__ void implicit_table_kernel(Geo g, longlong2* __restrict__ tab) {
+  CK_GRID_STRIDE(k, g.CRS) {
+    const int64_t c = k / g.TRS, rem = k % g.TRS;
+    const int64_t t = rem / g.RS, rs = rem % g.RS, r = rs / g.S, s = rs % g.S;
+    const int64_t td = t * g.dd, rh = r * g.dh, sw = s * g.dw;
+    tab[k] = make_longlong2(c * g.DHW + (td * g.H + rh) * g.W + sw, (td << (2 * kTapBits)) | (rh << kTapBits) | sw);
+  }
+}
+
+// The tap table encodes dilated kernel offsets in 21 bits each.
+bool implicit_fits(const Geo& g) {
+  return (g.T - 1) * g.dd <= kTapMask && (g.R - 1) * g.dh <= kTapMask && (g.S - 1) * g.dw <= kTapMask;
+}
 
 // y[img][z*Kg + m][opq] = acc + bias, n = img * OPQ + opq.
 template <class T>
@@ -163,8 +188,12 @@ struct ConvEpilogue {
 
 template <class T>
 void conv_implicit(const Geo& g, const T* x, const T* w, const T* b, T* y) {
+  Scratch<longlong2> tab(g.CRS);
+  implicit_table_kernel<<<grid_for(g.CRS), kThreads, 0, stream()>>>(g, tab.get());
+  CK_CUDA_LAUNCH_CHECK();
   ImplicitLoader<T> lb;
   lb.x = x;
+  lb.tab = tab.get();
   lb.g = g;
   ConvEpilogue<T> e{y, b, g.K, g.Kg, g.OPQ};
   gemm_launch<T>(g.Kg, g.N * g.OPQ, g.CRS, g.G, strided_loader(w, g.Kg, g.CRS, g.CRS, int64_t(1), 1, g.Kg * g.CRS), lb,
@@ -302,8 +331,11 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
   if (algo == 1 || (algo == 0 && is_pointwise(g))) {
     conv_im2col<T>(g, x, w, g.G == 1 ? b : nullptr, y);
     if (b && g.G > 1) add_bias<T>(g, b, y);
-  } else {
+  } else if (implicit_fits(g)) {
     conv_implicit<T>(g, x, w, b, y);
+  } else {
+    conv_im2col<T>(g, x, w, g.G == 1 ? b : nullptr, y);
+    if (b && g.G > 1) add_bias<T>(g, b, y);
   }
 }
 
@@ -311,8 +343,14 @@ template <class T>
 void conv_direct_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y) {
   const Geo g = geo_of(p);
   if (g.N == 0) return;
-  if (direct_fits<T>(g)) conv_direct<T>(g, x, w, b, y);
-  else conv_implicit<T>(g, x, w, b, y);
+  if (direct_fits<T>(g)) {
+    conv_direct<T>(g, x, w, b, y);
+  } else if (implicit_fits(g)) {
+    conv_implicit<T>(g, x, w, b, y);
+  } else {
+    conv_im2col<T>(g, x, w, g.G == 1 ? b : nullptr, y);
+    if (b && g.G > 1) add_bias<T>(g, b, y);
+  }
 }
 
 template <class T>

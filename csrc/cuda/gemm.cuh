@@ -49,8 +49,11 @@ struct StridedLoader {
   int64_t zdiv = 1, zs_hi = 0, zs_lo = 0;
   bool c_fast = true, vec = false;
 
+  struct Ctx {};
   __device__ __forceinline__ const T* base(int64_t z) const { return p + (z / zdiv) * zs_hi + (z % zdiv) * zs_lo; }
-  __device__ __forceinline__ void load(const T* b, int64_t r, int64_t c, T* v) const {
+  // Per-thread state for the coordinate that stays fixed across k tiles (none needed here).
+  __device__ __forceinline__ Ctx prepare(const T*, int64_t) const { return Ctx{}; }
+  __device__ __forceinline__ void load(const T* b, const Ctx&, int64_t r, int64_t c, T* v) const {
     constexpr int VEC = Vec16<T>::n;
     using V = typename Vec16<T>::type;
     if (vec && c_fast && r < R && c + VEC <= Cn) {
@@ -105,8 +108,10 @@ struct StridedEpilogue {
   }
 };
 
-// The main loop. LA::load(base, m, k, v) with groups along k if la.c_fast else along m;
-// LB::load(base, k, n, v) with groups along n if lb.c_fast else along k.
+// The main loop. LA::load(base, ctx, m, k, v) with groups along k if la.c_fast else along m;
+// LB::load(base, ctx, k, n, v) with groups along n if lb.c_fast else along k. A thread's m
+// (for A) and n (for B) stay fixed across k tiles: ctx = prepare(base, that coordinate) is
+// computed once (the implicit-GEMM loader decomposes its output pixel there).
 template <class T, class LA, class LB, class Epi>
 __global__ void __launch_bounds__(kGemmThreads)
     gemm_tiled_kernel(int64_t M, int64_t N, int64_t K, int64_t z0, LA la, LB lb, Epi epi) {
@@ -134,10 +139,12 @@ __global__ void __launch_bounds__(kGemmThreads)
   const int bn = b_nfast ? (tid % (BN / VEC)) * VEC : tid / (BK / VEC);
   const int bk = b_nfast ? tid / (BN / VEC) : (tid % (BK / VEC)) * VEC;
 
+  const auto actx = la.prepare(pa, m0 + am);
+  const auto bctx = lb.prepare(pb, n0 + bn);
   T ra[VEC], rb[VEC];
   auto fetch = [&](int64_t k0) {
-    la.load(pa, m0 + am, k0 + ak, ra);
-    lb.load(pb, k0 + bk, n0 + bn, rb);
+    la.load(pa, actx, m0 + am, k0 + ak, ra);
+    lb.load(pb, bctx, k0 + bk, n0 + bn, rb);
   };
   auto stash = [&](int buf) {
     if (a_kfast) {
