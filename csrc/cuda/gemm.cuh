@@ -21,6 +21,9 @@
 
 namespace ck {
 namespace cuda {
+// Internal linkage: every .cu file gets its own instantiations of the kernel templates (no
+// cross-translation-unit merging of kernel host stubs).
+namespace {
 
 template <class T> struct GemmCfg;
 template <> struct GemmCfg<float> { static constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8; };
@@ -230,5 +233,6 @@ void gemm_strided(int64_t M, int64_t N, int64_t K, T alpha, const StridedLoader<
   gemm_launch<T>(M, N, K, batch, a, b, e);
 }
 
+}  // namespace
 }  // namespace cuda
 }  // namespace ck
