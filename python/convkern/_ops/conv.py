@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _C
+from .. import _C, _cuda
 from . import _util as U
 from . import depthwise as _depthwise
 
@@ -165,6 +165,24 @@ def _prefer_direct(geom):
             and geom.w_shape[1] * kvol <= 600 and geom.w_shape[0] // geom.groups >= 4)
 
 
+def _prefer_direct_gpu(geom):
+    """algo='auto' on a GPU: the direct CUDA kernel (8 output channels per block, weights in
+    shared memory) only for very short reductions (e.g. few-channel inputs); everything else
+    goes to the implicit GEMM. Not tuned yet (no GPU measurement so far): see docs/CUDA.md."""
+    kvol = 1
+    for k in geom.w_shape[2:]:
+        kvol *= k
+    return geom.w_shape[1] * kvol <= 64
+
+
+def _direct(geom, algo):
+    if algo == "direct":
+        return True
+    if algo != "auto":
+        return False
+    return _prefer_direct_gpu(geom) if _cuda.current_device() is not None else _prefer_direct(geom)
+
+
 # ----------------------------------------------------------------------------- convolution
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algo="im2col"):
     x, w, b, unbatched = _inputs(nd, input, weight, bias)
@@ -174,7 +192,7 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algo="im2c
     if _use_depthwise(geom, x, w, algo):
         y = _depthwise.forward_geom(x, w, b, geom)
     else:
-        y = _forward(geom, x, w, b, direct=(algo == "direct" or (algo == "auto" and _prefer_direct(geom))))
+        y = _forward(geom, x, w, b, direct=_direct(geom, algo))
     return y[0] if unbatched else y
 
 
