@@ -226,6 +226,10 @@ class Module:
     # -- dtype
     def to(self, dtype):
         """Cast floating parameters and buffers to ``dtype`` (np.float32 / np.float64)."""
+        if isinstance(dtype, str) and dtype.split(":")[0] in ("cuda", "gpu", "cpu"):
+            # convkern.functional runs on CuPy arrays (docs/CUDA.md); nn modules do not yet
+            raise NotImplementedError("Module.to(device): nn modules run on NumPy (CPU) only so far; "
+                                      "use convkern.functional with CuPy arrays for the GPU (docs/CUDA.md)")
         dtype = np.dtype(dtype)
         for m in self.modules():
             for p in m._parameters.values():
