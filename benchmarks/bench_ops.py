@@ -91,12 +91,12 @@ def memory_cases(batch, rng):
         p = (h + 2 * pd - k) // st + 1
         nb = 4.0 * (x.size + batch * c * p * p)
         fl = batch * c * p * p * k * k
-        out.append(Case("max_pool2d", name, fl, nb, lambda x=x: F.max_pool2d(x, k, st, pd),
-                        lambda x=x64: R.max_pool2d(x, k, st, pd),
-                        (lambda t=T(x): TF.max_pool2d(t, k, st, pd)) if torch else None))
-        out.append(Case("avg_pool2d", name, fl, nb, lambda x=x: F.avg_pool2d(x, k, st, pd),
-                        lambda x=x64: R.avg_pool2d(x, k, st, pd),
-                        (lambda t=T(x): TF.avg_pool2d(t, k, st, pd)) if torch else None))
+        out.append(Case("max_pool2d", name, fl, nb, lambda x=x, a=(k, st, pd): F.max_pool2d(x, *a),
+                        lambda x=x64, a=(k, st, pd): R.max_pool2d(x, *a),
+                        (lambda t=T(x), a=(k, st, pd): TF.max_pool2d(t, *a)) if torch else None))
+        out.append(Case("avg_pool2d", name, fl, nb, lambda x=x, a=(k, st, pd): F.avg_pool2d(x, *a),
+                        lambda x=x64, a=(k, st, pd): R.avg_pool2d(x, *a),
+                        (lambda t=T(x), a=(k, st, pd): TF.avg_pool2d(t, *a)) if torch else None))
     for name, c, h, w in shapes.GLOBAL_POOL:
         x = rng.standard_normal((batch, c, h, w)).astype(np.float32)
         out.append(Case("global_avg_pool2d", name, x.size, 4.0 * x.size, lambda x=x: F.global_avg_pool2d(x),
@@ -111,7 +111,7 @@ def memory_cases(batch, rng):
         gm, bt = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
         a64 = [a.astype(np.float64) for a in (x, m, v, gm, bt)]
         nb = 8.0 * x.size
-        out.append(Case("batch_norm eval", name, 2 * x.size, nb, lambda: F.batch_norm(x, m, v, gm, bt),
+        out.append(Case("batch_norm eval", name, 2 * x.size, nb, lambda a=(x, m, v, gm, bt): F.batch_norm(*a),
                         lambda a=a64: R.batch_norm(*a),
                         (lambda t=[T(a) for a in (x, m, v, gm, bt)]: TF.batch_norm(*t)) if torch else None))
         out.append(Case("batch_norm train", name, 6 * x.size, 3 * 4.0 * x.size,
@@ -122,9 +122,9 @@ def memory_cases(batch, rng):
     for name, c, h, w, size in shapes.LRN:
         x = rng.standard_normal((batch, c, h, w)).astype(np.float32)
         out.append(Case("local_response_norm", name, x.size * (size + 4), 8.0 * x.size,
-                        lambda x=x: F.local_response_norm(x, size),
-                        lambda x=x.astype(np.float64): R.local_response_norm(x, size),
-                        (lambda t=T(x): TF.local_response_norm(t, size)) if torch else None))
+                        lambda x=x, size=size: F.local_response_norm(x, size),
+                        lambda x=x.astype(np.float64), size=size: R.local_response_norm(x, size),
+                        (lambda t=T(x), size=size: TF.local_response_norm(t, size)) if torch else None))
     for name, shp in shapes.ELEMENTWISE:
         x = rng.standard_normal((batch,) + shp).astype(np.float32)
         op = name.split()[0]
@@ -136,7 +136,7 @@ def memory_cases(batch, rng):
         w = (rng.standard_normal((fout, fin)) * 0.02).astype(np.float32)
         b = rng.standard_normal(fout).astype(np.float32)
         out.append(Case("linear", name, 2.0 * batch * fin * fout, 4.0 * (w.size + x.size),
-                        lambda: F.linear(x, w, b),
+                        lambda a=(x, w, b): F.linear(*a),
                         lambda a=[x.astype(np.float64), w.astype(np.float64), b.astype(np.float64)]: R.linear(*a),
                         (lambda t=[T(a) for a in (x, w, b)]: TF.linear(*t)) if torch else None))
     logits = rng.standard_normal((batch, 1000)).astype(np.float32)

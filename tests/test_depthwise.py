@@ -170,6 +170,24 @@ def test_conv2d_uses_depthwise(rng):
             assert_close(a, e, k=36)
 
 
+@pytest.mark.parametrize("n,c,m,hw,kw", [
+    (2, 6, 2, (11, 19), dict(padding=1)),
+    (1, 5, 1, (7, 7), dict(stride=2, padding=1, dilation=2)),
+    (1, 1, 3, (4, 9), dict(padding=(0, 2))),
+    (0, 4, 1, (6, 6), dict(padding=1)),
+])
+def test_nn_grad_style_depthwise(isa, n, c, m, hw, kw, rng):
+    """conv2d_input / conv2d_weight with groups=C take the depthwise kernels (batch 0 too)."""
+    x = rng.standard_normal((n, c) + hw)
+    w = rng.standard_normal((c * m, 1, 3, 3))
+    g = rng.standard_normal(R.conv2d(x, w, None, groups=c, **kw).shape)
+    assert_close(F.conv2d_input(x.shape, w, g, groups=c, **kw), R.conv2d_input(x.shape, w, g, groups=c, **kw), k=9)
+    dw = F.conv2d_weight(x, w.shape, g, groups=c, **kw)
+    assert_close(dw, R.conv2d_weight(x, w.shape, g, groups=c, **kw), k=max(1, g[:, :1].size))
+    if n == 0:
+        assert not dw.any()
+
+
 # ---------------------------------------------------------------- bad inputs
 X = np.zeros((1, 2, 5, 5))
 W = np.zeros((4, 1, 3, 3))

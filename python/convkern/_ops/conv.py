@@ -150,8 +150,13 @@ def _grad_weight(geom, x, dy, dtype, with_bias):
     return dw, db
 
 
+def _is_depthwise(geom):
+    """A 2-d convolution with one input channel per group (any channel multiplier)."""
+    return geom.nd == 2 and geom.groups > 1 and geom.groups == geom.x_shape[1] and geom.w_shape[1] == 1
+
+
 def _use_depthwise(geom, x, w, algo):
-    return algo == "auto" and geom.nd == 2 and geom.groups > 1 and geom.groups == x.shape[1] and w.shape[1] == 1
+    return algo == "auto" and _is_depthwise(geom)
 
 
 def _prefer_direct(geom):
@@ -245,6 +250,11 @@ def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, 
     x_shape = _size(input_size, nd, "input_size")
     geom = _Geom(nd, x_shape, w.shape, stride, padding, dilation, groups, input_name="input_size")
     U.check_shape(dy, geom.y_shape, "grad_output")
+    if _is_depthwise(geom):
+        dx = U.empty(geom.x_shape, w.dtype, "grad_input")
+        if dx.size:
+            _C.depthwise_conv2d_backward_input(dy, w, dx, *_depthwise.native_args(geom))
+        return dx
     return _grad_input(geom, dy, w, w.dtype)
 
 
@@ -256,6 +266,13 @@ def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation,
     w_shape = _size(weight_size, nd, "weight_size")
     geom = _Geom(nd, x.shape, w_shape, stride, padding, dilation, groups, weight_name="weight_size")
     U.check_shape(dy, geom.y_shape, "grad_output")
+    if _is_depthwise(geom):
+        dw = U.empty(geom.w_shape, x.dtype, "grad_weight")
+        if x.shape[0]:
+            _C.depthwise_conv2d_backward_weight(x, dy, dw, None, *_depthwise.native_args(geom))
+        else:
+            dw[...] = 0
+        return dw
     return _grad_weight(geom, x, dy, x.dtype, False)[0]
 
 
