@@ -60,6 +60,11 @@ def _cases():
         ((1, 2, 5, 19), (1, 1, 1), dict(padding=2), "c", True),                      # padding > kernel
         ((1, 2, 6, 20), (2, 3, 3), dict(padding=(4, 5)), "t", False),
         ((1, 2, 9, 37), (1, 3, 3), dict(stride=2, padding=(3, 4), dilation=(1, 2)), "c", True),
+        # wide rows: the in-place border path (narrower planes are copied into padded scratch)
+        ((2, 3, 6, 150), (1, 3, 3), dict(padding=1), "c", True),
+        ((1, 2, 7, 301), (2, 3, 3), dict(stride=2, padding=1), "t", True),
+        ((1, 2, 9, 170), (1, 5, 5), dict(padding=2, dilation=(1, 2)), "c", False),
+        ((1, 1, 5, 263), (1, 3, 7), dict(stride=(1, 3), padding=(1, 3)), "s", True),
     ]
     rng = np.random.default_rng(7)
     while len(cases) < 60:

@@ -65,8 +65,44 @@ inline T point(const Plane& g, const T* x, const T* w, int64_t ih0, Range rr, in
 // Per-thread scratch of the plane kernel.
 template <class T>
 struct Scratch {
-  Buffer phased, zero, wv, toff, rows;
+  Buffer phased, zero, wv, toff, rows, padded, ypad;
 };
+
+// Narrow planes: when the vector interior of a row is short next to its scalar border
+// columns (e.g. 7x7 or 14x14 planes with a 3x3 kernel), the plane is first copied into a
+// zero-padded scratch plane wide enough that every output column of a row rounded up to the
+// vector length is interior; the kernels then run without border code.
+struct PadPlan {
+  bool use;
+  int64_t Qp, Wp2;  // padded output width, padded input width
+};
+template <class T>
+inline PadPlan pad_plan(const Plane& g) {
+  constexpr int L = kLanes<T>;
+  const int64_t qa = g.pw > 0 ? ceil_div(g.pw, g.sw) : 0;
+  const int64_t lim = g.W - 1 - ((g.S - 1) * g.dw - g.pw);
+  const int64_t qb = lim < 0 ? 0 : imin(g.Q, lim / g.sw + 1);
+  const int64_t interior = qb > qa ? qb - qa : 0;
+  PadPlan pl{false, 0, 0};
+  // border columns are scalar (~R*S checked taps each); a padded copy costs ~W/L vector moves
+  if (interior >= L && (g.Q - interior) * 4 * L <= interior) return pl;
+  pl.use = true;
+  pl.Qp = ceil_div(g.Q, L) * L;
+  pl.Wp2 = imax(g.pw + g.W, (pl.Qp - 1) * g.sw + (g.S - 1) * g.dw + 1);
+  return pl;
+}
+
+// Copies the H x W plane x into dst (H x Wp2), columns [pw, pw + W), zeros elsewhere.
+template <class T>
+inline void pad_columns(const T* x, int64_t H, int64_t W, int64_t pw, int64_t Wp2, T* dst) {
+  for (int64_t i = 0; i < H; ++i) {
+    T* d = dst + i * Wp2;
+    const T* xr = x + i * W;
+    for (int64_t j = 0; j < pw; ++j) d[j] = T(0);
+    std::memcpy(d + pw, xr, size_t(W) * sizeof(T));
+    for (int64_t j = pw + W; j < Wp2; ++j) d[j] = T(0);
+  }
+}
 
 template <class T> using Mask = decltype(Vec<T>{} < Vec<T>{});
 
@@ -289,10 +325,33 @@ void conv_plane(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y
 }
 
 template <class T>
-void conv_plane_any(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y, Scratch<T>& sc) {
+void conv_plane_fixed(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y, Scratch<T>& sc) {
   if (g.R == 3 && g.S == 3) conv_plane<T, 3, 3>(g, x, w, bias, accum, y, sc);
   else if (g.R == 5 && g.S == 5) conv_plane<T, 5, 5>(g, x, w, bias, accum, y, sc);
   else conv_plane<T, 0, 0>(g, x, w, bias, accum, y, sc);
+}
+
+template <class T>
+void conv_plane_any(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y, Scratch<T>& sc) {
+  const PadPlan pl = pad_plan<T>(g);
+  if (!pl.use) return conv_plane_fixed<T>(g, x, w, bias, accum, y, sc);
+  T* xp = sc.padded.template get<T>(g.H * pl.Wp2);
+  pad_columns(x, g.H, g.W, g.pw, pl.Wp2, xp);
+  Plane g2 = g;
+  g2.W = pl.Wp2;
+  g2.pw = 0;
+  g2.Q = pl.Qp;
+  if (pl.Qp == g.Q) return conv_plane_fixed<T>(g2, xp, w, bias, accum, y, sc);
+  T* yp = sc.ypad.template get<T>(g.P * pl.Qp);
+  conv_plane_fixed<T>(g2, xp, w, bias, false, yp, sc);
+  for (int64_t p = 0; p < g.P; ++p) {
+    const T* src = yp + p * pl.Qp;
+    T* dst = y + p * g.Q;
+    if (accum)
+      for (int64_t q = 0; q < g.Q; ++q) dst[q] += src[q];
+    else
+      std::memcpy(dst, src, size_t(g.Q) * sizeof(T));
+  }
 }
 
 inline Plane fwd_plane(const DwParams& p) {
@@ -450,6 +509,7 @@ void depthwise_bwd_weight_impl(const DwParams& p, const T* x, const T* gy, T* gw
   const int64_t K = p.C * p.M, HW = p.H * p.W, PQ = p.P * p.Q, RS = p.R * p.S;
   const bool par = K > 1 && p.N * K * PQ * RS > 32768;
   const Plane g = fwd_plane(p);
+  const PadPlan pl = pad_plan<T>(g);
 #pragma omp parallel for if (par) schedule(static)
   for (int64_t oc = 0; oc < K; ++oc) {
     static thread_local Scratch<T> sc;
@@ -467,9 +527,23 @@ void depthwise_bwd_weight_impl(const DwParams& p, const T* x, const T* gy, T* gw
         for (int64_t i = 0; i < PQ; ++i) s += gyp[i];
         bsum += double(s);
       }
-      if (p.R == 3 && p.S == 3) wgrad_plane<T, 3, 3>(g, xp, gyp, acc, sc);
-      else if (p.R == 5 && p.S == 5) wgrad_plane<T, 5, 5>(g, xp, gyp, acc, sc);
-      else wgrad_plane<T, 0, 0>(g, xp, gyp, acc, sc);
+      const T* xs = xp;
+      const T* gys = gyp;
+      Plane gs = g;
+      if (pl.use) {  // narrow plane: zero-padded copies of the input and grad_output rows
+        T* xq = sc.padded.template get<T>(p.H * pl.Wp2);
+        pad_columns(xp, p.H, p.W, p.pw, pl.Wp2, xq);
+        T* gq = sc.ypad.template get<T>(p.P * pl.Qp);
+        pad_columns(gyp, p.P, p.Q, 0, pl.Qp, gq);
+        xs = xq;
+        gys = gq;
+        gs.W = pl.Wp2;
+        gs.pw = 0;
+        gs.Q = pl.Qp;
+      }
+      if (p.R == 3 && p.S == 3) wgrad_plane<T, 3, 3>(gs, xs, gys, acc, sc);
+      else if (p.R == 5 && p.S == 5) wgrad_plane<T, 5, 5>(gs, xs, gys, acc, sc);
+      else wgrad_plane<T, 0, 0>(gs, xs, gys, acc, sc);
     }
     for (int64_t i = 0; i < RS; ++i) gw[oc * RS + i] = T(acc[i]);
     if (gb) gb[oc] = T(bsum);
