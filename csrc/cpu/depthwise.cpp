@@ -213,6 +213,36 @@ inline void fast_blocks(const T* const* rp, int64_t f0, int64_t Wp, const Vec<T>
   qq = q;
 }
 
+// Vector blocks of RB consecutive output rows at once for a KR x KS kernel with unit stride
+// and dilation: input row j (pointer mr[j], j < RB + KR - 1) is loaded once per block, its KS
+// shifted vectors feeding every output row i = j - r that uses it, so loads per output vector
+// drop from KR*KS to about (RB + KR - 1) * KS / RB. Columns [qa, returned q) are done.
+template <class T, int KR, int KS, int RB>
+inline int64_t multirow_blocks(const T* const* mr, int64_t off, const Vec<T>* wl, Vec<T> vb, bool accum, T* y,
+                               int64_t ldy, int64_t qa, int64_t qb) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  V w[KR * KS];
+  for (int i = 0; i < KR * KS; ++i) w[i] = wl[i];
+  int64_t q = qa;
+  for (; q + L <= qb; q += L) {
+    V acc[RB];
+    for (int i = 0; i < RB; ++i) acc[i] = accum ? vload<V>(y + i * ldy + q) : vb;
+    for (int j = 0; j < RB + KR - 1; ++j) {
+      const T* src = mr[j] + q + off;
+      V xs[KS];
+      for (int s = 0; s < KS; ++s) xs[s] = vload<V>(src + s);
+      for (int r = 0; r < KR; ++r) {
+        const int i = j - r;
+        if (i >= 0 && i < RB)
+          for (int s = 0; s < KS; ++s) acc[i] += w[r * KS + s] * xs[s];
+      }
+    }
+    for (int i = 0; i < RB; ++i) vstore(y + i * ldy + q, acc[i]);
+  }
+  return q;
+}
+
 // Output plane y (P x Q) = conv(x, w) + bias, or y += conv(x, w) when accum.
 // x: the input plane (H x W, row stride W). KR, KS: compile-time kernel size (0: g.R, g.S).
 template <class T, int KR, int KS>
@@ -273,10 +303,26 @@ void conv_plane(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y
   const int64_t* tp = FIX ? tl : toff;
   const T** rp = FIX ? rl : rows;
   const V vb = vbroadcast<V>(bias);
+  // 3x3, unit stride and dilation: the interior of MB output rows at a time (multirow_blocks);
+  // the rows' remaining columns go through the per-row code below
+  constexpr int MB = (KR == 3 && KS == 3) ? 4 : 1;
+  const bool multi = MB > 1 && fast == 1 && g.sh == 1 && g.dh == 1;
+  int64_t multi_end = 0, multi_hi = 0;  // rows [.., multi_end) have columns [qa, multi_hi) done
 
   for (int64_t p = 0; p < g.P; ++p) {
     T* yr = y + p * g.Q;
     const int64_t ih0 = p * g.sh - g.ph;
+    if constexpr (MB > 1) {
+      if (multi && p >= multi_end && p + MB <= g.P) {
+        const T* mr[MB + 2];
+        for (int j = 0; j < MB + 2; ++j) {
+          const int64_t ih = ih0 + j;
+          mr[j] = (ih >= 0 && ih < g.H) ? xd + ih * Wd : zero;
+        }
+        multi_hi = multirow_blocks<T, 3, 3, MB>(mr, f0, wl, vb, accum, yr, g.Q, qa, qb);
+        multi_end = p + MB;
+      }
+    }
     const Range rr = valid_range(ih0, g.dh, g.H - 1, R);
     if (rr.lo >= rr.hi) {
       if (!accum)
@@ -287,6 +333,7 @@ void conv_plane(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y
     if (vec) {
       for (int64_t r = 0; r < R; ++r) rp[r] = (r >= rr.lo && r < rr.hi) ? xd + (ih0 + r * g.dh) * Wd : zero;
       for (; q < qa; ++q) yr[q] = (accum ? yr[q] : bias) + point(g, x, w, ih0, rr, q);
+      if (p < multi_end && q < multi_hi) q = multi_hi;
       if constexpr (FIX) {
         if (fast == 1) fast_blocks<T, KR, KS, 1, 0>(rp, f0, Wp, wp, vb, accum, yr, q, qb);
         else if (fast == 2) fast_blocks<T, KR, KS, 2, 0>(rp, f0, Wp, wp, vb, accum, yr, q, qb);

@@ -10,6 +10,8 @@ import os
 
 import numpy as np
 
+from .. import _C
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Largest number of elements one output may have before we refuse to allocate it.
@@ -115,13 +117,18 @@ def check_elements(shape, name: str, itemsize: int = 8) -> None:
 
 
 def empty(shape, dtype, name: str = "output") -> np.ndarray:
-    check_elements(shape, name, np.dtype(dtype).itemsize)
-    return np.empty(tuple(int(s) for s in shape), dtype=dtype)
+    """An uninitialised C-contiguous output. Large ones come from convkern's caching allocator
+    (their pages stay resident between calls: see convkern.memory_stats)."""
+    dtype = np.dtype(dtype)
+    shape = tuple(int(s) for s in shape)
+    check_elements(shape, name, dtype.itemsize)
+    return _C.empty(shape, dtype)
 
 
 def zeros(shape, dtype, name: str = "output") -> np.ndarray:
-    check_elements(shape, name, np.dtype(dtype).itemsize)
-    return np.zeros(tuple(int(s) for s in shape), dtype=dtype)
+    out = empty(shape, dtype, name)
+    out.fill(0)
+    return out
 
 
 def check_flag(v, name: str) -> bool:
