@@ -22,11 +22,16 @@ class SizeError(ValueError, MemoryError):
     """An output or workspace would be larger than this machine can hold."""
 
 
+_PHYS = []
+
+
 def _physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 1 << 46
+    if not _PHYS:
+        try:
+            _PHYS.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+            _PHYS.append(1 << 46)
+    return _PHYS[0]
 
 
 def as_float(x, name: str, like: np.ndarray | None = None) -> np.ndarray:
@@ -67,6 +72,10 @@ def check_nonempty(x: np.ndarray, name: str, dims=None) -> None:
 
 
 def as_int(v, name: str, minimum: int | None = None) -> int:
+    if type(v) is int:  # the common case, without the ABC checks
+        if minimum is not None and v < minimum:
+            raise ValueError(f"{name}: must be >= {minimum}, got {v}")
+        return v
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral,)):
         raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
     v = int(v)
