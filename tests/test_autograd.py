@@ -122,3 +122,18 @@ def test_return_indices_tuple(rng):
     y, idx = A.max_pool2d(x, 2, return_indices=True)
     A.sum(y).backward()
     assert x.grad.sum() == 4 and idx.shape == (1, 1, 2, 2)
+
+
+@pytest.mark.parametrize("sa,sb", [((3, 5, 4), (3, 4, 6)), ((2, 1, 5, 4), (3, 4, 7)), ((5, 4), (4, 3)),
+                                   ((2, 3, 0), (2, 0, 4)), ((0, 3, 2), (2, 2)), ((4, 1, 2, 3), (3, 1))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batched_matmul_through_native_gemm(sa, sb, dtype):
+    """autograd.matmul's product (convkern's GEMM per matrix) equals NumPy's, broadcasting included."""
+    from convkern.autograd import _bmm
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(sa).astype(dtype), rng.standard_normal(sb).astype(dtype)
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    got = _bmm(a, b)
+    assert got.shape == expected.shape and got.dtype == dtype
+    np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)

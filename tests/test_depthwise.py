@@ -60,6 +60,11 @@ def _cases():
         ((1, 2, 5, 19), (1, 1, 1), dict(padding=2), "c", True),                      # padding > kernel
         ((1, 2, 6, 20), (2, 3, 3), dict(padding=(4, 5)), "t", False),
         ((1, 2, 9, 37), (1, 3, 3), dict(stride=2, padding=(3, 4), dilation=(1, 2)), "c", True),
+        # wide rows: the in-place border path (narrower planes are copied into padded scratch)
+        ((2, 3, 6, 150), (1, 3, 3), dict(padding=1), "c", True),
+        ((1, 2, 7, 301), (2, 3, 3), dict(stride=2, padding=1), "t", True),
+        ((1, 2, 9, 170), (1, 5, 5), dict(padding=2, dilation=(1, 2)), "c", False),
+        ((1, 1, 5, 263), (1, 3, 7), dict(stride=(1, 3), padding=(1, 3)), "s", True),
     ]
     rng = np.random.default_rng(7)
     while len(cases) < 60:
@@ -168,6 +173,24 @@ def test_conv2d_uses_depthwise(rng):
         for a, e in zip(F.conv2d_backward(g, x, w, b, groups=6, **kw),
                         R.conv2d_backward(g, x, w, b, groups=6, **kw)):
             assert_close(a, e, k=36)
+
+
+@pytest.mark.parametrize("n,c,m,hw,kw", [
+    (2, 6, 2, (11, 19), dict(padding=1)),
+    (1, 5, 1, (7, 7), dict(stride=2, padding=1, dilation=2)),
+    (1, 1, 3, (4, 9), dict(padding=(0, 2))),
+    (0, 4, 1, (6, 6), dict(padding=1)),
+])
+def test_nn_grad_style_depthwise(isa, n, c, m, hw, kw, rng):
+    """conv2d_input / conv2d_weight with groups=C take the depthwise kernels (batch 0 too)."""
+    x = rng.standard_normal((n, c) + hw)
+    w = rng.standard_normal((c * m, 1, 3, 3))
+    g = rng.standard_normal(R.conv2d(x, w, None, groups=c, **kw).shape)
+    assert_close(F.conv2d_input(x.shape, w, g, groups=c, **kw), R.conv2d_input(x.shape, w, g, groups=c, **kw), k=9)
+    dw = F.conv2d_weight(x, w.shape, g, groups=c, **kw)
+    assert_close(dw, R.conv2d_weight(x, w.shape, g, groups=c, **kw), k=max(1, g[:, :1].size))
+    if n == 0:
+        assert not dw.any()
 
 
 # ---------------------------------------------------------------- bad inputs

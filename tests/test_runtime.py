@@ -90,3 +90,58 @@ def test_gemm_rejects_bad_buffers():
         _C.gemm(a, np.ones((4, 5), np.float64), np.zeros((3, 5), np.float32))
     with pytest.raises(ValueError, match="c"):
         _C.gemm(a, np.ones((4, 5), np.float32), np.zeros((3, 5), np.float32).T)
+
+
+def test_output_pool_reuses_blocks():
+    """Large outputs come from the caching allocator: a freed output's block serves the next."""
+    import gc
+
+    import convkern.functional as F
+
+    x = np.random.default_rng(0).standard_normal((1, 4, 128, 128)).astype(np.float32)
+    y = F.relu(x)
+    assert y.flags.c_contiguous and y.flags.writeable and y.dtype == np.float32
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    addr = y.__array_interface__["data"][0]
+    del y
+    gc.collect()
+    before = convkern.memory_stats()
+    assert before["cached_blocks"] >= 1
+    y2 = F.relu(x)
+    after = convkern.memory_stats()
+    assert after["hits"] == before["hits"] + 1
+    assert y2.__array_interface__["data"][0] == addr  # the same block, pages already resident
+    np.testing.assert_array_equal(y2, np.maximum(x, 0))
+    # an output outlives everything that made it, and keeps its values
+    z = F.relu(-x)
+    del x
+    gc.collect()
+    assert (z >= 0).all()
+
+
+def test_output_pool_limit_and_empty_cache():
+    import gc
+
+    import convkern.functional as F
+
+    x = np.ones((1, 4, 128, 128), np.float32)
+    try:
+        convkern.set_cache_limit(0)
+        y = F.relu(x)
+        del y
+        gc.collect()
+        assert convkern.memory_stats()["cached_bytes"] == 0
+    finally:
+        convkern.set_cache_limit(1 << 30)
+    y = F.relu(x)
+    del y
+    gc.collect()
+    assert convkern.memory_stats()["cached_bytes"] > 0
+    convkern.empty_cache()
+    assert convkern.memory_stats()["cached_bytes"] == 0
+    with pytest.raises(ValueError, match="nbytes"):
+        convkern.set_cache_limit(-1)
+    with pytest.raises(TypeError, match="nbytes"):
+        convkern.set_cache_limit(1.5)
+    with pytest.raises(ValueError, match="shape"):
+        convkern._C.empty((-1, 2), np.float32)

@@ -42,10 +42,12 @@ struct Arr {
 
 inline DType dtype_of(const py::array& a) {
   auto dt = a.dtype();
-  if (dt.is(py::dtype::of<float>())) return DType::f32;
-  if (dt.is(py::dtype::of<double>())) return DType::f64;
-  if (dt.is(py::dtype::of<int64_t>())) return DType::i64;
-  if (dt.is(py::dtype::of<uint8_t>())) return DType::u8;
+  // equivalence, not identity: an equal dtype object that is not NumPy's canonical one
+  // (e.g. unpickled or from a buffer) is still float32
+  if (dt.equal(py::dtype::of<float>())) return DType::f32;
+  if (dt.equal(py::dtype::of<double>())) return DType::f64;
+  if (dt.equal(py::dtype::of<int64_t>())) return DType::i64;
+  if (dt.equal(py::dtype::of<uint8_t>())) return DType::u8;
   return DType::other;
 }
 

@@ -65,8 +65,44 @@ inline T point(const Plane& g, const T* x, const T* w, int64_t ih0, Range rr, in
 // Per-thread scratch of the plane kernel.
 template <class T>
 struct Scratch {
-  Buffer phased, zero, wv, toff, rows;
+  Buffer phased, zero, wv, toff, rows, padded, ypad;
 };
+
+// Narrow planes: when the vector interior of a row is short next to its scalar border
+// columns (e.g. 7x7 or 14x14 planes with a 3x3 kernel), the plane is first copied into a
+// zero-padded scratch plane wide enough that every output column of a row rounded up to the
+// vector length is interior; the kernels then run without border code.
+struct PadPlan {
+  bool use;
+  int64_t Qp, Wp2;  // padded output width, padded input width
+};
+template <class T>
+inline PadPlan pad_plan(const Plane& g) {
+  constexpr int L = kLanes<T>;
+  const int64_t qa = g.pw > 0 ? ceil_div(g.pw, g.sw) : 0;
+  const int64_t lim = g.W - 1 - ((g.S - 1) * g.dw - g.pw);
+  const int64_t qb = lim < 0 ? 0 : imin(g.Q, lim / g.sw + 1);
+  const int64_t interior = qb > qa ? qb - qa : 0;
+  PadPlan pl{false, 0, 0};
+  // border columns are scalar (~R*S checked taps each); a padded copy costs ~W/L vector moves
+  if (interior >= L && (g.Q - interior) * 4 * L <= interior) return pl;
+  pl.use = true;
+  pl.Qp = ceil_div(g.Q, L) * L;
+  pl.Wp2 = imax(g.pw + g.W, (pl.Qp - 1) * g.sw + (g.S - 1) * g.dw + 1);
+  return pl;
+}
+
+// Copies the H x W plane x into dst (H x Wp2), columns [pw, pw + W), zeros elsewhere.
+template <class T>
+inline void pad_columns(const T* x, int64_t H, int64_t W, int64_t pw, int64_t Wp2, T* dst) {
+  for (int64_t i = 0; i < H; ++i) {
+    T* d = dst + i * Wp2;
+    const T* xr = x + i * W;
+    for (int64_t j = 0; j < pw; ++j) d[j] = T(0);
+    std::memcpy(d + pw, xr, size_t(W) * sizeof(T));
+    for (int64_t j = pw + W; j < Wp2; ++j) d[j] = T(0);
+  }
+}
 
 template <class T> using Mask = decltype(Vec<T>{} < Vec<T>{});
 
@@ -177,6 +213,36 @@ inline void fast_blocks(const T* const* rp, int64_t f0, int64_t Wp, const Vec<T>
   qq = q;
 }
 
+// Vector blocks of RB consecutive output rows at once for a KR x KS kernel with unit stride
+// and dilation: input row j (pointer mr[j], j < RB + KR - 1) is loaded once per block, its KS
+// shifted vectors feeding every output row i = j - r that uses it, so loads per output vector
+// drop from KR*KS to about (RB + KR - 1) * KS / RB. Columns [qa, returned q) are done.
+template <class T, int KR, int KS, int RB>
+inline int64_t multirow_blocks(const T* const* mr, int64_t off, const Vec<T>* wl, Vec<T> vb, bool accum, T* y,
+                               int64_t ldy, int64_t qa, int64_t qb) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  V w[KR * KS];
+  for (int i = 0; i < KR * KS; ++i) w[i] = wl[i];
+  int64_t q = qa;
+  for (; q + L <= qb; q += L) {
+    V acc[RB];
+    for (int i = 0; i < RB; ++i) acc[i] = accum ? vload<V>(y + i * ldy + q) : vb;
+    for (int j = 0; j < RB + KR - 1; ++j) {
+      const T* src = mr[j] + q + off;
+      V xs[KS];
+      for (int s = 0; s < KS; ++s) xs[s] = vload<V>(src + s);
+      for (int r = 0; r < KR; ++r) {
+        const int i = j - r;
+        if (i >= 0 && i < RB)
+          for (int s = 0; s < KS; ++s) acc[i] += w[r * KS + s] * xs[s];
+      }
+    }
+    for (int i = 0; i < RB; ++i) vstore(y + i * ldy + q, acc[i]);
+  }
+  return q;
+}
+
 // Output plane y (P x Q) = conv(x, w) + bias, or y += conv(x, w) when accum.
 // x: the input plane (H x W, row stride W). KR, KS: compile-time kernel size (0: g.R, g.S).
 template <class T, int KR, int KS>
@@ -237,10 +303,26 @@ void conv_plane(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y
   const int64_t* tp = FIX ? tl : toff;
   const T** rp = FIX ? rl : rows;
   const V vb = vbroadcast<V>(bias);
+  // 3x3, unit stride and dilation: the interior of MB output rows at a time (multirow_blocks);
+  // the rows' remaining columns go through the per-row code below
+  constexpr int MB = (KR == 3 && KS == 3) ? 4 : 1;
+  const bool multi = MB > 1 && fast == 1 && g.sh == 1 && g.dh == 1;
+  int64_t multi_end = 0, multi_hi = 0;  // rows [.., multi_end) have columns [qa, multi_hi) done
 
   for (int64_t p = 0; p < g.P; ++p) {
     T* yr = y + p * g.Q;
     const int64_t ih0 = p * g.sh - g.ph;
+    if constexpr (MB > 1) {
+      if (multi && p >= multi_end && p + MB <= g.P) {
+        const T* mr[MB + 2];
+        for (int j = 0; j < MB + 2; ++j) {
+          const int64_t ih = ih0 + j;
+          mr[j] = (ih >= 0 && ih < g.H) ? xd + ih * Wd : zero;
+        }
+        multi_hi = multirow_blocks<T, 3, 3, MB>(mr, f0, wl, vb, accum, yr, g.Q, qa, qb);
+        multi_end = p + MB;
+      }
+    }
     const Range rr = valid_range(ih0, g.dh, g.H - 1, R);
     if (rr.lo >= rr.hi) {
       if (!accum)
@@ -251,6 +333,7 @@ void conv_plane(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y
     if (vec) {
       for (int64_t r = 0; r < R; ++r) rp[r] = (r >= rr.lo && r < rr.hi) ? xd + (ih0 + r * g.dh) * Wd : zero;
       for (; q < qa; ++q) yr[q] = (accum ? yr[q] : bias) + point(g, x, w, ih0, rr, q);
+      if (p < multi_end && q < multi_hi) q = multi_hi;
       if constexpr (FIX) {
         if (fast == 1) fast_blocks<T, KR, KS, 1, 0>(rp, f0, Wp, wp, vb, accum, yr, q, qb);
         else if (fast == 2) fast_blocks<T, KR, KS, 2, 0>(rp, f0, Wp, wp, vb, accum, yr, q, qb);
@@ -289,10 +372,33 @@ void conv_plane(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y
 }
 
 template <class T>
-void conv_plane_any(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y, Scratch<T>& sc) {
+void conv_plane_fixed(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y, Scratch<T>& sc) {
   if (g.R == 3 && g.S == 3) conv_plane<T, 3, 3>(g, x, w, bias, accum, y, sc);
   else if (g.R == 5 && g.S == 5) conv_plane<T, 5, 5>(g, x, w, bias, accum, y, sc);
   else conv_plane<T, 0, 0>(g, x, w, bias, accum, y, sc);
+}
+
+template <class T>
+void conv_plane_any(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y, Scratch<T>& sc) {
+  const PadPlan pl = pad_plan<T>(g);
+  if (!pl.use) return conv_plane_fixed<T>(g, x, w, bias, accum, y, sc);
+  T* xp = sc.padded.template get<T>(g.H * pl.Wp2);
+  pad_columns(x, g.H, g.W, g.pw, pl.Wp2, xp);
+  Plane g2 = g;
+  g2.W = pl.Wp2;
+  g2.pw = 0;
+  g2.Q = pl.Qp;
+  if (pl.Qp == g.Q) return conv_plane_fixed<T>(g2, xp, w, bias, accum, y, sc);
+  T* yp = sc.ypad.template get<T>(g.P * pl.Qp);
+  conv_plane_fixed<T>(g2, xp, w, bias, false, yp, sc);
+  for (int64_t p = 0; p < g.P; ++p) {
+    const T* src = yp + p * pl.Qp;
+    T* dst = y + p * g.Q;
+    if (accum)
+      for (int64_t q = 0; q < g.Q; ++q) dst[q] += src[q];
+    else
+      std::memcpy(dst, src, size_t(g.Q) * sizeof(T));
+  }
 }
 
 inline Plane fwd_plane(const DwParams& p) {
@@ -450,6 +556,7 @@ void depthwise_bwd_weight_impl(const DwParams& p, const T* x, const T* gy, T* gw
   const int64_t K = p.C * p.M, HW = p.H * p.W, PQ = p.P * p.Q, RS = p.R * p.S;
   const bool par = K > 1 && p.N * K * PQ * RS > 32768;
   const Plane g = fwd_plane(p);
+  const PadPlan pl = pad_plan<T>(g);
 #pragma omp parallel for if (par) schedule(static)
   for (int64_t oc = 0; oc < K; ++oc) {
     static thread_local Scratch<T> sc;
@@ -467,9 +574,23 @@ void depthwise_bwd_weight_impl(const DwParams& p, const T* x, const T* gy, T* gw
         for (int64_t i = 0; i < PQ; ++i) s += gyp[i];
         bsum += double(s);
       }
-      if (p.R == 3 && p.S == 3) wgrad_plane<T, 3, 3>(g, xp, gyp, acc, sc);
-      else if (p.R == 5 && p.S == 5) wgrad_plane<T, 5, 5>(g, xp, gyp, acc, sc);
-      else wgrad_plane<T, 0, 0>(g, xp, gyp, acc, sc);
+      const T* xs = xp;
+      const T* gys = gyp;
+      Plane gs = g;
+      if (pl.use) {  // narrow plane: zero-padded copies of the input and grad_output rows
+        T* xq = sc.padded.template get<T>(p.H * pl.Wp2);
+        pad_columns(xp, p.H, p.W, p.pw, pl.Wp2, xq);
+        T* gq = sc.ypad.template get<T>(p.P * pl.Qp);
+        pad_columns(gyp, p.P, p.Q, 0, pl.Qp, gq);
+        xs = xq;
+        gys = gq;
+        gs.W = pl.Wp2;
+        gs.pw = 0;
+        gs.Q = pl.Qp;
+      }
+      if (p.R == 3 && p.S == 3) wgrad_plane<T, 3, 3>(gs, xs, gys, acc, sc);
+      else if (p.R == 5 && p.S == 5) wgrad_plane<T, 5, 5>(gs, xs, gys, acc, sc);
+      else wgrad_plane<T, 0, 0>(gs, xs, gys, acc, sc);
     }
     for (int64_t i = 0; i < RS; ++i) gw[oc * RS + i] = T(acc[i]);
     if (gb) gb[oc] = T(bsum);

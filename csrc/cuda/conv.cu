@@ -9,6 +9,7 @@
 //   y_g (Kg x OPQ) = W_g (Kg x CRS) col_g (CRS x OPQ).
 #include "cuda/gemm.cuh"
 #include "ops/conv.h"
+#include "ops/winograd.h"
 
 namespace ck {
 namespace cuda {
@@ -442,5 +443,8 @@ CK_REGISTER_CUDA(conv_fwd_stub, cuda::conv_fwd_impl);
 CK_REGISTER_CUDA(conv_direct_fwd_stub, cuda::conv_direct_fwd_impl);
 CK_REGISTER_CUDA(conv_bwd_data_stub, cuda::conv_bwd_data_impl);
 CK_REGISTER_CUDA(conv_bwd_weight_stub, cuda::conv_bwd_weight_impl);
+// No CUDA Winograd: conv2d(algo='winograd') on a GPU computes the same convolution (its
+// ConvParams describe it fully) with the GEMM kernels.
+CK_REGISTER_CUDA(winograd3x3_fwd_stub, cuda::conv_fwd_impl);
 
 }  // namespace ck

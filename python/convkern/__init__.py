@@ -10,13 +10,15 @@ from . import _cuda as cuda
 from . import gradcheck, reference
 from . import autograd, io, nn, models
 from .summary import flops, summary
+from ._memory import empty_cache, memory_stats, set_cache_limit
 
 __version__ = _C.__version__
 
 __all__ = [
     "F", "functional", "reference", "gradcheck", "info", "format_info", "available_isas", "get_isa",
     "set_isa", "isa", "set_num_threads", "get_num_threads", "__version__",
-    "autograd", "io", "nn", "models", "summary", "flops", "cuda",
+    "autograd", "io", "nn", "models", "summary", "flops", "memory_stats", "empty_cache", "set_cache_limit",
+    "cuda",
 ]
 
 _check_env_isa()

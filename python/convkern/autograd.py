@@ -25,6 +25,8 @@ import threading
 
 import numpy as np
 
+from . import _C
+
 __all__ = [
     "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "use_backend", "get_backend",
     "set_backend", "apply", "add", "sub", "mul", "div", "matmul", "cat", "stack", "reshape", "flatten",
@@ -438,21 +440,41 @@ def div(a, b) -> Tensor:
                                            else None), "div")
 
 
+def _bmm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b with NumPy's broadcasting, float32/float64 matrices through convkern's GEMM (its
+    threads, no BLAS thread pool of NumPy's competing for the cores); else NumPy."""
+    if (a.ndim < 2 or b.ndim < 2 or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64)
+            or a.shape[-1] != b.shape[-2] or getattr(get_backend(), "__name__", "") == "convkern.reference"):
+        return a @ b  # the reference backend stays pure NumPy
+    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    nb = int(np.prod(lead, dtype=np.int64))
+    A = np.ascontiguousarray(np.broadcast_to(a, lead + (M, K))).reshape(nb, M, K)
+    B = np.ascontiguousarray(np.broadcast_to(b, lead + (K, N))).reshape(nb, K, N)
+    out = np.empty((nb, M, N), a.dtype)
+    if K == 0:
+        out[...] = 0
+    elif out.size:
+        for i in range(A.shape[0]):
+            _C.gemm(A[i], B[i], out[i])
+    return out.reshape(lead + (M, N))
+
+
 def matmul(a, b) -> Tensor:
     """Batched matrix product (attention scores and mixing)."""
     a, b = _pair(a, b)
     ad, bd = a.data, b.data
 
     def backward(g):
-        ga = _unbroadcast(g @ np.swapaxes(bd, -1, -2), ad.shape) if a.requires_grad else None
-        gb = _unbroadcast(np.swapaxes(ad, -1, -2) @ g, bd.shape) if b.requires_grad else None
+        ga = _unbroadcast(_bmm(g, np.swapaxes(bd, -1, -2)), ad.shape) if a.requires_grad else None
+        gb = _unbroadcast(_bmm(np.swapaxes(ad, -1, -2), g), bd.shape) if b.requires_grad else None
         return ga, gb
 
     if getattr(get_backend(), "SHAPE_ONLY", False):  # convkern.summary's shape pass: skip the arithmetic
         lead = np.broadcast_shapes(ad.shape[:-2], bd.shape[:-2])
         out = np.zeros(lead + (ad.shape[-2], bd.shape[-1]), np.result_type(ad, bd))
     else:
-        out = ad @ bd
+        out = _bmm(ad, bd)
     return _result(out, (a, b), backward, "matmul")
 
 

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from .. import _cuda
+from .. import _C, _cuda
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -22,11 +22,16 @@ class SizeError(ValueError, MemoryError):
     """An output or workspace would be larger than this machine can hold."""
 
 
+_PHYS = []
+
+
 def _physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 1 << 46
+    if not _PHYS:
+        try:
+            _PHYS.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+            _PHYS.append(1 << 46)
+    return _PHYS[0]
 
 
 def as_float(x, name: str, like: np.ndarray | None = None) -> np.ndarray:
@@ -74,6 +79,10 @@ def check_nonempty(x: np.ndarray, name: str, dims=None) -> None:
 
 
 def as_int(v, name: str, minimum: int | None = None) -> int:
+    if type(v) is int:  # the common case, without the ABC checks
+        if minimum is not None and v < minimum:
+            raise ValueError(f"{name}: must be >= {minimum}, got {v}")
+        return v
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral,)):
         raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
     v = int(v)
@@ -127,20 +136,21 @@ def check_elements(shape, name: str, itemsize: int = 8) -> None:
 
 
 def empty(shape, dtype, name: str = "output"):
-    """A new array: NumPy, or CuPy while the op runs on a GPU (convkern._cuda)."""
-    check_elements(shape, name, np.dtype(dtype).itemsize)
+    """An uninitialised C-contiguous output. Large ones come from convkern's caching allocator
+    (their pages stay resident between calls: see convkern.memory_stats). While the op runs on
+    a GPU (convkern._cuda), a CuPy array instead."""
+    dtype = np.dtype(dtype)
     shape = tuple(int(s) for s in shape)
+    check_elements(shape, name, dtype.itemsize)
     if _cuda.current_device() is not None:
         return _cuda.empty(shape, dtype)
-    return np.empty(shape, dtype=dtype)
+    return _C.empty(shape, dtype)
 
 
 def zeros(shape, dtype, name: str = "output"):
-    check_elements(shape, name, np.dtype(dtype).itemsize)
-    shape = tuple(int(s) for s in shape)
-    if _cuda.current_device() is not None:
-        return _cuda.empty(shape, dtype, zero=True)
-    return np.zeros(shape, dtype=dtype)
+    out = empty(shape, dtype, name)
+    out.fill(0)
+    return out
 
 
 def ascontiguous(a):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numbers
 
+import math
+
 import numpy as np
 
 from .. import _C
@@ -139,7 +141,7 @@ def _prelu_args(input, weight):
     if w.size == 1:
         outer, C, inner = 1, 1, x.size
     else:
-        outer, C, inner = x.shape[0], channels, int(np.prod(x.shape[2:], dtype=np.int64))
+        outer, C, inner = x.shape[0], channels, math.prod(x.shape[2:])
     return x, U.ascontiguous(w.reshape(-1)), w.shape, (outer, C, inner)
 
 
@@ -173,8 +175,8 @@ def _softmax_args(input, dim):
         raise ValueError(f"dim: {d} is out of range for an input of {x.ndim} dimensions (shape {x.shape})")
     d %= nd
     shape = x.shape if x.ndim else (1,)
-    outer = int(np.prod(shape[:d], dtype=np.int64))
-    inner = int(np.prod(shape[d + 1:], dtype=np.int64))
+    outer = math.prod(shape[:d])
+    inner = math.prod(shape[d + 1:])
     return x, (outer, shape[d], inner)
 
 

@@ -6,6 +6,8 @@ return 0-d arrays of the input's dtype; 'none' returns one loss per target posit
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _C
@@ -61,7 +63,7 @@ def _ce_args(input, target, weight, ignore_index, reduction, label_smoothing):
     else:
         expected_t = (x.shape[0],) + x.shape[2:]
         N, C = x.shape[0], x.shape[1]
-        inner = int(np.prod(x.shape[2:], dtype=np.int64))
+        inner = math.prod(x.shape[2:])
     if tuple(target.shape) != expected_t:
         raise ValueError(f"target: expected shape {expected_t} for input of shape {x.shape}, got {target.shape}")
     if C < 1:
@@ -79,8 +81,11 @@ def _ce_args(input, target, weight, ignore_index, reduction, label_smoothing):
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"label_smoothing: must be between 0.0 and 1.0, got {eps}")
     t = U.ascontiguous(target)
-    bad = (t != ignore_index) & ((t < 0) | (t >= C))
-    if bool(U.xp_of(t).any(bad)):
+    if t.size and (int(t.min()) < 0 or int(t.max()) >= C):
+        bad = (t != ignore_index) & ((t < 0) | (t >= C))
+    else:
+        bad = None
+    if bad is not None and bool(U.xp_of(t).any(bad)):
         v = int(t[bad].reshape(-1)[0])
         raise ValueError(f"target: class index {v} is out of range for {C} classes (and is not ignore_index="
                          f"{ignore_index})")

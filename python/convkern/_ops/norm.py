@@ -8,6 +8,8 @@ touch the running statistics.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _C
@@ -95,7 +97,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Layer normalization over the trailing ``normalized_shape`` dimensions."""
     x, shape, w, b, eps = U.ln_args(input, normalized_shape, weight, bias, eps)
     y = empty(x.shape, x.dtype)
-    _C.layer_norm_forward(x, y, w, b, int(np.prod(shape)), eps)
+    _C.layer_norm_forward(x, y, w, b, math.prod(shape), eps)
     return y
 
 
@@ -106,5 +108,5 @@ def layer_norm_backward(grad_output, input, normalized_shape, weight=None, bias=
     gx = empty(x.shape, x.dtype, "grad_input")
     gw = empty(shape, x.dtype, "grad_weight") if w is not None else None
     gb = empty(shape, x.dtype, "grad_bias") if b is not None else None
-    _C.layer_norm_backward(g, x, w, gx, gw, gb, int(np.prod(shape)), eps)
+    _C.layer_norm_backward(g, x, w, gx, gw, gb, math.prod(shape), eps)
     return gx, gw, gb

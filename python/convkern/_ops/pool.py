@@ -98,7 +98,10 @@ def adaptive_avg_pool2d(input, output_size):
     x, batched = U.prep_input(input)
     P, Q = U.adaptive_size(output_size, x)
     y = empty(x.shape[:2] + (P, Q), x.dtype)
-    _C.adaptive_avg_pool2d_forward(x, y, P, Q)
+    if (P, Q) == (1, 1):  # one window: the global kernel (vectorized plane sums)
+        _C.global_avg_pool2d_forward(x, y)
+    else:
+        _C.adaptive_avg_pool2d_forward(x, y, P, Q)
     return U.unbatch(y, batched)
 
 
@@ -107,7 +110,10 @@ def adaptive_avg_pool2d_backward(grad_output, input, output_size):
     P, Q = U.adaptive_size(output_size, x)
     g = U.prep_grad(grad_output, x, batched, x.shape[:2] + (P, Q))
     gx = empty(x.shape, x.dtype, "grad_input")
-    _C.adaptive_avg_pool2d_backward(g, gx, P, Q)
+    if (P, Q) == (1, 1):
+        _C.global_avg_pool2d_backward(g, gx)
+    else:
+        _C.adaptive_avg_pool2d_backward(g, gx, P, Q)
     return (U.unbatch(gx, batched),)
 
 
@@ -118,7 +124,10 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     return_indices = check_flag(return_indices, "return_indices")
     y = empty(x.shape[:2] + (P, Q), x.dtype)
     idx = empty(x.shape[:2] + (P, Q), np.int64, "indices") if return_indices else None
-    _C.adaptive_max_pool2d_forward(x, y, idx, P, Q)
+    if (P, Q) == (1, 1) and idx is None:
+        _C.global_max_pool2d_forward(x, y)
+    else:
+        _C.adaptive_max_pool2d_forward(x, y, idx, P, Q)
     return _ret(y, idx, batched, return_indices)
 
 

@@ -109,9 +109,10 @@ def _conv_grad_weight(x, w_shape, dy, stride, padding, dilation, groups):
     xp = np.pad(x, [(0, 0), (0, 0)] + pads).reshape(N, G, Cg, *[n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads)])
     dyg = dy.reshape(N, G, K // G, *out)
     dw = np.zeros((G, K // G, Cg, *w_shape[2:]), dtype=np.result_type(x, dy))
+    npos = int(np.prod(out))
     for off in itertools.product(*[range(k) for k in w_shape[2:]]):
         patch = xp[(Ellipsis,) + _window(out, off, stride, dilation)]
-        dw[(Ellipsis,) + off] = np.einsum("ngcs,ngks->gkc", patch.reshape(N, G, Cg, -1), dyg.reshape(N, G, K // G, -1))
+        dw[(Ellipsis,) + off] = np.einsum("ngcs,ngks->gkc", patch.reshape(N, G, Cg, npos), dyg.reshape(N, G, K // G, npos))
     return dw.reshape(tuple(w_shape))
 
 

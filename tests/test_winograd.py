@@ -1,0 +1,103 @@
+"""Winograd F(4x4, 3x3): the native kernel vs the NumPy reference over a grid of shapes (odd
+sizes, partial edge tiles, padding 0-3, batch 1, one channel, many channels), every ISA,
+both dtypes; conv2d's algo='auto' choice; grad_input through Winograd; bad geometries."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from check import assert_close
+
+import convkern.functional as F
+import convkern.reference as R
+from convkern import _C
+from convkern._ops import conv as _conv
+
+CASES = [  # (N, C, K, H, W, padding)
+    (1, 1, 1, 3, 3, 0),      # one tile, 1x1 output
+    (1, 1, 1, 4, 4, 1),
+    (2, 3, 4, 8, 8, 1),
+    (1, 5, 7, 13, 11, 0),    # partial edge tiles both ways
+    (3, 2, 3, 5, 9, 2),
+    (1, 4, 2, 6, 17, 3),     # padding beyond the kernel
+    (1, 17, 19, 10, 10, 1),
+    (2, 33, 16, 9, 30, 1),
+    (1, 64, 64, 7, 7, 1),
+    (1, 16, 32, 28, 28, 1),
+    (1, 3, 5, 1, 40, (1, 0)),  # one input row, asymmetric padding
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
+def test_winograd_matches_reference(isa, dtype, case, rng):
+    n, c, k, h, w, pad = case
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((k, c, 3, 3)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    y = F.conv2d(x, wt, b, padding=pad, algo="winograd")
+    ref = R.conv2d(x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64), padding=pad)
+    assert y.dtype == dtype
+    assert_close(y, ref, k=9 * c, case=str(case))
+
+
+def test_winograd_same_padding_and_no_bias(rng):
+    x = rng.standard_normal((2, 6, 11, 7))
+    w = rng.standard_normal((5, 6, 3, 3))
+    assert_close(F.conv2d(x, w, padding="same", algo="winograd"), R.conv2d(x, w, padding="same"), k=54)
+
+
+def test_auto_chooses_winograd_for_float32_only(monkeypatch, rng):
+    calls = []
+    real = _C.conv_winograd_forward
+    monkeypatch.setattr(_C, "conv_winograd_forward", lambda *a: (calls.append(a[0].shape), real(*a))[1])
+    x = rng.standard_normal((1, 32, 28, 28)).astype(np.float32)
+    w = (rng.standard_normal((32, 32, 3, 3)) * 0.1).astype(np.float32)
+    y = F.conv2d(x, w, padding=1)
+    assert calls == [(1, 32, 28, 28)]
+    assert_close(y, R.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1), k=9 * 32)
+    F.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)   # float64: im2col
+    F.conv2d(x, w, padding=1, stride=2)                               # strided: im2col
+    F.conv2d(x[:, :8], w[:, :8], padding=1)                           # few channels: not Winograd
+    F.conv2d(x[:, :, :4, :4], w, padding=1)                           # too few tiles
+    assert len(calls) == 1
+
+
+def test_grad_input_through_winograd(monkeypatch, rng):
+    calls = []
+    real = _C.conv_winograd_forward
+    monkeypatch.setattr(_C, "conv_winograd_forward", lambda *a: (calls.append(a[4:]), real(*a))[1])
+    for pad in (0, 1, 2):
+        x = rng.standard_normal((2, 24, 20, 18)).astype(np.float32)
+        w = (rng.standard_normal((20, 24, 3, 3)) * 0.1).astype(np.float32)
+        y = R.conv2d(x.astype(np.float64), w.astype(np.float64), padding=pad)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        dx = F.conv2d_input(x.shape, w, g, padding=pad)
+        assert_close(dx, R.conv2d_input(x.shape, w.astype(np.float64), g.astype(np.float64), padding=pad), k=9 * 20)
+        assert calls[-1] == (2 - pad, 2 - pad)
+        gx, gw, gb = F.conv2d_backward(g, x, w, None, padding=pad)
+        assert_close(gx, dx)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(stride=2), "algo"), (dict(dilation=2), "algo"), (dict(groups=2), "algo"),
+])
+def test_winograd_rejects_other_geometries(kw, match):
+    x = np.zeros((1, 4, 9, 9), np.float32)
+    w = np.zeros((4, 4 // kw.get("groups", 1), 3, 3), np.float32)
+    with pytest.raises(ValueError, match=match):
+        F.conv2d(x, w, padding=1, algo="winograd", **kw)
+    with pytest.raises(ValueError, match="algo"):
+        F.conv2d(x, np.zeros((4, 4, 5, 5), np.float32), algo="winograd")
+
+
+def test_native_binding_checks():
+    x = np.zeros((1, 2, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="weight"):
+        _C.conv_winograd_forward(x, np.zeros((3, 2, 5, 5), np.float32), None, np.zeros((1, 3, 3, 3), np.float32), 0, 0)
+    with pytest.raises(ValueError, match="output"):
+        _C.conv_winograd_forward(x, np.zeros((3, 2, 3, 3), np.float32), None, np.zeros((1, 4, 3, 3), np.float32), 0, 0)
+    with pytest.raises(ValueError, match="bias"):
+        _C.conv_winograd_forward(x, np.zeros((3, 2, 3, 3), np.float32), np.zeros(2, np.float32),
+                                 np.zeros((1, 3, 3, 3), np.float32), 0, 0)
+    with pytest.raises(TypeError):
+        _C.conv_winograd_forward(x, np.zeros((3, 2, 3, 3)), None, np.zeros((1, 3, 3, 3), np.float32), 0, 0)
