@@ -145,17 +145,9 @@ def _signature(fn):
     return inspect.signature(fn)
 
 
-def _has_device_array(args, kwargs) -> bool:
-    for a in args:
-        if is_device_array(a):
-            return True
-    for a in kwargs.values():
-        if is_device_array(a):
-            return True
-    return False
-
-
 def _run_on_device(fn, args, kwargs):
+    if _DEVICE.get() is not None:  # already inside an op running on a GPU
+        return fn(*args, **kwargs)
     arrays = _arrays(fn, args, kwargs)
     if arrays is None:  # bad call: let the op raise its own TypeError
         return fn(*args, **kwargs)
@@ -176,13 +168,20 @@ def _run_on_device(fn, args, kwargs):
 
 
 def routed(fn):
-    """Wrap a functional op so that device-array arguments run it on their GPU."""
+    """Wrap a functional op so that device-array arguments run it on their GPU. The CPU path
+    pays one loop over the arguments (NumPy arrays are recognized by their exact type)."""
+    nd = np.ndarray
 
     @functools.wraps(fn)
     def op(*args, **kwargs):
-        if _DEVICE.get() is not None or not _has_device_array(args, kwargs):
-            return fn(*args, **kwargs)
-        return _run_on_device(fn, args, kwargs)
+        for a in args:
+            if a.__class__ is not nd and hasattr(a, "__cuda_array_interface__"):
+                return _run_on_device(fn, args, kwargs)
+        if kwargs:
+            for a in kwargs.values():
+                if a.__class__ is not nd and hasattr(a, "__cuda_array_interface__"):
+                    return _run_on_device(fn, args, kwargs)
+        return fn(*args, **kwargs)
 
     return op
 
