@@ -1,7 +1,19 @@
 """convkern: CNN kernels on AVX CPUs (and CUDA), with NumPy references and gradient checks."""
 from __future__ import annotations
 
-from . import _C
+import os as _os
+
+# OpenMP threads waiting at a barrier spin (libgomp: 300,000 iterations) before sleeping. When
+# another process or another library's thread pool (ONNX Runtime, PyTorch) competes for the
+# cores, a spinning thread holds the core its descheduled partner needs, and every parallel
+# region can cost a scheduler time slice: measured on the 2-core VM with one busy process,
+# ShuffleNet took 4,468 ms instead of 12 ms. A short spin keeps the quiet-machine speed
+# (ShuffleNet 12.0 vs 11.8 ms) and bounds the loss under load (74 ms). Set before libgomp
+# loads with _C; a user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins (see README, runtime controls).
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["GOMP_SPINCOUNT"] = "1000"
+
+from . import _C  # noqa: E402
 from ._backend import (available_isas, format_info, get_isa, get_num_threads, info, isa, set_isa,
                        set_num_threads, _check_env_isa)
 from . import functional
