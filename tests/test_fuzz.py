@@ -509,3 +509,8 @@ def test_zz_report(capsys):
     with capsys.disabled():
         print(f"\n[fuzz] valid examples checked: {STATS['valid']}; invalid calls: {STATS['invalid']} "
               f"(rejected with ValueError/TypeError: {STATS['rejected']}, accepted: {STATS['accepted']})")
+
+
+@pytest.mark.fuzz
+def test_zz_report_campaign(capsys):
+    test_zz_report(capsys)

@@ -1,0 +1,218 @@
+"""Boundaries: outputs whose element count overflows 32 (and 64) bits or exceeds this machine's
+memory are refused with SizeError (a ValueError and a MemoryError) before anything is
+allocated; zero-size batches and empty channels; NaN / infinity propagate as the reference
+says; denormal inputs do not make kernels orders of magnitude slower."""
+from __future__ import annotations
+
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convkern
+import convkern.functional as F
+import convkern.reference as R
+from check import check_against_reference
+from test_fuzz import BUILDERS, OPS, QUICK_EXAMPLES, _COMMON
+
+f32 = np.float32
+BIG = 2**31 + 7  # > int32
+
+# Each call asks for an output beyond 2**32 elements (or beyond the machine's memory) from
+# inputs of a few bytes: it must fail with SizeError before allocating anything.
+HUGE_CALLS = {
+    "conv2d_padding": lambda: F.conv2d(np.ones((1, 1, 3, 3), f32), np.ones((1, 1, 1, 1), f32), padding=2**17),
+    "conv2d_padding_int64": lambda: F.conv2d(np.ones((1, 1, 3, 3), f32), np.ones((1, 1, 1, 1), f32),
+                                             padding=2**40),
+    "conv1d_padding": lambda: F.conv1d(np.ones((1, 1, 3), f32), np.ones((1, 1, 1), f32), padding=2**40),
+    "conv3d_padding": lambda: F.conv3d(np.ones((1, 1, 2, 2, 2), f32), np.ones((1, 1, 1, 1, 1), f32), padding=2**12),
+    "conv_transpose2d_stride": lambda: F.conv_transpose2d(np.ones((1, 1, 3, 3), f32), np.ones((1, 1, 1, 1), f32),
+                                                          stride=BIG),
+    "conv_transpose1d_stride": lambda: F.conv_transpose1d(np.ones((1, 1, 3), f32), np.ones((1, 1, 1), f32),
+                                                          stride=2**62),
+    "conv_transpose3d_dilation": lambda: F.conv_transpose3d(np.ones((1, 1, 1, 1, 1), f32),
+                                                            np.ones((1, 1, 2, 2, 2), f32), dilation=2**12),
+    "depthwise_padding": lambda: F.depthwise_conv2d(np.ones((1, 1, 3, 3), f32), np.ones((1, 1, 1, 1), f32),
+                                                    padding=2**17),
+    # pooling outputs are at most input + 1 per side (padding <= kernel/2): huge windows are refused
+    "max_pool2d_kernel": lambda: F.max_pool2d(np.ones((1, 1, 3, 3), f32), BIG, stride=1, padding=2**30),
+    "avg_pool2d_kernel": lambda: F.avg_pool2d(np.ones((1, 1, 3, 3), f32), 2**62, stride=2**62, padding=2**61),
+    "lrn_size": lambda: F.local_response_norm(np.ones((1, 3, 3, 3), f32), 2**62),
+    "adaptive_avg_huge": lambda: F.adaptive_avg_pool2d(np.ones((1, 1, 3, 3), f32), (2**17, 2**17)),
+    "adaptive_max_huge": lambda: F.adaptive_max_pool2d(np.ones((1, 1, 3, 3), f32), (BIG, BIG), return_indices=True),
+    "adaptive_avg_memory": lambda: F.adaptive_avg_pool2d(np.ones((1, 1, 3, 3), f32), (2**19, 2**19)),
+    "conv2d_input_size": lambda: F.conv2d_input((1, 1, 2**17, 2**17), np.ones((1, 1, 1, 1), f32),
+                                                np.ones((1, 1, 1, 1), f32), padding=0),
+    "conv2d_weight_size": lambda: F.conv2d_weight(np.ones((1, 1, 3, 3), f32), (2**16, 1, 2**16, 1),
+                                                  np.ones((1, 2**16, 1, 1), f32)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HUGE_CALLS))
+def test_huge_outputs_refused_before_allocating(name):
+    tracemalloc.start()
+    try:
+        with pytest.raises((ValueError, MemoryError)) as info:
+            HUGE_CALLS[name]()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(info.value, ValueError), f"{name}: {type(info.value).__name__} is not a ValueError"
+    assert peak < 64 << 20, f"{name}: {peak} bytes traced before the error"
+    if "SizeError" in type(info.value).__name__:
+        assert isinstance(info.value, MemoryError)
+
+
+def test_size_error_is_value_and_memory_error():
+    assert issubclass(F.SizeError, ValueError) and issubclass(F.SizeError, MemoryError)
+    with pytest.raises(F.SizeError, match="too large"):
+        F.adaptive_avg_pool2d(np.ones((1, 1, 3, 3), f32), (2**19, 2**19))
+
+
+def test_zero_stride_broadcast_input_is_not_expanded_when_the_output_is_refused():
+    """A 4-billion-element zero-stride view as input: the call must fail cleanly (the output
+    check) rather than materializing 16 GB."""
+    x = np.broadcast_to(np.ones((1, 1, 1, 1), f32), (1, 1, 2**16, 2**16))
+    tracemalloc.start()
+    try:
+        with pytest.raises((ValueError, MemoryError)):
+            F.conv2d(x, np.ones((1, 1, 1, 1), f32), padding=2**20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, f"{peak} bytes traced before the error"
+
+
+# ---------------------------------------------------------------------------------------------
+# zero-size batch / empty channels: either a clear ValueError, or the reference's empty result
+
+def _zero_axis(case, axis):
+    op, args, kw, k = case
+    x = args[0]
+    if not isinstance(x, np.ndarray) or x.ndim <= axis:
+        return None
+    shape = list(x.shape)
+    shape[axis] = 0
+    args = (np.zeros(shape, x.dtype),) + tuple(args[1:])
+    if op in ("cross_entropy",) and args[1].ndim and axis == 0:
+        args = (args[0], np.zeros((0,) + args[1].shape[1:], np.int64)) + tuple(args[2:])
+    if op == "mse_loss":
+        args = (args[0], np.zeros(shape, x.dtype))
+    return op, args, kw, k
+
+
+@pytest.mark.parametrize("axis", [0, 1], ids=["batch", "channels"])
+@pytest.mark.parametrize("op", OPS)
+def test_empty_dimension(op, axis):
+    @settings(max_examples=QUICK_EXAMPLES, derandomize=True, database=None, **_COMMON)
+    @given(case=BUILDERS[op])
+    def run(case):
+        case = _zero_axis(case, axis)
+        if case is None:
+            return
+        _, args, kw, _ = case
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            try:
+                y = getattr(F, op)(*args, **kw)
+            except ValueError as e:
+                assert str(e)
+                return
+            try:
+                y_ref = getattr(R, op)(*args, **kw)
+            except (ValueError, ZeroDivisionError, IndexError):
+                return  # the reference refuses it; the native op returned something sane
+            ys, rs = (y, y_ref) if isinstance(y, tuple) else ((y,), (y_ref,))
+            for a, e in zip(ys, rs):
+                a, e = np.asarray(a), np.asarray(e)
+                assert a.shape == e.shape, f"{op}: {a.shape} vs reference {e.shape}"
+                if a.dtype.kind == "f":
+                    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6, equal_nan=True)
+            if op in F.DIFFERENTIABLE:
+                g = np.zeros(ys[0].shape, ys[0].dtype)
+                grads = getattr(F, op + "_backward")(g, *args, **kw)
+                for n, gr, a in zip(F.DIFFERENTIABLE[op], grads, [args[0]]):
+                    assert gr.shape == a.shape, f"{op}: grad {n} shape {gr.shape}"
+    run()
+
+
+# ---------------------------------------------------------------------------------------------
+# NaN / infinity: the native ops agree with the reference (NaN where it has NaN, the same
+# infinities), forward and backward, every ISA.
+
+def _poison(case, rng, what):
+    op, args, kw, k = case
+    x = np.array(args[0], dtype=np.float64, copy=True)
+    if x.size == 0:
+        return case
+    n = max(1, x.size // 7)
+    idx = rng.choice(x.size, size=n, replace=False)
+    vals = {"nan": [np.nan], "inf": [np.inf, -np.inf], "mixed": [np.nan, np.inf, -np.inf, 1e300]}[what]
+    x.flat[idx] = rng.choice(vals, size=n)
+    return op, (x,) + tuple(args[1:]), kw, k
+
+
+@pytest.mark.parametrize("what", ["nan", "inf", "mixed"])
+@pytest.mark.parametrize("op", OPS)
+def test_nonfinite_like_reference(op, what, isa):
+    @settings(max_examples=QUICK_EXAMPLES, derandomize=True, database=None, **_COMMON)
+    @given(case=BUILDERS[op], seed=st.integers(0, 2**32 - 1))
+    def run(case, seed):
+        op_, args, kw, k = _poison(case, np.random.default_rng(seed), what)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            for dtype in (np.float32, np.float64):
+                check_against_reference(op_, args, kw, dtype=dtype, k=k, case=f"{op} {what} {isa}",
+                                        backward=True)
+    run()
+
+
+# ---------------------------------------------------------------------------------------------
+# Denormals: kernels must not fall into microcode assists on subnormal inputs (100x slower).
+# Timing on a shared machine is noisy, so the bound is loose (20x, best of 5) and the test
+# reports the ratios it saw.
+
+DENORMAL_OPS = {
+    "conv2d": lambda x: F.conv2d(x, np.full((8, 8, 3, 3), 1e-3, x.dtype), padding=1),
+    "depthwise_conv2d": lambda x: F.depthwise_conv2d(x, np.full((8, 1, 3, 3), 1e-3, x.dtype), padding=1),
+    "linear": lambda x: F.linear(x.reshape(-1, 64), np.full((64, 64), 1e-3, x.dtype)),
+    "avg_pool2d": lambda x: F.avg_pool2d(x, 3, 1, 1),
+    "batch_norm": lambda x: F.batch_norm(x, np.zeros(8, x.dtype), np.ones(8, x.dtype), training=True),
+    "sigmoid": F.sigmoid,
+    "gelu": F.gelu,
+    "softmax": lambda x: F.softmax(x, 1),
+    "layer_norm": lambda x: F.layer_norm(x, (64,)),
+}
+
+
+def _best(fn, x, reps=5):
+    fn(x)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn(x)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("op", sorted(DENORMAL_OPS))
+def test_denormal_inputs_not_pathologically_slow(op, dtype, record_property):
+    rng = np.random.default_rng(0)
+    normal = rng.uniform(0.5, 1.0, (4, 8, 64, 64)).astype(dtype)
+    tiny = np.finfo(dtype).tiny
+    denormal = (normal * (tiny / 4)).astype(dtype)
+    assert np.all(denormal != 0) and np.all(np.abs(denormal) < tiny)
+    fn = DENORMAL_OPS[op]
+    with np.errstate(all="ignore"):
+        t_n, t_d = _best(fn, normal), _best(fn, denormal)
+        if t_d > 5 * t_n:  # re-measure once: the machine is shared
+            t_n, t_d = _best(fn, normal, 9), _best(fn, denormal, 9)
+    ratio = t_d / t_n
+    record_property("denormal_ratio", ratio)
+    print(f"{op} {np.dtype(dtype).name}: normal {t_n * 1e3:.2f} ms, denormal {t_d * 1e3:.2f} ms, ratio {ratio:.2f}")
+    assert ratio < 20, f"{op}: denormal inputs {ratio:.1f}x slower ({t_d * 1e3:.1f} ms vs {t_n * 1e3:.1f} ms)"
