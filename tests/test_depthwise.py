@@ -1,100 +1,230 @@
+"""Depthwise convolution: native kernels vs the NumPy reference over a grid of shapes and
+parameters (kernel sizes, strides, padding, dilation, channel multiplier, layouts), on every
+ISA and both dtypes; gradchecks; torch cross-check (when installed); conv2d dispatch; bad
+inputs."""
+from __future__ import annotations
+
 import numpy as np
 import pytest
+from check import assert_close, check_against_reference
 
 import convkern.functional as F
 import convkern.reference as R
-from check import check_against_reference
 from convkern.gradcheck import check_op
 
-# (N, C, M, H, W, kernel (R, S), stride, padding, dilation)
-CASES = [
-    (2, 3, 1, 9, 11, (3, 3), 1, 1, 1),
-    (1, 4, 2, 17, 40, (3, 3), 2, 1, 1),
-    (2, 2, 3, 8, 7, (5, 5), 2, 2, 2),
-    (1, 1, 1, 1, 5, (1, 1), 1, 0, 1),
-    (1, 1, 1, 5, 1, (3, 1), 1, 1, 1),
-    (2, 5, 1, 12, 17, (7, 7), 1, 3, 1),
-    (1, 3, 2, 10, 10, (2, 2), 1, 0, 1),
-    (1, 3, 1, 10, 10, (4, 2), 3, (1, 0), (1, 2)),
-    (3, 2, 1, 6, 6, (3, 3), 1, "same", 3),
-    (1, 6, 1, 9, 9, (4, 4), 1, "same", 1),
-    (2, 3, 1, 8, 8, (3, 3), 1, "valid", 1),
-    (1, 8, 1, 3, 3, (3, 3), 1, 0, 1),   # 1x1 output
-    (1, 2, 1, 33, 33, (3, 3), 2, 2, 1),
-    (1, 16, 1, 14, 14, (3, 3), 1, 1, 1),
+DTYPES = [np.float32, np.float64]
+DT_IDS = ["f32", "f64"]
+
+
+def _make(shape, layout, rng):
+    """float64 array of `shape`: 'c' C-contiguous, 't' H/W-transposed view, 'p' channels-last
+    view, 's' strided (every other column of a wider array)."""
+    data = rng.standard_normal(shape)
+    if layout == "t":
+        return np.ascontiguousarray(np.swapaxes(data, -1, -2)).swapaxes(-1, -2)
+    if layout == "p":
+        return np.ascontiguousarray(data.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    if layout == "s":
+        wide = np.zeros(shape[:-1] + (2 * shape[-1],))
+        wide[..., ::2] = data
+        return wide[..., ::2]
+    return data
+
+
+def _cases():
+    """(x shape, (M, R, S), kwargs, layout, bias)."""
+    cases = [
+        ((1, 1, 1, 1), (1, 1, 1), {}, "c", True),                                    # 1x1 everything
+        ((1, 3, 3, 3), (1, 3, 3), {}, "c", True),                                    # 1x1 output
+        ((2, 4, 7, 40), (1, 3, 3), dict(padding=1), "c", True),                      # MobileNet s1
+        ((1, 3, 9, 17), (2, 3, 3), dict(stride=2, padding=1), "t", True),            # s2, M=2
+        ((1, 2, 11, 40), (1, 3, 3), dict(stride=2, padding=1), "c", False),
+        ((2, 2, 8, 5), (3, 5, 5), dict(padding=2), "p", True),
+        ((1, 2, 13, 40), (1, 5, 5), dict(stride=2, padding=2), "c", True),
+        ((1, 1, 12, 17), (1, 7, 7), dict(padding=3), "s", True),
+        ((1, 2, 9, 40), (1, 7, 7), dict(stride=3, padding=6), "c", False),           # padding k-1
+        ((1, 2, 8, 40), (2, 2, 2), dict(stride=2), "c", True),                       # even kernel
+        ((1, 2, 9, 17), (1, 4, 4), dict(padding="same"), "c", True),                 # asymmetric same
+        ((1, 2, 9, 40), (1, 2, 3), dict(padding="same", dilation=(2, 3)), "t", True),
+        ((1, 2, 9, 17), (2, 3, 3), dict(padding="valid", dilation=2), "c", True),
+        ((2, 3, 15, 40), (1, 3, 3), dict(padding=2, dilation=2), "c", True),
+        ((1, 2, 15, 40), (1, 3, 3), dict(stride=(2, 3), padding=(2, 1), dilation=(3, 2)), "c", True),
+        ((1, 1, 5, 1), (1, 3, 1), dict(padding=(1, 0)), "c", True),                  # W = 1
+        ((1, 1, 1, 40), (2, 1, 3), dict(padding=(0, 1)), "c", True),                 # H = 1
+        ((1, 2, 2, 2), (1, 3, 3), dict(padding=2, stride=3), "c", True),             # kernel > input
+        ((1, 2, 6, 5), (1, 3, 3), dict(padding=2, stride=1), "c", True),             # border-only rows
+        ((3, 1, 5, 17), (3, 3, 3), dict(padding=1), "c", True),                      # C = 1, M = 3
+        ((1, 16, 14, 40), (1, 3, 3), dict(stride=2, padding=1), "p", True),
+        ((1, 3, 20, 33), (1, 3, 3), dict(padding=(1, 0), dilation=(1, 3)), "c", True),
+        ((1, 2, 10, 40), (1, 6, 6), dict(stride=1, padding=5), "c", True),
+        ((1, 2, 5, 19), (1, 1, 1), dict(padding=2), "c", True),                      # padding > kernel
+        ((1, 2, 6, 20), (2, 3, 3), dict(padding=(4, 5)), "t", False),
+        ((1, 2, 9, 37), (1, 3, 3), dict(stride=2, padding=(3, 4), dilation=(1, 2)), "c", True),
+    ]
+    rng = np.random.default_rng(7)
+    while len(cases) < 60:
+        r, s = (int(v) for v in rng.choice([1, 2, 3, 4, 5, 7], 2))
+        if rng.random() < 0.5:
+            s = r
+        kw = {}
+        st = int(rng.integers(1, 4))
+        kw["stride"] = st if rng.random() < 0.7 else (st, int(rng.integers(1, 4)))
+        dl = int(rng.integers(1, 4)) if rng.random() < 0.4 else 1
+        kw["dilation"] = dl
+        kw["padding"] = (int(rng.integers(0, r)), int(rng.integers(0, s)))
+        M = int(rng.integers(1, 4))
+        n, c = int(rng.integers(1, 3)), int(rng.integers(1, 4))
+        h = int(rng.integers(1, 16))
+        w = int(rng.choice([1, 5, 17, 40, int(rng.integers(2, 64))]))
+        if (h + 2 * kw["padding"][0] - dl * (r - 1) - 1 < 0 or
+                w + 2 * kw["padding"][1] - dl * (s - 1) - 1 < 0):
+            continue
+        cases.append(((n, c, h, w), (M, r, s), kw, "ctps"[len(cases) % 4], bool(rng.integers(2))))
+    return cases
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("shape,mrs,kw,layout,bias", CASES,
+                         ids=[f"{i}-{'x'.join(map(str, c[0]))}-k{c[1][1]}{c[1][2]}" for i, c in enumerate(CASES)])
+def test_depthwise_conv2d(isa, dtype, shape, mrs, kw, layout, bias):
+    rng = np.random.default_rng(abs(hash((shape, mrs))) % 2**32)
+    M, r, s = mrs
+    x = _make(shape, layout, rng)
+    w = _make((shape[1] * M, 1, r, s), "c" if layout == "s" else layout, rng)
+    b = rng.standard_normal(shape[1] * M) if bias else None
+    case = f"{isa} x{shape} M{M} k{r}x{s} {kw} {layout} bias={bias}"
+    check_against_reference("depthwise_conv2d", (x, w, b), kw, dtype=dtype, k=r * s, case=case)
+
+
+def test_large_batch_gradient(isa):
+    """grad_weight / grad_bias reduce over a long batch*P*Q sum (float32 accuracy)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 4, 30, 41))
+    w = rng.standard_normal((8, 1, 3, 3))
+    b = rng.standard_normal(8)
+    for kw in (dict(padding=1), dict(stride=2, padding=1)):
+        check_against_reference("depthwise_conv2d", (x, w, b), kw, dtype=np.float32, k=8 * 30 * 41, case=str(kw))
+
+
+# ---------------------------------------------------------------- gradcheck (float64)
+GRADCHECK = [
+    ((1, 2, 5, 6), (1, 3, 3), dict(padding=1), True),
+    ((2, 1, 6, 5), (2, 2, 3), dict(stride=2, padding=(1, 2)), True),
+    ((1, 2, 7, 6), (1, 3, 2), dict(dilation=(2, 1), padding="same"), False),
+    ((1, 1, 6, 7), (3, 3, 3), dict(stride=(1, 2), padding=2, dilation=2), True),
 ]
 
 
-def _args(case, rng, dtype=np.float64):
-    N, C, M, H, W, k, s, p, d = case
-    x = rng.standard_normal((N, C, H, W))
-    w = rng.standard_normal((C * M, 1) + k)
-    b = rng.standard_normal(C * M)
-    return (x, w, b), dict(stride=s, padding=p, dilation=d)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
-def test_depthwise_vs_reference(isa, case, dtype):
-    args, kw = _args(case, np.random.default_rng(0))
-    k = case[5][0] * case[5][1]
-    check_against_reference("depthwise_conv2d", args, kw, dtype=dtype, k=k, case=str(case))
-    # the same through conv2d(groups=C), which routes to the depthwise kernel
-    y = F.conv2d(args[0].astype(dtype), args[1].astype(dtype), args[2].astype(dtype), groups=case[1], **kw)
-    y_ref = R.depthwise_conv2d(*args, **kw)
-    np.testing.assert_allclose(y, y_ref, rtol=1e-4 if dtype == np.float32 else 1e-10,
-                               atol=1e-4 if dtype == np.float32 else 1e-10)
-
-
-def test_depthwise_noncontiguous_no_bias_and_unbatched(isa):
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((2, 12, 9, 4)).transpose(0, 3, 2, 1)  # (2, 4, 9, 12), channels-last memory
-    w = rng.standard_normal((8, 3, 3, 1)).transpose(0, 3, 1, 2)   # (8, 1, 3, 3), non-contiguous
-    check_against_reference("depthwise_conv2d", (x, w, None), dict(padding=1), dtype=np.float32, k=9)
-    check_against_reference("depthwise_conv2d", (x[0], w, None), dict(padding=1, stride=2), dtype=np.float64, k=9)
-
-
-def test_depthwise_matches_grouped_im2col(isa):
-    rng = np.random.default_rng(2)
-    x, w = rng.standard_normal((2, 6, 13, 10)), rng.standard_normal((12, 1, 3, 3))
-    a = F.conv2d(x, w, None, 2, 1, 1, 6, algo="auto")
-    b = F.conv2d(x, w, None, 2, 1, 1, 6, algo="im2col")
-    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
-
-
 @pytest.mark.parametrize("module", [F, R], ids=["native", "reference"])
-@pytest.mark.parametrize("case", [(2, 2, 2, 5, 6, (3, 3), 2, 1, 1), (1, 3, 1, 6, 5, (2, 3), 1, "same", 2),
-                                  (1, 1, 3, 4, 4, (3, 3), 1, 0, 1)], ids=str)
-def test_gradcheck(module, case):
-    args, kw = _args(case, np.random.default_rng(3))
-    check_op(module, "depthwise_conv2d", *args, **kw)
+@pytest.mark.parametrize("shape,mrs,kw,bias", GRADCHECK, ids=[str(i) for i in range(len(GRADCHECK))])
+def test_gradcheck(module, shape, mrs, kw, bias, rng):
+    M, r, s = mrs
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((shape[1] * M, 1, r, s))
+    b = rng.standard_normal(shape[1] * M) if bias else None
+    assert check_op(module, "depthwise_conv2d", x, w, b, **kw)
 
 
-def test_depthwise_bad_inputs():
-    x = np.ones((1, 4, 8, 8), np.float32)
-    with pytest.raises(ValueError, match="weight"):
-        F.depthwise_conv2d(x, np.ones((6, 1, 3, 3), np.float32))
-    with pytest.raises(ValueError, match="weight"):
-        F.depthwise_conv2d(x, np.ones((8, 2, 3, 3), np.float32))
-    with pytest.raises(TypeError, match="weight"):
-        F.depthwise_conv2d(x, np.ones((8, 1, 3, 3), np.float64))
-    with pytest.raises(ValueError, match="bias"):
-        F.depthwise_conv2d(x, np.ones((8, 1, 3, 3), np.float32), np.ones(4, np.float32))
-    with pytest.raises(ValueError, match="stride"):
-        F.depthwise_conv2d(x, np.ones((8, 1, 3, 3), np.float32), stride=0)
-    with pytest.raises(ValueError, match="input"):
-        F.depthwise_conv2d(x, np.ones((8, 1, 9, 9), np.float32))
-    with pytest.raises(ValueError, match="padding"):
-        F.depthwise_conv2d(x, np.ones((8, 1, 3, 3), np.float32), stride=2, padding="same")
+# ---------------------------------------------------------------- torch and conv2d
+
+@pytest.mark.filterwarnings("ignore:Using padding=.same.")
+def test_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    TF = torch.nn.functional
+    for shape, (M, r, s), kw, layout, bias in CASES[:30]:
+        x = _make(shape, layout, rng)
+        w = rng.standard_normal((shape[1] * M, 1, r, s))
+        b = rng.standard_normal(shape[1] * M) if bias else None
+        xt = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_()
+        wt = torch.from_numpy(w).requires_grad_()
+        bt = torch.from_numpy(b).requires_grad_() if bias else None
+        ty = TF.conv2d(xt, wt, bt, groups=shape[1], **kw)
+        y = F.depthwise_conv2d(x, w, b, **kw)
+        assert_close(y, ty.detach().numpy(), k=r * s, case=f"{shape} {kw}")
+        g = rng.standard_normal(y.shape)
+        ty.backward(torch.from_numpy(g))
+        gx, gw, gb = F.depthwise_conv2d_backward(g, x, w, b, **kw)
+        assert_close(gx, xt.grad.numpy(), k=4 * r * s, case=f"{shape} {kw}", name="grad_input")
+        assert_close(gw, wt.grad.numpy(), k=4 * r * s, case=f"{shape} {kw}", name="grad_weight")
+        if bias:
+            assert_close(gb, bt.grad.numpy(), k=4 * r * s, case=f"{shape} {kw}", name="grad_bias")
+        else:
+            assert gb is None
+
+
+def test_conv2d_uses_depthwise(rng):
+    """conv2d(groups=C) (algo='auto') agrees with the grouped im2col path and the reference."""
+    x = rng.standard_normal((2, 6, 11, 19))
+    w = rng.standard_normal((12, 1, 3, 3))
+    b = rng.standard_normal(12)
+    for kw in (dict(padding=1), dict(stride=2, padding=1, dilation=2)):
+        y = F.conv2d(x, w, b, groups=6, **kw)
+        assert_close(y, R.conv2d(x, w, b, groups=6, **kw), k=9)
+        assert_close(y, F.conv2d(x, w, b, groups=6, algo="im2col", **kw), k=9)
+        g = rng.standard_normal(y.shape)
+        for a, e in zip(F.conv2d_backward(g, x, w, b, groups=6, **kw),
+                        R.conv2d_backward(g, x, w, b, groups=6, **kw)):
+            assert_close(a, e, k=36)
+
+
+# ---------------------------------------------------------------- bad inputs
+X = np.zeros((1, 2, 5, 5))
+W = np.zeros((4, 1, 3, 3))
+
+
+@pytest.mark.parametrize("args,kw,exc,match", [
+    ((X.astype(np.int64), W), {}, TypeError, "input"),
+    (([[1.0]], W), {}, TypeError, "input"),
+    ((X, W.astype(np.float32)), {}, TypeError, "weight"),
+    ((X, W, np.zeros(4, np.float32)), {}, TypeError, "bias"),
+    ((X, W[0]), {}, ValueError, "weight"),
+    ((X, np.zeros((4, 2, 3, 3))), {}, ValueError, "weight"),
+    ((X, np.zeros((3, 1, 3, 3))), {}, ValueError, "weight"),
+    ((X, np.zeros((4, 1, 0, 3))), {}, ValueError, "weight"),
+    ((np.zeros((1, 2, 0, 5)), W), {}, ValueError, "input"),
+    ((X, W, np.zeros(3)), {}, ValueError, "bias"),
+    ((X, W, np.zeros((4, 1))), {}, ValueError, "bias"),
+    ((X, W), dict(stride=0), ValueError, "stride"),
+    ((X, W), dict(stride=(1, -1)), ValueError, "stride"),
+    ((X, W), dict(stride=1.5), TypeError, "stride"),
+    ((X, W), dict(dilation=0), ValueError, "dilation"),
+    ((X, W), dict(padding=-1), ValueError, "padding"),
+    ((X, W), dict(padding=(1, 2, 3)), ValueError, "padding"),
+    ((X, W), dict(padding="full"), ValueError, "padding"),
+    ((X, W), dict(padding="same", stride=2), ValueError, "padding"),
+    ((X, W), dict(dilation=3), ValueError, "input"),
+    ((X, np.zeros((2, 1, 6, 6))), {}, ValueError, "input"),
+])
+def test_bad_inputs(args, kw, exc, match):
+    with pytest.raises(exc, match=match):
+        F.depthwise_conv2d(*args, **kw)
+    with pytest.raises(exc, match=match):
+        F.depthwise_conv2d_backward(np.zeros((1, 4, 3, 3)), *args, **kw)
+
+
+def test_bad_grad_output():
     with pytest.raises(ValueError, match="grad_output"):
-        F.depthwise_conv2d_backward(np.ones((1, 8, 7, 7), np.float32), x, np.ones((8, 1, 3, 3), np.float32), padding=1)
+        F.depthwise_conv2d_backward(np.zeros((1, 4, 3, 4)), X, W)
+    with pytest.raises(TypeError, match="grad_output"):
+        F.depthwise_conv2d_backward(np.zeros((1, 4, 3, 3), np.float32), X, W)
+    with pytest.raises(TypeError, match="grad_output"):
+        F.depthwise_conv2d_backward([0.0], X, W)
 
 
-def test_native_binding_rejects_wrong_sizes():
+def test_native_binding_checks():
+    """Direct _C calls with wrong buffer sizes raise instead of touching memory."""
     from convkern import _C
-
-    x, w = np.ones((1, 2, 5, 5), np.float32), np.ones((2, 1, 3, 3), np.float32)
+    y = np.zeros((1, 4, 3, 3))
     with pytest.raises(ValueError, match="output"):
-        _C.depthwise_forward(x, w, None, np.ones((1, 2, 2, 2), np.float32), 3, 3, 1, 1, 0, 0, 1, 1)
+        _C.depthwise_conv2d_forward(X, W, None, np.zeros((1, 4, 3, 2)), 1, 1, 0, 0, 0, 0, 1, 1)
     with pytest.raises(ValueError, match="bias"):
-        _C.depthwise_forward(x, w, np.ones(5, np.float32), np.ones((1, 2, 3, 3), np.float32), 3, 3, 1, 1, 0, 0, 1, 1)
+        _C.depthwise_conv2d_forward(X, W, np.zeros(3), y, 1, 1, 0, 0, 0, 0, 1, 1)
+    with pytest.raises(ValueError, match="padding"):
+        _C.depthwise_conv2d_forward(X, W, None, y, 1, 1, -1, 0, 0, 0, 1, 1)
+    with pytest.raises(ValueError, match="grad_output"):
+        _C.depthwise_conv2d_backward_input(np.zeros(35), W, np.zeros_like(X), 1, 1, 0, 0, 0, 0, 1, 1)
+    with pytest.raises(ValueError, match="grad_bias"):
+        _C.depthwise_conv2d_backward_weight(X, y, np.zeros_like(W), np.zeros(2), 1, 1, 0, 0, 0, 0, 1, 1)

@@ -1,193 +1,486 @@
-// Depthwise convolution kernels. One (n, k) plane at a time (planes in parallel); within a
-// plane, every output row p is a sum of R*S input rows, each shifted and (for stride > 1)
-// subsampled: y[p, q] += w[r, s] * x[p*sh - ph + r*dh, q*sw - pw + s*dw]. For each kernel
-// column s the range of q whose input column is inside the image is computed once, so the
-// inner loops have no bounds checks (the padding is never materialized) and vectorize over q
-// (unit stride when sw == 1, a strided gather otherwise).
+// Depthwise 2-d convolution (NCHW, channel multiplier M) and its backward passes.
+//
+// Forward: one task per output plane (n, oc) (OpenMP). Within a plane, output row p sees
+// the R input rows ih = p*sh - ph + r*dh; rows outside the input are replaced by a row of
+// zeros, so the vector loop needs no row checks. The "interior" output columns (every tap
+// inside [0, W)) are computed 2L / L at a time (L = kLanes<T>) with the sums kept in
+// registers, weights pre-broadcast (and kept in registers for the unrolled 3x3 / 5x5
+// kernels); the few border columns go through a scalar, fully checked path. For stride
+// sw > 1 the input plane is first split into sw column phases (phase k holds columns
+// k, k+sw, ...), so every tap of L consecutive outputs is again one contiguous load.
+//
+// Backward input: one task per input plane (n, c) (the M output channels reading it are
+// summed inside the task: no write races). Unit stride: the same plane kernel as the
+// forward, run on grad_output with the kernel flipped and padding dil*(k-1) - pad.
+// Otherwise each tap scatters grad_output * w onto its strided input positions.
+//
+// Backward weight: one task per output channel oc (reduces over the batch inside the task:
+// no races); each tap's gradient is a dot product of grad_output rows with shifted input
+// rows (vectorized over the output width, partial sums in double). Bias: plane sums.
 #include "cpu/common.h"
+
+#include <utility>
+
 #include "ops/depthwise.h"
 
 namespace ck {
 namespace CK_ISA_NS {
 namespace {
 
-// Output columns [lo, hi) whose input column q*sw - pw + off lies in [0, W).
-inline void valid_cols(int64_t Q, int64_t W, int64_t sw, int64_t pw, int64_t off, int64_t& lo, int64_t& hi) {
-  const int64_t a = pw - off;                     // need q*sw >= a
-  lo = a <= 0 ? 0 : (a + sw - 1) / sw;
-  const int64_t b = W - 1 + pw - off;             // need q*sw <= b
-  hi = b < 0 ? 0 : imin(Q, b / sw + 1);
-  if (lo > hi) lo = hi;
+inline int64_t floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Outputs o in [0, n) whose tap o*s + off lies in [0, lim]: [lo, hi) (empty: lo == hi).
+struct Range {
+  int64_t lo, hi;
+};
+inline Range valid_range(int64_t off, int64_t s, int64_t lim, int64_t n) {
+  Range r;
+  r.lo = off < 0 ? ceil_div(-off, s) : 0;
+  r.hi = lim - off < 0 ? 0 : imin(n, (lim - off) / s + 1);
+  if (r.lo > r.hi) r.lo = r.hi;
+  return r;
 }
 
-// Column ranges of every kernel column s, computed once per call (S <= kMaxS on the stack).
-constexpr int64_t kMaxS = 64;
-struct ColRanges {
-  int64_t lo[kMaxS], hi[kMaxS];
-  bool ok;
-  explicit ColRanges(const DwParams& p) : ok(p.S <= kMaxS) {
-    for (int64_t s = 0; s < p.S && s < kMaxS; ++s) valid_cols(p.Q, p.W, p.sw, p.pw, s * p.dw, lo[s], hi[s]);
-  }
-  void get(const DwParams& p, int64_t s, int64_t& l, int64_t& h) const {
-    if (ok) {
-      l = lo[s];
-      h = hi[s];
-    } else {
-      valid_cols(p.Q, p.W, p.sw, p.pw, s * p.dw, l, h);
-    }
-  }
+// One plane convolution: input (H, W) -> output (P, Q), kernel (R, S).
+struct Plane {
+  int64_t H, W, P, Q, R, S, sh, sw, ph, pw, dh, dw;
 };
 
+// Scalar output y[p, q] (any position; taps outside the input are skipped).
 template <class T>
-void dw_fwd(const DwParams& p, const T* x, const T* w, const T* b, T* y) {
-  const int64_t K = p.K(), RS = p.R * p.S;
-  const ColRanges cols(p);
-  const double work = double(p.N * K) * double(p.P * p.Q) * double(RS);
-  const int nt = work > 2e5 ? max_threads() : 1;
-  (void)nt;
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t nk = 0; nk < p.N * K; ++nk) {
-    const int64_t n = nk / K, k = nk % K, c = k / p.M;
-    const T* xp = x + (n * p.C + c) * p.H * p.W;
-    const T* wk = w + k * RS;
-    T* yp = y + nk * p.P * p.Q;
-    const T bias = b ? b[k] : T(0);
-    for (int64_t op = 0; op < p.P; ++op) {
-      T* __restrict yr = yp + op * p.Q;
-      for (int64_t q = 0; q < p.Q; ++q) yr[q] = bias;
-      for (int64_t r = 0; r < p.R; ++r) {
-        const int64_t ih = op * p.sh - p.ph + r * p.dh;
-        if (ih < 0 || ih >= p.H) continue;
-        const T* xr = xp + ih * p.W;
-        for (int64_t s = 0; s < p.S; ++s) {
-          const int64_t off = s * p.dw - p.pw;
-          int64_t lo, hi;
-          cols.get(p, s, lo, hi);
-          const T wv = wk[r * p.S + s];
-          if (p.sw == 1) {
-            const T* __restrict xs = xr + off;
-#pragma omp simd
-            for (int64_t q = lo; q < hi; ++q) yr[q] += wv * xs[q];
-          } else {
-            const int64_t sw = p.sw;
-#pragma omp simd
-            for (int64_t q = lo; q < hi; ++q) yr[q] += wv * xr[q * sw + off];
-          }
-        }
+inline T point(const Plane& g, const T* x, const T* w, int64_t ih0, Range rr, int64_t q) {
+  T sum = 0;
+  const int64_t iw0 = q * g.sw - g.pw;
+  for (int64_t r = rr.lo; r < rr.hi; ++r) {
+    const T* xr = x + (ih0 + r * g.dh) * g.W;
+    const T* wr = w + r * g.S;
+    for (int64_t s = 0; s < g.S; ++s) {
+      const int64_t iw = iw0 + s * g.dw;
+      if (iw >= 0 && iw < g.W) sum += wr[s] * xr[iw];
+    }
+  }
+  return sum;
+}
+
+// Per-thread scratch of the plane kernel.
+template <class T>
+struct Scratch {
+  Buffer phased, zero, wv, toff, rows;
+};
+
+template <class T> using Mask = decltype(Vec<T>{} < Vec<T>{});
+
+template <class M, int... I>
+inline M lane_mask(int mul, int add, std::integer_sequence<int, I...>) {
+  return M{(mul * I + add)...};
+}
+// Interleave masks: lanes (i/2 + base) of a when i even, of b when i odd.
+template <class M, int... I>
+inline M zip_mask(int base, std::integer_sequence<int, I...>) {
+  constexpr int L = int(sizeof...(I));
+  return M{((I & 1) ? L + I / 2 + base : I / 2 + base)...};
+}
+
+// Splits the plane x (H x W) into sw column phases: row i of dst is [phase 0 | phase 1 |
+// ... ], phase k (Wp = ceil(W/sw) long) holding columns k, k+sw, ...
+template <class T>
+void phase_split(const T* x, int64_t H, int64_t W, int64_t sw, int64_t Wp, T* dst) {
+  using V = Vec<T>;
+  using M = Mask<T>;
+  constexpr int L = kLanes<T>;
+  const int64_t Wd = Wp * sw;
+  const M ev = lane_mask<M>(2, 0, std::make_integer_sequence<int, L>{});
+  const M od = lane_mask<M>(2, 1, std::make_integer_sequence<int, L>{});
+  for (int64_t i = 0; i < H; ++i) {
+    const T* xr = x + i * W;
+    T* br = dst + i * Wd;
+    int64_t j0 = 0;
+    if (sw == 2) {
+      T* e = br;
+      T* o = br + Wp;
+      for (; 2 * (j0 + L) <= W; j0 += L) {
+        const V a = vload<V>(xr + 2 * j0), b = vload<V>(xr + 2 * j0 + L);
+        vstore(e + j0, V(__builtin_shuffle(a, b, ev)));
+        vstore(o + j0, V(__builtin_shuffle(a, b, od)));
       }
+    }
+    for (int64_t k = 0; k < sw; ++k) {
+      T* bp = br + k * Wp;
+      const int64_t n = (W - k + sw - 1) / sw;
+      for (int64_t j = j0; j < n; ++j) bp[j] = xr[j * sw + k];
     }
   }
 }
 
+// Inverse of phase_split: x[i, j*sw + k] = src[i, k*Wp + j].
 template <class T>
-void dw_bwd_data(const DwParams& p, const T* gy, const T* w, T* gx) {
-  const int64_t K = p.K(), RS = p.R * p.S;
-  const ColRanges cols(p);
-  const double work = double(p.N * K) * double(p.P * p.Q) * double(RS);
-  const int nt = work > 2e5 ? max_threads() : 1;
-  (void)nt;
-  // One (n, c) input plane per iteration: all M output channels that read it scatter into it.
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t nc = 0; nc < p.N * p.C; ++nc) {
-    const int64_t n = nc / p.C, c = nc % p.C;
-    T* gxp = gx + nc * p.H * p.W;
-    for (int64_t i = 0; i < p.H * p.W; ++i) gxp[i] = T(0);
+void phase_merge(const T* src, int64_t H, int64_t W, int64_t sw, int64_t Wp, T* x) {
+  using V = Vec<T>;
+  using M = Mask<T>;
+  constexpr int L = kLanes<T>;
+  const int64_t Wd = Wp * sw;
+  const M lo = zip_mask<M>(0, std::make_integer_sequence<int, L>{});
+  const M hi = zip_mask<M>(L / 2, std::make_integer_sequence<int, L>{});
+  for (int64_t i = 0; i < H; ++i) {
+    T* xr = x + i * W;
+    const T* br = src + i * Wd;
+    int64_t j0 = 0;
+    if (sw == 2) {
+      const T* e = br;
+      const T* o = br + Wp;
+      for (; 2 * (j0 + L) <= W; j0 += L) {
+        const V a = vload<V>(e + j0), b = vload<V>(o + j0);
+        vstore(xr + 2 * j0, V(__builtin_shuffle(a, b, lo)));
+        vstore(xr + 2 * j0 + L, V(__builtin_shuffle(a, b, hi)));
+      }
+    }
+    for (int64_t k = 0; k < sw; ++k) {
+      const T* bp = br + k * Wp;
+      const int64_t n = (W - k + sw - 1) / sw;
+      for (int64_t j = j0; j < n; ++j) xr[j * sw + k] = bp[j];
+    }
+  }
+}
+
+// Tap offsets within a phased row: column q*sw + off is at q + toff.
+inline int64_t phased_offset(int64_t off, int64_t sw, int64_t Wp) {
+  const int64_t f = floordiv(off, sw);
+  return (off - f * sw) * Wp + f;
+}
+
+// Vector blocks of one output row for a compile-time KR x KS kernel, dilation 1 along the
+// row and stride SW (1 or 2): tap s of row r reads phase (PH0 + s) % SW at offset
+// (PH0 + s) / SW from E = rows[r] + f0 + q (phase 0) or E + Wp (phase 1), constant
+// displacements from two base pointers per row. Advances q over [q, qb).
+template <class T, int KR, int KS, int SW, int PH0>
+inline void fast_blocks(const T* const* rp, int64_t f0, int64_t Wp, const Vec<T>* wl, Vec<T> vb, bool accum, T* yr,
+                        int64_t& qq, int64_t qb) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  int64_t q = qq;
+  for (; q + 2 * L <= qb; q += 2 * L) {
+    V a0 = accum ? vload<V>(yr + q) : vb, a1 = accum ? vload<V>(yr + q + L) : vb;
+    for (int r = 0; r < KR; ++r) {
+      const T* E = rp[r] + f0 + q;
+      const T* O = E + Wp;
+      for (int s = 0; s < KS; ++s) {
+        const int c = PH0 + s;
+        const T* P = (SW == 2 && (c & 1)) ? O : E;
+        const int64_t i = SW == 2 ? c / 2 : c;
+        a0 += wl[r * KS + s] * vload<V>(P + i);
+        a1 += wl[r * KS + s] * vload<V>(P + i + L);
+      }
+    }
+    vstore(yr + q, a0);
+    vstore(yr + q + L, a1);
+  }
+  qq = q;
+}
+
+// Output plane y (P x Q) = conv(x, w) + bias, or y += conv(x, w) when accum.
+// x: the input plane (H x W, row stride W). KR, KS: compile-time kernel size (0: g.R, g.S).
+template <class T, int KR, int KS>
+void conv_plane(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y, Scratch<T>& sc) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  const int64_t R = KR ? KR : g.R, S = KS ? KS : g.S;
+  const int64_t sw = g.sw;
+  // interior columns [qa, qb): every tap inside [0, W)
+  const int64_t qa0 = g.pw > 0 ? ceil_div(g.pw, sw) : 0;
+  const int64_t lim = g.W - 1 - ((S - 1) * g.dw - g.pw);
+  int64_t qb = lim < 0 ? 0 : imin(g.Q, lim / sw + 1);
+  int64_t qa = qa0;
+  if (qa >= qb) qa = qb = 0;
+  const bool vec = qb - qa >= L;
+
+  // phased input (sw > 1): row i is [phase 0 | phase 1 | ... ], each Wp long
+  const T* xd = x;
+  int64_t Wp = g.W, Wd = g.W;
+  if (vec && sw > 1) {
+    Wp = ceil_div(g.W, sw);
+    Wd = Wp * sw;
+    T* buf = sc.phased.template get<T>(g.H * Wd);
+    phase_split(x, g.H, g.W, sw, Wp, buf);
+    xd = buf;
+  }
+  const T* zero = nullptr;
+  V* wv = nullptr;
+  int64_t* toff = nullptr;
+  const T** rows = nullptr;
+  if (vec) {
+    T* z = sc.zero.template get<T>(Wd);
+    std::memset(z, 0, size_t(Wd) * sizeof(T));
+    zero = z;
+    wv = sc.wv.template get<V>(R * S);
+    for (int64_t i = 0; i < R * S; ++i) wv[i] = vbroadcast<V>(w[i]);
+    toff = sc.toff.template get<int64_t>(S);
+    for (int64_t s = 0; s < S; ++s) toff[s] = phased_offset(s * g.dw - g.pw, sw, Wp);
+    rows = sc.rows.template get<const T*>(R);
+  }
+  // compile-time kernel size: weights, tap offsets and row pointers in local arrays (kept in
+  // registers, and not reloaded after every store as they could be from scratch memory)
+  constexpr bool FIX = KR > 0 && KS > 0;
+  V wl[FIX ? KR * KS : 1];
+  int64_t tl[FIX ? KS : 1];
+  const T* rl[FIX ? KR : 1];
+  if constexpr (FIX) {
+    if (vec) {
+      for (int i = 0; i < KR * KS; ++i) wl[i] = wv[i];
+      for (int i = 0; i < KS; ++i) tl[i] = toff[i];
+    }
+  }
+  // fast path (compile-time tap displacements): dilation 1 along the row, stride 1 or 2
+  int fast = 0;
+  const int64_t f0 = floordiv(-g.pw, sw);
+  if (FIX && vec && g.dw == 1 && sw <= 2) fast = sw == 1 ? 1 : (-g.pw - f0 * sw == 0 ? 2 : 3);
+  const V* wp = FIX ? wl : wv;
+  const int64_t* tp = FIX ? tl : toff;
+  const T** rp = FIX ? rl : rows;
+  const V vb = vbroadcast<V>(bias);
+
+  for (int64_t p = 0; p < g.P; ++p) {
+    T* yr = y + p * g.Q;
+    const int64_t ih0 = p * g.sh - g.ph;
+    const Range rr = valid_range(ih0, g.dh, g.H - 1, R);
+    if (rr.lo >= rr.hi) {
+      if (!accum)
+        for (int64_t q = 0; q < g.Q; ++q) yr[q] = bias;
+      continue;
+    }
+    int64_t q = 0;
+    if (vec) {
+      for (int64_t r = 0; r < R; ++r) rp[r] = (r >= rr.lo && r < rr.hi) ? xd + (ih0 + r * g.dh) * Wd : zero;
+      for (; q < qa; ++q) yr[q] = (accum ? yr[q] : bias) + point(g, x, w, ih0, rr, q);
+      if constexpr (FIX) {
+        if (fast == 1) fast_blocks<T, KR, KS, 1, 0>(rp, f0, Wp, wp, vb, accum, yr, q, qb);
+        else if (fast == 2) fast_blocks<T, KR, KS, 2, 0>(rp, f0, Wp, wp, vb, accum, yr, q, qb);
+        else if (fast == 3) fast_blocks<T, KR, KS, 2, 1>(rp, f0, Wp, wp, vb, accum, yr, q, qb);
+      }
+      for (; q + 2 * L <= qb; q += 2 * L) {
+        V a0 = accum ? vload<V>(yr + q) : vb, a1 = accum ? vload<V>(yr + q + L) : vb;
+        for (int64_t r = 0; r < R; ++r) {
+          const T* xr = rp[r] + q;
+          for (int64_t s = 0; s < S; ++s) {
+            const V wk = wp[r * S + s];
+            a0 += wk * vload<V>(xr + tp[s]);
+            a1 += wk * vload<V>(xr + tp[s] + L);
+          }
+        }
+        vstore(yr + q, a0);
+        vstore(yr + q + L, a1);
+      }
+      auto block = [&](int64_t q0) {
+        V a0 = accum ? vload<V>(yr + q0) : vb;
+        for (int64_t r = 0; r < R; ++r) {
+          const T* xr = rp[r] + q0;
+          for (int64_t s = 0; s < S; ++s) a0 += wp[r * S + s] * vload<V>(xr + tp[s]);
+        }
+        vstore(yr + q0, a0);
+      };
+      for (; q + L <= qb; q += L) block(q);
+      // the last block overlaps the previous one (recomputed, not re-added: not when accum)
+      if (q < qb && !accum) {
+        block(qb - L);
+        q = qb;
+      }
+    }
+    for (; q < g.Q; ++q) yr[q] = (accum ? yr[q] : bias) + point(g, x, w, ih0, rr, q);
+  }
+}
+
+template <class T>
+void conv_plane_any(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y, Scratch<T>& sc) {
+  if (g.R == 3 && g.S == 3) conv_plane<T, 3, 3>(g, x, w, bias, accum, y, sc);
+  else if (g.R == 5 && g.S == 5) conv_plane<T, 5, 5>(g, x, w, bias, accum, y, sc);
+  else conv_plane<T, 0, 0>(g, x, w, bias, accum, y, sc);
+}
+
+inline Plane fwd_plane(const DwParams& p) {
+  return Plane{p.H, p.W, p.P, p.Q, p.R, p.S, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw};
+}
+
+template <class T>
+void depthwise_fwd_impl(const DwParams& p, const T* x, const T* w, const T* b, T* y) {
+  const int64_t K = p.C * p.M, tasks = p.N * K, HW = p.H * p.W, PQ = p.P * p.Q, RS = p.R * p.S;
+  const Plane g = fwd_plane(p);
+  const bool par = tasks > 1 && tasks * PQ * RS > 32768;
+#pragma omp parallel for if (par) schedule(static)
+  for (int64_t t = 0; t < tasks; ++t) {
+    static thread_local Scratch<T> sc;
+    const int64_t n = t / K, oc = t - n * K, c = oc / p.M;
+    conv_plane_any<T>(g, x + (n * p.C + c) * HW, w + oc * RS, b ? b[oc] : T(0), false, y + t * PQ, sc);
+  }
+}
+
+template <class T>
+void depthwise_bwd_input_impl(const DwParams& p, const T* gy, const T* w, T* gx) {
+  const int64_t K = p.C * p.M, tasks = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q, RS = p.R * p.S;
+  const bool par = tasks > 1 && tasks * p.M * PQ * RS > 32768;
+  const int64_t fph = p.dh * (p.R - 1) - p.ph, fpw = p.dw * (p.S - 1) - p.pw;
+  if (p.sh == 1 && p.sw == 1) {
+    // correlation of grad_output (P x Q) with the flipped kernel -> (H x W)
+    const Plane g{p.P, p.Q, p.H, p.W, p.R, p.S, 1, 1, fph, fpw, p.dh, p.dw};
+#pragma omp parallel for if (par) schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      static thread_local Scratch<T> sc;
+      static thread_local Buffer wf_buf;
+      T* wf = wf_buf.get<T>(RS);
+      const int64_t n = t / p.C, c = t - n * p.C;
+      for (int64_t m = 0; m < p.M; ++m) {
+        const int64_t oc = c * p.M + m;
+        const T* wk = w + oc * RS;
+        for (int64_t i = 0; i < RS; ++i) wf[i] = wk[RS - 1 - i];
+        conv_plane_any<T>(g, gy + (n * K + oc) * PQ, wf, T(0), m > 0, gx + t * HW, sc);
+      }
+    }
+    return;
+  }
+  // strided: scatter into a phased copy of the grad_input plane (contiguous per tap), then merge
+  const int64_t Wp = ceil_div(p.W, p.sw), Wd = Wp * p.sw;
+#pragma omp parallel for if (par) schedule(static)
+  for (int64_t t = 0; t < tasks; ++t) {
+    static thread_local Buffer gd_buf, toff_buf;
+    T* gd = gd_buf.get<T>(p.H * Wd);
+    int64_t* toff = toff_buf.get<int64_t>(p.S);
+    for (int64_t s = 0; s < p.S; ++s) toff[s] = phased_offset(s * p.dw - p.pw, p.sw, Wp);
+    std::memset(gd, 0, size_t(p.H * Wd) * sizeof(T));
+    const int64_t n = t / p.C, c = t - n * p.C;
     for (int64_t m = 0; m < p.M; ++m) {
-      const int64_t k = c * p.M + m;
-      const T* gyp = gy + (n * K + k) * p.P * p.Q;
-      const T* wk = w + k * RS;
-      for (int64_t op = 0; op < p.P; ++op) {
-        const T* __restrict gr = gyp + op * p.Q;
-        for (int64_t r = 0; r < p.R; ++r) {
-          const int64_t ih = op * p.sh - p.ph + r * p.dh;
-          if (ih < 0 || ih >= p.H) continue;
-          T* xr = gxp + ih * p.W;
+      const int64_t oc = c * p.M + m;
+      const T* wk = w + oc * RS;
+      const T* gyp = gy + (n * K + oc) * PQ;
+      for (int64_t q0 = 0; q0 < p.P; ++q0) {
+        const int64_t ih0 = q0 * p.sh - p.ph;
+        const Range rr = valid_range(ih0, p.dh, p.H - 1, p.R);
+        const T* gyr = gyp + q0 * p.Q;
+        for (int64_t r = rr.lo; r < rr.hi; ++r) {
+          T* gdr = gd + (ih0 + r * p.dh) * Wd;
           for (int64_t s = 0; s < p.S; ++s) {
-            const int64_t off = s * p.dw - p.pw;
-            int64_t lo, hi;
-            cols.get(p, s, lo, hi);
+            const Range cr = valid_range(s * p.dw - p.pw, p.sw, p.W - 1, p.Q);
             const T wv = wk[r * p.S + s];
-            if (p.sw == 1) {
-              T* __restrict xs = xr + off;
+            const int64_t to = toff[s];
 #pragma omp simd
-              for (int64_t q = lo; q < hi; ++q) xs[q] += wv * gr[q];
-            } else {
-              const int64_t sw = p.sw;  // distinct q hit distinct columns: no conflicts
-#pragma omp simd
-              for (int64_t q = lo; q < hi; ++q) xr[q * sw + off] += wv * gr[q];
-            }
+            for (int64_t q = cr.lo; q < cr.hi; ++q) gdr[q + to] += wv * gyr[q];
           }
         }
       }
     }
+    phase_merge(gd, p.H, p.W, p.sw, Wp, gx + t * HW);
+  }
+}
+
+template <class T, int KR, int KS>
+void wgrad_plane(const Plane& g, const T* x, const T* gy, double* acc, Scratch<T>& sc) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  const int64_t R = KR ? KR : g.R, S = KS ? KS : g.S;
+  const int64_t sw = g.sw;
+  const int64_t qa0 = g.pw > 0 ? ceil_div(g.pw, sw) : 0;
+  const int64_t lim = g.W - 1 - ((S - 1) * g.dw - g.pw);
+  int64_t qb = lim < 0 ? 0 : imin(g.Q, lim / sw + 1);
+  int64_t qa = qa0;
+  if (qa >= qb) qa = qb = 0;
+  const bool vec = qb - qa >= L;
+  const T* xd = x;
+  int64_t Wp = g.W, Wd = g.W;
+  if (vec && sw > 1) {
+    Wp = ceil_div(g.W, sw);
+    Wd = Wp * sw;
+    T* buf = sc.phased.template get<T>(g.H * Wd);
+    phase_split(x, g.H, g.W, sw, Wp, buf);
+    xd = buf;
+  }
+  constexpr int64_t KN = (KR && KS) ? KR * KS : 1;
+  V va_local[KN];
+  V* va = (KR && KS) ? va_local : sc.wv.template get<V>(R * S);
+  for (int64_t i = 0; i < R * S; ++i) va[i] = V{};
+  const T* zero = nullptr;
+  int64_t* toff = nullptr;
+  const T** rows = nullptr;
+  if (vec) {
+    T* z = sc.zero.template get<T>(Wd);
+    std::memset(z, 0, size_t(Wd) * sizeof(T));
+    zero = z;
+    toff = sc.toff.template get<int64_t>(S);
+    for (int64_t s = 0; s < S; ++s) toff[s] = phased_offset(s * g.dw - g.pw, sw, Wp);
+    rows = sc.rows.template get<const T*>(R);
+  }
+  for (int64_t p = 0; p < g.P; ++p) {
+    const T* gyr = gy + p * g.Q;
+    const int64_t ih0 = p * g.sh - g.ph;
+    const Range rr = valid_range(ih0, g.dh, g.H - 1, R);
+    if (rr.lo >= rr.hi) continue;
+    // scalar: one tap at a time over its valid columns outside the vector blocks
+    int64_t va_lo = 0, va_hi = 0;  // columns done by the vector loop
+    if (vec) {
+      va_lo = qa;
+      va_hi = qa + (qb - qa) / L * L;
+      for (int64_t r = 0; r < R; ++r) rows[r] = (r >= rr.lo && r < rr.hi) ? xd + (ih0 + r * g.dh) * Wd : zero;
+      for (int64_t q = va_lo; q < va_hi; q += L) {
+        const V gv = vload<V>(gyr + q);
+        for (int64_t r = 0; r < R; ++r) {
+          const T* xr = rows[r] + q;
+          for (int64_t s = 0; s < S; ++s) va[r * S + s] += gv * vload<V>(xr + toff[s]);
+        }
+      }
+    }
+    for (int64_t r = rr.lo; r < rr.hi; ++r) {
+      const T* xr = x + (ih0 + r * g.dh) * g.W;
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t off = s * g.dw - g.pw;
+        const Range cr = valid_range(off, sw, g.W - 1, g.Q);
+        T d = 0;
+        for (int64_t q = cr.lo; q < imin(cr.hi, va_lo); ++q) d += gyr[q] * xr[q * sw + off];
+        for (int64_t q = imax(cr.lo, va_hi); q < cr.hi; ++q) d += gyr[q] * xr[q * sw + off];
+        acc[r * S + s] += double(d);
+      }
+    }
+  }
+  for (int64_t i = 0; i < R * S; ++i) {
+    T t[L];
+    vstore(t, va[i]);
+    double sum = 0;
+    for (int l = 0; l < L; ++l) sum += double(t[l]);
+    acc[i] += sum;
   }
 }
 
 template <class T>
-void dw_bwd_weight(const DwParams& p, const T* x, const T* gy, T* gw, T* gb) {
-  const int64_t K = p.K(), RS = p.R * p.S;
-  const ColRanges cols(p);
-  const double work = double(p.N * K) * double(p.P * p.Q) * double(RS);
-  const int nt = work > 2e5 ? max_threads() : 1;
-  (void)nt;
-  // One output channel per iteration: its R*S weights are dot products over (n, p, q).
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t k = 0; k < K; ++k) {
-    const int64_t c = k / p.M;
-    double acc[64];  // R*S <= 64 handled here; larger kernels accumulate straight into gw
-    const bool small = RS <= 64;
-    T* gwk = gw + k * RS;
-    for (int64_t i = 0; i < RS; ++i) {
-      if (small) acc[i] = 0;
-      else gwk[i] = T(0);
-    }
+void depthwise_bwd_weight_impl(const DwParams& p, const T* x, const T* gy, T* gw, T* gb) {
+  const int64_t K = p.C * p.M, HW = p.H * p.W, PQ = p.P * p.Q, RS = p.R * p.S;
+  const bool par = K > 1 && p.N * K * PQ * RS > 32768;
+  const Plane g = fwd_plane(p);
+#pragma omp parallel for if (par) schedule(static)
+  for (int64_t oc = 0; oc < K; ++oc) {
+    static thread_local Scratch<T> sc;
+    static thread_local Buffer acc_buf;
+    double* acc = acc_buf.get<double>(RS);
+    for (int64_t i = 0; i < RS; ++i) acc[i] = 0;
     double bsum = 0;
+    const int64_t c = oc / p.M;
     for (int64_t n = 0; n < p.N; ++n) {
-      const T* xp = x + (n * p.C + c) * p.H * p.W;
-      const T* gyp = gy + (n * K + k) * p.P * p.Q;
-      for (int64_t op = 0; op < p.P; ++op) {
-        const T* __restrict gr = gyp + op * p.Q;
-        if (gb) {
-          T s = 0;
+      const T* xp = x + (n * p.C + c) * HW;
+      const T* gyp = gy + (n * K + oc) * PQ;
+      if (gb) {
+        T s = 0;
 #pragma omp simd reduction(+ : s)
-          for (int64_t q = 0; q < p.Q; ++q) s += gr[q];
-          bsum += double(s);
-        }
-        for (int64_t r = 0; r < p.R; ++r) {
-          const int64_t ih = op * p.sh - p.ph + r * p.dh;
-          if (ih < 0 || ih >= p.H) continue;
-          const T* xr = xp + ih * p.W;
-          for (int64_t s = 0; s < p.S; ++s) {
-            const int64_t off = s * p.dw - p.pw;
-            int64_t lo, hi;
-            cols.get(p, s, lo, hi);
-            T dot = 0;
-            if (p.sw == 1) {
-              const T* __restrict xs = xr + off;
-#pragma omp simd reduction(+ : dot)
-              for (int64_t q = lo; q < hi; ++q) dot += gr[q] * xs[q];
-            } else {
-              const int64_t sw = p.sw;
-#pragma omp simd reduction(+ : dot)
-              for (int64_t q = lo; q < hi; ++q) dot += gr[q] * xr[q * sw + off];
-            }
-            if (small) acc[r * p.S + s] += double(dot);
-            else gwk[r * p.S + s] += dot;
-          }
-        }
+        for (int64_t i = 0; i < PQ; ++i) s += gyp[i];
+        bsum += double(s);
       }
+      if (p.R == 3 && p.S == 3) wgrad_plane<T, 3, 3>(g, xp, gyp, acc, sc);
+      else if (p.R == 5 && p.S == 5) wgrad_plane<T, 5, 5>(g, xp, gyp, acc, sc);
+      else wgrad_plane<T, 0, 0>(g, xp, gyp, acc, sc);
     }
-    if (small)
-      for (int64_t i = 0; i < RS; ++i) gwk[i] = T(acc[i]);
-    if (gb) gb[k] = T(bsum);
+    for (int64_t i = 0; i < RS; ++i) gw[oc * RS + i] = T(acc[i]);
+    if (gb) gb[oc] = T(bsum);
   }
 }
 
 }  // namespace
 
-CK_REGISTER(dw_fwd_stub, dw_fwd);
-CK_REGISTER(dw_bwd_data_stub, dw_bwd_data);
-CK_REGISTER(dw_bwd_weight_stub, dw_bwd_weight);
+CK_REGISTER(depthwise_fwd_stub, depthwise_fwd_impl);
+CK_REGISTER(depthwise_bwd_input_stub, depthwise_bwd_input_impl);
+CK_REGISTER(depthwise_bwd_weight_stub, depthwise_bwd_weight_impl);
 
 }  // namespace CK_ISA_NS
 }  // namespace ck

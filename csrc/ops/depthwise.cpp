@@ -1,7 +1,7 @@
 #include "ops/depthwise.h"
 
 namespace ck {
-CK_DEFINE_STUB(dw_fwd_stub, dw_fwd_sig);
-CK_DEFINE_STUB(dw_bwd_data_stub, dw_bwd_data_sig);
-CK_DEFINE_STUB(dw_bwd_weight_stub, dw_bwd_weight_sig);
+CK_DEFINE_STUB(depthwise_fwd_stub, depthwise_fwd_sig);
+CK_DEFINE_STUB(depthwise_bwd_input_stub, depthwise_bwd_input_sig);
+CK_DEFINE_STUB(depthwise_bwd_weight_stub, depthwise_bwd_weight_sig);
 }  // namespace ck

@@ -1,6 +1,6 @@
-// Depthwise convolution with a channel multiplier M: input (N, C, H, W), weight (C*M, 1, R, S),
-// output channel k = c*M + m reads input channel c only (torch's conv2d with groups = C).
-// Its own kernels, not a grouped GEMM: each output row accumulates R*S shifted input rows.
+// Depthwise 2-d convolution (NCHW) with channel multiplier M: input (N, C, H, W), weight
+// (C*M, 1, R, S), output (N, C*M, P, Q); output channel oc = c*M + m reads input channel c
+// (torch's conv2d with groups = C). A dedicated direct kernel, not a grouped GEMM.
 #pragma once
 #include <cstdint>
 
@@ -8,21 +8,27 @@
 
 namespace ck {
 
+// Geometry. ph, pw are the leading (top, left) pads; P and Q are given by the caller (the
+// trailing pads are implied by them: every tap outside the input reads zero).
 struct DwParams {
-  int64_t N = 1, C = 1, M = 1, H = 1, W = 1, R = 1, S = 1, P = 1, Q = 1;
-  int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;  // stride, leading pad, dilation
-  int64_t K() const { return C * M; }
+  int64_t N = 1, C = 1, M = 1;     // batch, input channels, channel multiplier
+  int64_t H = 1, W = 1, P = 1, Q = 1;
+  int64_t R = 1, S = 1;            // kernel height, width
+  int64_t sh = 1, sw = 1;          // stride
+  int64_t ph = 0, pw = 0;          // leading padding
+  int64_t dh = 1, dw = 1;          // dilation
 };
 
-// y = depthwise(x, w) + b (b nullable).
-template <class T> using dw_fwd_sig = void(const DwParams& p, const T* x, const T* w, const T* b, T* y);
+// y = depthwise_conv2d(x, w) + b (b nullable).
+template <class T> using depthwise_fwd_sig = void(const DwParams& p, const T* x, const T* w, const T* b, T* y);
 // gx = d<gy, y>/dx (gx fully written).
-template <class T> using dw_bwd_data_sig = void(const DwParams& p, const T* gy, const T* w, T* gx);
-// gw = d<gy, y>/dw, gb (nullable) = sum of gy per output channel (both fully written).
-template <class T> using dw_bwd_weight_sig = void(const DwParams& p, const T* x, const T* gy, T* gw, T* gb);
+template <class T> using depthwise_bwd_input_sig = void(const DwParams& p, const T* gy, const T* w, T* gx);
+// gw = d<gy, y>/dw, gb (nullable) = sum of gy over (n, p, q) per output channel (fully written).
+template <class T>
+using depthwise_bwd_weight_sig = void(const DwParams& p, const T* x, const T* gy, T* gw, T* gb);
 
-CK_DECLARE_STUB(dw_fwd_stub, dw_fwd_sig);
-CK_DECLARE_STUB(dw_bwd_data_stub, dw_bwd_data_sig);
-CK_DECLARE_STUB(dw_bwd_weight_stub, dw_bwd_weight_sig);
+CK_DECLARE_STUB(depthwise_fwd_stub, depthwise_fwd_sig);
+CK_DECLARE_STUB(depthwise_bwd_input_stub, depthwise_bwd_input_sig);
+CK_DECLARE_STUB(depthwise_bwd_weight_stub, depthwise_bwd_weight_sig);
 
 }  // namespace ck

@@ -7,12 +7,15 @@ from ._backend import (available_isas, format_info, get_isa, get_num_threads, in
 from . import functional
 from . import functional as F
 from . import gradcheck, reference
+from . import autograd, io, nn, models
+from .summary import flops, summary
 
 __version__ = _C.__version__
 
 __all__ = [
     "F", "functional", "reference", "gradcheck", "info", "format_info", "available_isas", "get_isa",
     "set_isa", "isa", "set_num_threads", "get_num_threads", "__version__",
+    "autograd", "io", "nn", "models", "summary", "flops",
 ]
 
 _check_env_isa()

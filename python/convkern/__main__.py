@@ -70,7 +70,43 @@ def main(argv=None) -> int:
     d = sub.add_parser("demo", help="a conv layer forward+backward: native vs reference, gradcheck, time")
     d.add_argument("--batch", type=int, default=8)
     d.add_argument("--repeat", type=int, default=5)
+    o = sub.add_parser("onnx", help="run / inspect / benchmark ONNX models (needs convkern[onnx])")
+    try:
+        from .onnx.cli import build_parser as _onnx_parser
+    except ImportError:  # onnx not installed: the subcommand reports it when used
+        _onnx_parser = None
+    if _onnx_parser is not None:
+        _onnx_parser(o)
+    from . import train as _train_mod  # noqa: F401  (argument definitions only; heavy imports happen later)
+    from . import zoo as _zoo_mod
+
+    t = sub.add_parser("train", help="train a zoo model, e.g. `convkern train lenet5 --dataset digits`")
+    _train_mod.add_arguments(t)
+    t.add_argument("--threads", type=int, default=1,
+                   help="kernel threads (1 is fastest for LeNet-sized layers; more for big models)")
+    z = sub.add_parser("zoo", help="every architecture: parameters, MACs, output shape, time per image")
+    _zoo_mod.add_arguments(z)
     args = parser.parse_args(argv)
+    if args.cmd == "onnx":
+        if _onnx_parser is None:
+            print("convkern onnx: needs the 'onnx' package (pip install convkern[onnx])", file=sys.stderr)
+            return 1
+        from .onnx.cli import main as _onnx_main
+
+        return _onnx_main(args=args)
+    if args.cmd == "train":
+        import convkern
+
+        convkern.set_num_threads(args.threads)
+        return _train_mod.main(args)
+    if args.cmd == "zoo":
+        names = args.models or None
+        if args.threads:
+            import convkern
+
+            convkern.set_num_threads(args.threads)
+        return _zoo_mod.run(names, timing=not args.no_time, check=args.check, repeat=args.repeat,
+                            markdown=args.markdown)
     if args.cmd in (None, "info"):
         import convkern
 

@@ -35,16 +35,17 @@ def _prep(input, weight, bias, stride, padding, dilation):
 
 
 def _native_args(geom):
-    (P, Q), (sh, sw), (dh, dw) = geom.out, geom.stride, geom.dilation
-    (ph, _), (pw, _) = geom.pads
-    return P, Q, sh, sw, ph, pw, dh, dw
+    """(stride h, w, pad top, bottom, left, right, dilation h, w): the kernels' parameters."""
+    (sh, sw), (dh, dw) = geom.stride, geom.dilation
+    (pt, pb), (pl, pr) = geom.pads
+    return sh, sw, pt, pb, pl, pr, dh, dw
 
 
 def forward_geom(x, w, b, geom):
     """The kernel call for a validated geometry (used by conv2d)."""
     y = U.empty(geom.y_shape, x.dtype)
     if x.shape[0]:
-        _C.depthwise_forward(x, w, b, y, *_native_args(geom))
+        _C.depthwise_conv2d_forward(x, w, b, y, *_native_args(geom))
     return y
 
 
@@ -53,8 +54,8 @@ def backward_geom(dy, x, w, b, geom):
     dw = U.empty(w.shape, x.dtype, "grad_weight")
     db = U.empty((w.shape[0],), x.dtype, "grad_bias") if b is not None else None
     if x.shape[0]:
-        _C.depthwise_backward_data(dy, w, dx, *_native_args(geom))
-        _C.depthwise_backward_weight(x, dy, dw, db, *_native_args(geom))
+        _C.depthwise_conv2d_backward_input(dy, w, dx, *_native_args(geom))
+        _C.depthwise_conv2d_backward_weight(x, dy, dw, db, *_native_args(geom))
     else:
         dw[...] = 0
         if db is not None:

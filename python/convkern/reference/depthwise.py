@@ -1,6 +1,11 @@
-"""Depthwise 2-d convolution: plain NumPy forward and backward.
+"""depthwise: plain NumPy forward and backward (the oracle; never calls native code).
 
-y[n, c*M + m, p, q] = b[c*M + m] + sum_{r, s} w[c*M + m, 0, r, s] * xpad[n, c, p*sh + r*dh, q*sw + s*dw]
+``depthwise_conv2d`` is conv2d with groups = C: input (N, C, H, W), weight (C*M, 1, R, S),
+output channel ``c*M + m`` reads input channel ``c``. Written as a loop over the kernel
+offsets (r, s): each offset multiplies the strided (N, C, P, Q) window of the zero-padded
+input by its (C, M) weights. The backward runs the same loop: grad_input scatters
+grad_output * w back onto each offset's window, grad_weight contracts each window with
+grad_output over (N, P, Q).
 """
 from __future__ import annotations
 
@@ -11,63 +16,90 @@ DIFFERENTIABLE = {"depthwise_conv2d": ("input", "weight", "bias")}
 
 
 def _pair(v):
-    return (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    return tuple(int(e) for e in v) * (2 if len(v) == 1 else 1) if isinstance(v, (list, tuple)) else (int(v),) * 2
 
 
-def _geometry(x, w, stride, padding, dilation):
-    R, S = w.shape[2:]
-    (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
-    if padding == "valid":
-        pads = ((0, 0), (0, 0))
-    elif padding == "same":
-        th, tw = dh * (R - 1), dw * (S - 1)
-        pads = ((th // 2, th - th // 2), (tw // 2, tw - tw // 2))
+def _geometry(x_shape, w_shape, stride, padding, dilation):
+    """(stride, dilation, ((top, bottom), (left, right)) pads, (P, Q), M)."""
+    stride, dilation = _pair(stride), _pair(dilation)
+    R, S = w_shape[2:]
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = ((0, 0), (0, 0))
+        else:  # 'same': the odd extra pad on the bottom/right (torch)
+            tot = (dilation[0] * (R - 1), dilation[1] * (S - 1))
+            pads = tuple((t // 2, t - t // 2) for t in tot)
     else:
-        ph, pw = _pair(padding)
-        pads = ((ph, ph), (pw, pw))
-    H, W = x.shape[-2:]
-    P = (H + sum(pads[0]) - dh * (R - 1) - 1) // sh + 1
-    Q = (W + sum(pads[1]) - dw * (S - 1) - 1) // sw + 1
-    return (sh, sw), (dh, dw), pads, P, Q
+        pads = tuple((p, p) for p in _pair(padding))
+    out = tuple((n + lo + hi - d * (k - 1) - 1) // s + 1
+                for n, (lo, hi), k, s, d in zip(x_shape[2:], pads, (R, S), stride, dilation))
+    return stride, dilation, pads, out, w_shape[0] // x_shape[1]
 
 
-def _windows(xpad, r, s, sh, sw, dh, dw, P, Q):
-    """The input values that kernel tap (r, s) meets at every output position: (..., P, Q)."""
-    return xpad[..., r * dh: r * dh + (P - 1) * sh + 1: sh, s * dw: s * dw + (Q - 1) * sw + 1: sw]
+def _window(r, s, stride, dilation, out):
+    """The (P, Q) strided slices of the padded input seen by kernel offset (r, s)."""
+    return (slice(r * dilation[0], r * dilation[0] + (out[0] - 1) * stride[0] + 1, stride[0]),
+            slice(s * dilation[1], s * dilation[1] + (out[1] - 1) * stride[1] + 1, stride[1]))
+
+
+def _padded_extent(x_shape, pads, stride, dilation, out, w_shape):
+    """Pads (top, bottom, left, right) so that every tap of every output lies inside."""
+    R, S = w_shape[2:]
+    need_h = (out[0] - 1) * stride[0] + (R - 1) * dilation[0] + 1
+    need_w = (out[1] - 1) * stride[1] + (S - 1) * dilation[1] + 1
+    H, W = x_shape[2:]
+    return ((pads[0][0], max(0, need_h - H - pads[0][0])), (pads[1][0], max(0, need_w - W - pads[1][0])))
+
+
+def _depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    x, w = np.asarray(input), np.asarray(weight)
+    stride, dilation, pads, out, M = _geometry(x.shape, w.shape, stride, padding, dilation)
+    N, C = x.shape[:2]
+    R, S = w.shape[2:]
+    ext = _padded_extent(x.shape, pads, stride, dilation, out, w.shape)
+    xp = np.pad(x, ((0, 0), (0, 0)) + ext)
+    wm = w.reshape(C, M, R, S)
+    y = np.zeros((N, C, M) + out, dtype=np.result_type(x, w))
+    for r in range(R):
+        for s in range(S):
+            win = xp[(slice(None), slice(None)) + _window(r, s, stride, dilation, out)]  # (N, C, P, Q)
+            y += win[:, :, None] * wm[None, :, :, r, s, None, None]
+    y = y.reshape(N, C * M, *out)
+    if bias is not None:
+        y += np.asarray(bias)[None, :, None, None]
+    return y
+
+
+def _depthwise_conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1):
+    x, w, gy = np.asarray(input), np.asarray(weight), np.asarray(grad_output)
+    stride, dilation, pads, out, M = _geometry(x.shape, w.shape, stride, padding, dilation)
+    N, C, H, W = x.shape
+    R, S = w.shape[2:]
+    ext = _padded_extent(x.shape, pads, stride, dilation, out, w.shape)
+    xp = np.pad(x, ((0, 0), (0, 0)) + ext)
+    gxp = np.zeros_like(xp)
+    gym = gy.reshape(N, C, M, *out)
+    wm = w.reshape(C, M, R, S)
+    gw = np.zeros((C, M, R, S), dtype=x.dtype)
+    for r in range(R):
+        for s in range(S):
+            idx = (slice(None), slice(None)) + _window(r, s, stride, dilation, out)
+            gxp[idx] += np.einsum("ncmpq,cm->ncpq", gym, wm[:, :, r, s])
+            gw[:, :, r, s] = np.einsum("ncmpq,ncpq->cm", gym, xp[idx])
+    gx = gxp[:, :, ext[0][0]:ext[0][0] + H, ext[1][0]:ext[1][0] + W]
+    gb = gy.sum(axis=(0, 2, 3)) if bias is not None else None
+    return np.ascontiguousarray(gx), gw.reshape(w.shape), gb
 
 
 def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
-    x = input if input.ndim == 4 else input[None]
-    C, K = x.shape[1], weight.shape[0]
-    M = K // C
-    (sh, sw), (dh, dw), pads, P, Q = _geometry(x, weight, stride, padding, dilation)
-    xpad = np.pad(x, ((0, 0), (0, 0)) + pads)
-    xrep = np.repeat(xpad, M, axis=1)  # channel c*M + m sees input channel c
-    y = np.zeros((x.shape[0], K, P, Q), dtype=np.result_type(x, weight))
-    for r in range(weight.shape[2]):
-        for s in range(weight.shape[3]):
-            y += weight[None, :, 0, r, s, None, None] * _windows(xrep, r, s, sh, sw, dh, dw, P, Q)
-    if bias is not None:
-        y += bias[None, :, None, None]
-    return y if input.ndim == 4 else y[0]
+    """(N, C, H, W) or unbatched (C, H, W) input, like torch's conv2d."""
+    if input.ndim == 3:
+        return _depthwise_conv2d(input[None], weight, bias, stride, padding, dilation)[0]
+    return _depthwise_conv2d(input, weight, bias, stride, padding, dilation)
 
 
 def depthwise_conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1):
-    x = input if input.ndim == 4 else input[None]
-    gy = grad_output if input.ndim == 4 else grad_output[None]
-    N, C, H, W = x.shape
-    K = weight.shape[0]
-    M = K // C
-    (sh, sw), (dh, dw), pads, P, Q = _geometry(x, weight, stride, padding, dilation)
-    xrep = np.repeat(np.pad(x, ((0, 0), (0, 0)) + pads), M, axis=1)
-    gxrep = np.zeros_like(xrep, dtype=gy.dtype)
-    gw = np.zeros_like(weight, dtype=gy.dtype)
-    for r in range(weight.shape[2]):
-        for s in range(weight.shape[3]):
-            # scatter each tap's contribution back onto the (padded) input it read
-            _windows(gxrep, r, s, sh, sw, dh, dw, P, Q)[...] += weight[None, :, 0, r, s, None, None] * gy
-            gw[:, 0, r, s] = np.einsum("nkpq,nkpq->k", gy, _windows(xrep, r, s, sh, sw, dh, dw, P, Q))
-    gx = gxrep.reshape(N, C, M, *gxrep.shape[2:]).sum(axis=2)   # the M copies of channel c
-    gx = gx[:, :, pads[0][0]: pads[0][0] + H, pads[1][0]: pads[1][0] + W]
-    gb = gy.sum(axis=(0, 2, 3)) if bias is not None else None
-    return (gx if input.ndim == 4 else gx[0]), gw, gb
+    if input.ndim == 3:
+        gx, gw, gb = _depthwise_conv2d_backward(grad_output[None], input[None], weight, bias, stride, padding, dilation)
+        return gx[0], gw, gb
+    return _depthwise_conv2d_backward(grad_output, input, weight, bias, stride, padding, dilation)

@@ -1,0 +1,228 @@
+"""``convkern onnx run | info | bench`` (also ``python -m convkern.onnx.cli``)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+
+
+def _dummy_inputs(rep, batch=1, seed=0):
+    rng = np.random.default_rng(seed)
+    feeds = []
+    for name in rep.input_names:
+        dt, dims = rep.input_specs.get(name, (None, None))
+        if dims is None:
+            raise SystemExit(f"input {name!r} has no declared shape: pass --input")
+        shape = [d if d else 1 for d in dims]
+        if shape and dims[0] in (None, 0) or (shape and batch != 1):
+            shape[0] = batch
+        dt = dt or np.dtype(np.float32)
+        if dt.kind == "f":
+            feeds.append(rng.standard_normal(shape).astype(dt))
+        elif dt.kind == "b":
+            feeds.append(np.ones(shape, dtype=dt))
+        else:
+            feeds.append(np.zeros(shape, dtype=dt))
+    return feeds
+
+
+def _load_inputs(rep, paths):
+    feeds = {}
+    order = list(rep.input_names)
+    for k, p in enumerate(paths):
+        name = None
+        if "=" in p and not os.path.exists(p):
+            name, p = p.split("=", 1)
+        if p.endswith(".npz"):
+            with np.load(p, allow_pickle=False) as z:
+                for key in z.files:
+                    feeds[key] = z[key]
+            continue
+        a = np.load(p, allow_pickle=False)
+        if name is None:
+            if k >= len(order):
+                raise SystemExit(f"too many --input files: the model takes {order}")
+            name = order[k]
+        dt = rep.input_specs.get(name, (None, None))[0]
+        if dt is not None and a.dtype != dt and a.dtype.kind == dt.kind:
+            a = a.astype(dt)
+        feeds[name] = a
+    return feeds
+
+
+def _macs(node, args, outs):
+    op = node.op_type
+    try:
+        if op == "Conv":
+            w = args[1]
+            return int(outs[0].size) * int(np.prod(w.shape[1:]))
+        if op == "ConvTranspose":
+            w = args[1]
+            return int(args[0].size) * int(np.prod(w.shape[1:]))
+        if op == "Gemm":
+            a = args[0]
+            k = a.shape[0] if node.attr("transA", 0) else a.shape[1]
+            return int(outs[0].size) * int(k)
+        if op == "MatMul":
+            return int(outs[0].size) * int(args[0].shape[-1])
+    except Exception:  # noqa: BLE001
+        return 0
+    return 0
+
+
+def cmd_info(args):
+    import onnx
+
+    from .backend import load_model, prepare
+
+    model = load_model(args.model)
+    g = model.graph
+    print(f"model: {args.model}")
+    print(f"  ir_version {model.ir_version}, producer {model.producer_name or '?'} {model.producer_version}, "
+          f"opsets {', '.join((o.domain or 'ai.onnx') + ':' + str(o.version) for o in model.opset_import)}")
+    ops = Counter(n.op_type for n in g.node)
+    print(f"  nodes: {len(g.node)}")
+    print("  operators: " + ", ".join(f"{k} x{v}" for k, v in sorted(ops.items(), key=lambda kv: -kv[1])))
+    rep = prepare(model, optimize=not args.no_optimize)
+    params = sum(int(v.size) for v in rep.graph.consts.values()
+                 if isinstance(v, np.ndarray) and v.dtype.kind == "f")
+    print(f"  parameters: {params:,} (float constants after constant folding)")
+    for name in rep.input_names:
+        dt, dims = rep.input_specs[name]
+        print(f"  input  {name}: {dt} {tuple('?' if d is None else d for d in dims) if dims is not None else '?'}")
+    for vi in g.output:
+        t = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else "?" for d in t.shape.dim]
+        print(f"  output {vi.name}: {onnx.helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else '?'} "
+              f"{tuple(dims)}")
+    print(f"  prepared plan: {len(rep.plan)} steps; passes: {rep.stats}")
+    total = [0]
+
+    def hook(node, a, o):
+        total[0] += _macs(node, a, o)
+
+    try:
+        feeds = _dummy_inputs(rep, 1)
+        rep.run(feeds, hook=hook)
+        print(f"  MACs for inputs {', '.join(str(f.shape) for f in feeds)}: {total[0]:,} "
+              f"({2 * total[0] / 1e9:.3f} GFLOP)")
+    except SystemExit as e:
+        print(f"  MACs: unknown ({e})")
+    return 0
+
+
+def cmd_run(args):
+    from .backend import prepare
+
+    rep = prepare(args.model, optimize=not args.no_optimize)
+    feeds = _load_inputs(rep, args.input) if args.input else None
+    if feeds is None:
+        feeds = dict(zip(rep.input_names, _dummy_inputs(rep, args.batch, args.seed)))
+        print(f"(no --input: seeded random inputs {[f.shape for f in feeds.values()]})", file=sys.stderr)
+    t0 = time.perf_counter()
+    outs = rep.run(feeds)
+    dt = time.perf_counter() - t0
+    names = rep.output_names
+    for n, o in zip(names, outs):
+        o = np.asarray(o)
+        extra = f" argmax {int(np.argmax(o.reshape(o.shape[0], -1)[0]))}" if o.ndim >= 2 and o.dtype.kind == "f" else ""
+        print(f"{n}: {o.dtype} {o.shape}{extra}")
+    print(f"time: {dt * 1e3:.2f} ms", file=sys.stderr)
+    if args.output:
+        if len(args.output) == 1 and len(outs) > 1 and args.output[0].endswith(".npz"):
+            np.savez(args.output[0], **{n: np.asarray(o) for n, o in zip(names, outs)})
+        elif len(args.output) == 1 and len(outs) > 1:
+            np.save(args.output[0], np.asarray(outs[0]))
+        else:
+            for p, o in zip(args.output, outs):
+                np.save(p, np.asarray(o))
+    return 0
+
+
+def _median_time(fn, repeat, warmup):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def cmd_bench(args):
+    from .backend import load_model, prepare
+
+    model = load_model(args.model)
+    rep = prepare(model)
+    feeds = _dummy_inputs(rep, args.batch, args.seed)
+    t_ck = _median_time(lambda: rep.run(feeds), args.repeat, args.warmup)
+    print(f"model: {args.model}  batch {args.batch}  median of {args.repeat} runs")
+    print(f"  convkern     {t_ck * 1e3:10.2f} ms")
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print("  onnxruntime  not installed (pip install onnxruntime for a comparison)")
+        return 0
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = args.ort_threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    feed = dict(zip(names, feeds))
+    t_ort = _median_time(lambda: sess.run(None, feed), args.repeat, args.warmup)
+    ref = sess.run(None, feed)
+    out = rep.run(feeds)
+    err = max(float(np.max(np.abs(np.asarray(a, np.float64) - b)) / max(1e-30, float(np.max(np.abs(b)))))
+              for a, b in zip(out, ref) if np.asarray(b).dtype.kind == "f" and np.asarray(b).size) if ref else 0.0
+    print(f"  onnxruntime  {t_ort * 1e3:10.2f} ms  ({args.ort_threads} threads)")
+    print(f"  ratio convkern/onnxruntime: {t_ck / t_ort:.2f}   max |diff|/max|ort|: {err:.1e}")
+    return 0
+
+
+def build_parser(parser=None):
+    p = parser or argparse.ArgumentParser(prog="convkern onnx", description="run ONNX models on convkern")
+    sub = p.add_subparsers(dest="onnx_cmd")
+    r = sub.add_parser("run", help="run a model on .npy inputs")
+    r.add_argument("model")
+    r.add_argument("--input", "-i", action="append", default=[],
+                   help="input .npy (graph input order), NAME=file.npy, or an .npz of named inputs; repeatable")
+    r.add_argument("--output", "-o", action="append", default=[], help="output .npy per graph output (or one .npz)")
+    r.add_argument("--batch", type=int, default=1, help="batch of the random input when no --input")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--no-optimize", action="store_true")
+    i = sub.add_parser("info", help="operators, parameters, MACs")
+    i.add_argument("model")
+    i.add_argument("--no-optimize", action="store_true")
+    b = sub.add_parser("bench", help="median latency, convkern vs onnxruntime")
+    b.add_argument("model")
+    b.add_argument("--batch", type=int, default=1)
+    b.add_argument("--repeat", type=int, default=10)
+    b.add_argument("--warmup", type=int, default=2)
+    b.add_argument("--ort-threads", type=int, default=2)
+    b.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv=None, args=None) -> int:
+    parser = build_parser()
+    if args is None:
+        args = parser.parse_args(argv)
+    cmd = getattr(args, "onnx_cmd", None)
+    if cmd is None:
+        parser.print_help()
+        return 2
+    try:
+        return {"run": cmd_run, "info": cmd_info, "bench": cmd_bench}[cmd](args)
+    except (ValueError, TypeError, NotImplementedError, FileNotFoundError) as e:
+        print(f"convkern onnx {cmd}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
