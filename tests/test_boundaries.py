@@ -41,7 +41,6 @@ HUGE_CALLS = {
     # pooling outputs are at most input + 1 per side (padding <= kernel/2): huge windows are refused
     "max_pool2d_kernel": lambda: F.max_pool2d(np.ones((1, 1, 3, 3), f32), BIG, stride=1, padding=2**30),
     "avg_pool2d_kernel": lambda: F.avg_pool2d(np.ones((1, 1, 3, 3), f32), 2**62, stride=2**62, padding=2**61),
-    "lrn_size": lambda: F.local_response_norm(np.ones((1, 3, 3, 3), f32), 2**62),
     "adaptive_avg_huge": lambda: F.adaptive_avg_pool2d(np.ones((1, 1, 3, 3), f32), (2**17, 2**17)),
     "adaptive_max_huge": lambda: F.adaptive_max_pool2d(np.ones((1, 1, 3, 3), f32), (BIG, BIG), return_indices=True),
     "adaptive_avg_memory": lambda: F.adaptive_avg_pool2d(np.ones((1, 1, 3, 3), f32), (2**19, 2**19)),
@@ -73,18 +72,37 @@ def test_size_error_is_value_and_memory_error():
         F.adaptive_avg_pool2d(np.ones((1, 1, 3, 3), f32), (2**19, 2**19))
 
 
-def test_zero_stride_broadcast_input_is_not_expanded_when_the_output_is_refused():
-    """A 4-billion-element zero-stride view as input: the call must fail cleanly (the output
-    check) rather than materializing 16 GB."""
-    x = np.broadcast_to(np.ones((1, 1, 1, 1), f32), (1, 1, 2**16, 2**16))
+@pytest.mark.parametrize("op", ["conv2d", "max_pool2d", "relu", "linear", "batch_norm"])
+def test_huge_zero_stride_input_is_refused_before_copying(op):
+    """A 2**36-element (256 GiB) zero-stride broadcast view as input: making it contiguous is
+    itself an allocation larger than the machine, refused with SizeError (not numpy's
+    MemoryError, and never an OOM kill half-way through the copy)."""
+    x = np.broadcast_to(np.ones((1, 1, 1, 1), f32), (1, 1, 2**18, 2**18))
+    calls = {
+        "conv2d": lambda: F.conv2d(x, np.ones((1, 1, 1, 1), f32)),
+        "max_pool2d": lambda: F.max_pool2d(x, 2),
+        "relu": lambda: F.relu(x),
+        "linear": lambda: F.linear(x, np.ones((1, 2**18), f32)),
+        "batch_norm": lambda: F.batch_norm(x, np.zeros(1, f32), np.ones(1, f32)),
+    }
     tracemalloc.start()
     try:
-        with pytest.raises((ValueError, MemoryError)):
-            F.conv2d(x, np.ones((1, 1, 1, 1), f32), padding=2**20)
+        with pytest.raises(F.SizeError, match="input: a contiguous copy of shape"):
+            calls[op]()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < 64 << 20, f"{peak} bytes traced before the error"
+
+
+def test_lrn_window_wider_than_the_channels():
+    """size may exceed C (torch allows it; the window is clipped to the channels): a huge size
+    is not a huge allocation, it only scales alpha."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
+    for size in (7, 2**31 + 1, 2**62):
+        for dtype in (np.float32, np.float64):
+            check_against_reference("local_response_norm", (x, size), dict(alpha=0.5), dtype=dtype, k=8,
+                                    case=f"size={size}")
 
 
 # ---------------------------------------------------------------------------------------------

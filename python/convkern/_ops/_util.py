@@ -37,6 +37,8 @@ def as_float(x, name: str, like: np.ndarray | None = None) -> np.ndarray:
         raise TypeError(f"{name}: dtype must be float32 or float64, got {x.dtype}")
     if like is not None and x.dtype != like.dtype:
         raise TypeError(f"{name}: dtype {x.dtype} differs from input dtype {like.dtype}")
+    if not x.flags.c_contiguous:  # the copy is an allocation too: refuse absurd ones (e.g. a
+        check_elements(x.shape, name, x.dtype.itemsize, "a contiguous copy")  # huge zero-stride view)
     return np.asarray(x, order="C")  # (ascontiguousarray would turn a 0-d array into 1-d)
 
 
@@ -105,13 +107,13 @@ def out_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int, dila
     return num // stride + 1
 
 
-def check_elements(shape, name: str, itemsize: int = 8) -> None:
+def check_elements(shape, name: str, itemsize: int = 8, what: str = "an output") -> None:
     """Refuse outputs that overflow or cannot fit in this machine's memory, before allocating."""
     n = 1
     for s in shape:
         n *= int(s)
     if n > _MAX_ELEMENTS or n * itemsize > _physical_memory():
-        raise SizeError(f"{name}: an output of shape {tuple(shape)} ({n * itemsize} bytes) is too large for this machine")
+        raise SizeError(f"{name}: {what} of shape {tuple(shape)} ({n * itemsize} bytes) is too large for this machine")
 
 
 def empty(shape, dtype, name: str = "output") -> np.ndarray:

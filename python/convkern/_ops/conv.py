@@ -350,7 +350,7 @@ def _conv_transpose_backward(nd, grad_output, input, weight, bias, stride, paddi
     dy = _grad_output(grad_output, x, geom.y_shape, unbatched)
     dx = _forward(geom.conv, dy, w, None)
     dw, _ = _grad_weight(geom.conv, dy, x, x.dtype, False)
-    db = None if b is None else dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=(0, 2), dtype=x.dtype)
+    db = None if b is None else dy.sum(axis=(0,) + tuple(range(2, dy.ndim)), dtype=x.dtype)  # (batch 0 too)
     return (dx[0] if unbatched else dx), dw, db
 
 
