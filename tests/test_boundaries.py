@@ -190,21 +190,47 @@ def test_nonfinite_like_reference(op, what, isa):
 
 
 # ---------------------------------------------------------------------------------------------
-# Denormals: kernels must not fall into microcode assists on subnormal inputs (100x slower).
-# Timing on a shared machine is noisy, so the bound is loose (20x, best of 5) and the test
-# reports the ratios it saw.
+# Denormals. convkern does not set FTZ/DAZ (flush-to-zero would change results against the
+# IEEE reference and would leak into NumPy in the same thread): denormal inputs are computed
+# exactly like the reference, and the FP environment is left as found. Their speed is
+# measured, not asserted (project rule: no timed assertions); ``-m slow`` prints the
+# denormal/normal time ratios recorded in docs/RELIABILITY.md.
 
-DENORMAL_OPS = {
-    "conv2d": lambda x: F.conv2d(x, np.full((8, 8, 3, 3), 1e-3, x.dtype), padding=1),
-    "depthwise_conv2d": lambda x: F.depthwise_conv2d(x, np.full((8, 1, 3, 3), 1e-3, x.dtype), padding=1),
-    "linear": lambda x: F.linear(x.reshape(-1, 64), np.full((64, 64), 1e-3, x.dtype)),
-    "avg_pool2d": lambda x: F.avg_pool2d(x, 3, 1, 1),
-    "batch_norm": lambda x: F.batch_norm(x, np.zeros(8, x.dtype), np.ones(8, x.dtype), training=True),
-    "sigmoid": F.sigmoid,
-    "gelu": F.gelu,
-    "softmax": lambda x: F.softmax(x, 1),
-    "layer_norm": lambda x: F.layer_norm(x, (64,)),
+DENORMAL_OPS = {  # op -> fn(module, x): the same call on convkern.functional or convkern.reference
+    "conv2d": lambda M, x: M.conv2d(x, np.full((8, 8, 3, 3), 1e-3, x.dtype), padding=1),
+    "depthwise_conv2d": lambda M, x: M.depthwise_conv2d(x, np.full((8, 1, 3, 3), 1e-3, x.dtype), padding=1),
+    "linear": lambda M, x: M.linear(x.reshape(-1, x.shape[-1]), np.full((64, x.shape[-1]), 1e-3, x.dtype)),
+    "avg_pool2d": lambda M, x: M.avg_pool2d(x, 3, 1, 1),
+    "batch_norm": lambda M, x: M.batch_norm(x, np.zeros(8, x.dtype), np.ones(8, x.dtype), training=True),
+    "sigmoid": lambda M, x: M.sigmoid(x),
+    "gelu": lambda M, x: M.gelu(x),
+    "softmax": lambda M, x: M.softmax(x, 1),
+    "layer_norm": lambda M, x: M.layer_norm(x, (x.shape[-1],)),
 }
+
+
+def _denormal_pair(dtype, shape=(4, 8, 64, 64)):
+    rng = np.random.default_rng(0)
+    normal = rng.uniform(0.5, 1.0, shape).astype(dtype)
+    tiny = np.finfo(dtype).tiny
+    denormal = (normal * (tiny / 4)).astype(dtype)
+    assert np.all(denormal != 0) and np.all(np.abs(denormal) < tiny)
+    return normal, denormal
+
+
+@pytest.mark.parametrize("op", sorted(DENORMAL_OPS))
+def test_denormal_inputs_exact_and_fp_environment_untouched(op, isa):
+    """Results on subnormal inputs match the reference (nothing flushed to zero), and after the
+    call NumPy in this thread still produces subnormals (no FTZ/DAZ left set)."""
+    for dtype in (np.float32, np.float64):
+        _, x = _denormal_pair(dtype, (2, 8, 8, 8))
+        y, y_ref = DENORMAL_OPS[op](F, x), DENORMAL_OPS[op](R, x)
+        y, y_ref = np.asarray(y, np.float64), np.asarray(y_ref, np.float64)
+        scale = max(float(np.abs(y_ref).max()), np.finfo(dtype).smallest_subnormal)
+        np.testing.assert_allclose(y, y_ref, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=scale * 1e-3,
+                                   err_msg=f"{op} {np.dtype(dtype).name} on subnormal inputs")
+        tiny = np.finfo(dtype).tiny
+        assert (np.array([tiny], dtype) * dtype(0.5))[0] != 0, "FTZ is set after the call"
 
 
 def _best(fn, x, reps=5):
@@ -217,20 +243,15 @@ def _best(fn, x, reps=5):
     return best
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("op", sorted(DENORMAL_OPS))
-def test_denormal_inputs_not_pathologically_slow(op, dtype, record_property):
-    rng = np.random.default_rng(0)
-    normal = rng.uniform(0.5, 1.0, (4, 8, 64, 64)).astype(dtype)
-    tiny = np.finfo(dtype).tiny
-    denormal = (normal * (tiny / 4)).astype(dtype)
-    assert np.all(denormal != 0) and np.all(np.abs(denormal) < tiny)
-    fn = DENORMAL_OPS[op]
+def test_denormal_speed_ratio_report(op, dtype, record_property):
+    """Reports (never asserts) denormal/normal time, best of 9 (docs/RELIABILITY.md)."""
+    normal, denormal = _denormal_pair(dtype)
+    fn = lambda x: DENORMAL_OPS[op](F, x)  # noqa: E731
     with np.errstate(all="ignore"):
-        t_n, t_d = _best(fn, normal), _best(fn, denormal)
-        if t_d > 5 * t_n:  # re-measure once: the machine is shared
-            t_n, t_d = _best(fn, normal, 9), _best(fn, denormal, 9)
-    ratio = t_d / t_n
-    record_property("denormal_ratio", ratio)
-    print(f"{op} {np.dtype(dtype).name}: normal {t_n * 1e3:.2f} ms, denormal {t_d * 1e3:.2f} ms, ratio {ratio:.2f}")
-    assert ratio < 20, f"{op}: denormal inputs {ratio:.1f}x slower ({t_d * 1e3:.1f} ms vs {t_n * 1e3:.1f} ms)"
+        t_n, t_d = _best(fn, normal, 9), _best(fn, denormal, 9)
+    record_property("denormal_ratio", t_d / t_n)
+    print(f"[denormal] {op} {np.dtype(dtype).name}: normal {t_n * 1e3:.2f} ms, denormal {t_d * 1e3:.2f} ms, "
+          f"ratio {t_d / t_n:.2f}")
