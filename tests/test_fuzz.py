@@ -8,12 +8,13 @@ dtype, rank, a zero/negative/huge size or parameter, NaN parameter...). The call
 succeed or raise ValueError/TypeError, never crash or raise anything else; mutations that are
 invalid by construction must raise.
 
-Default run: a small, derandomized number of examples per (op, ISA, dtype) - fast and the same
-every time. Campaign: ``pytest -m fuzz tests/test_fuzz.py`` runs CK_FUZZ_EXAMPLES (default 30)
-random examples per (op, ISA, dtype); hypothesis prints the falsifying example (its array
-data come from a numpy seed drawn by hypothesis, printed with it) and the
-``--hypothesis-seed=N`` / ``@seed(N)`` line that reproduces a failure. Pass
-``--hypothesis-seed=N`` to replay a whole campaign.
+Default run: CK_FUZZ_QUICK (default 3) derandomized examples per (op, ISA, dtype) - fast and
+the same every time. Campaign: ``pytest -m fuzz tests/test_fuzz.py`` runs CK_FUZZ_EXAMPLES
+(default 30) random valid examples per (op, ISA, dtype) and twice that many hostile calls per
+(op, direction). The campaign's seed is printed in the session header (``CK_FUZZ_SEED=N``;
+set it to replay the whole campaign; ``--hypothesis-seed=N`` works too). A failure prints
+the falsifying example (array data come from a numpy seed drawn by hypothesis, printed with
+it) and a ``@reproduce_failure(...)`` line.
 """
 from __future__ import annotations
 
@@ -366,7 +367,8 @@ def test_valid_quick(op, isa, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("op", OPS)
-def test_valid_campaign(op, isa, dtype):
+def test_valid_campaign(op, isa, dtype, fuzz_seed):
+    @fuzz_seed
     @CAMPAIGN
     @given(case=BUILDERS[op])
     def run(case):
@@ -493,10 +495,11 @@ def test_invalid_quick(op, backward):
 @pytest.mark.fuzz
 @pytest.mark.parametrize("backward", [False, True], ids=["fwd", "bwd"])
 @pytest.mark.parametrize("op", OPS)
-def test_invalid_campaign(op, backward):
+def test_invalid_campaign(op, backward, fuzz_seed):
     if backward and op not in F.DIFFERENTIABLE:
         pytest.skip("no backward")
 
+    @fuzz_seed
     @settings(CAMPAIGN, max_examples=CAMPAIGN_EXAMPLES * 2)
     @given(data=st.data())
     def run(data):
@@ -513,4 +516,8 @@ def test_zz_report(capsys):
 
 @pytest.mark.fuzz
 def test_zz_report_campaign(capsys):
+    from conftest import FUZZ_SEED
+
     test_zz_report(capsys)
+    with capsys.disabled():
+        print(f"[fuzz] campaign seed: CK_FUZZ_SEED={FUZZ_SEED}")

@@ -316,7 +316,8 @@ def test_weights_mutations_quick(kind, tmp_path):
 
 @pytest.mark.fuzz
 @pytest.mark.parametrize("kind", sorted(WEIGHT_FILES))
-def test_weights_mutations_campaign(kind, tmp_path):
+def test_weights_mutations_campaign(kind, tmp_path, fuzz_seed):
+    @fuzz_seed
     @settings(max_examples=CAMPAIGN, **_COMMON)
     @given(data=st.data())
     def run(data):
@@ -483,7 +484,8 @@ def test_onnx_mutations_quick(tmp_path, external):
 
 @pytest.mark.fuzz
 @pytest.mark.parametrize("external", [False, True], ids=["inline", "external"])
-def test_onnx_mutations_campaign(tmp_path, external):
+def test_onnx_mutations_campaign(tmp_path, external, fuzz_seed):
+    @fuzz_seed
     @settings(max_examples=CAMPAIGN, **_COMMON)
     @given(data=st.data())
     def run(data):
