@@ -422,7 +422,8 @@ def test_onnx_integer_weights_are_cast_like_the_input():
 
 
 @pytest.mark.parametrize("case", ["dims-lie", "absurd-dims", "negative-dims", "wrong-dtype", "string-weights", "input-absurd", "attr-absurd-pads", "attr-zero-stride",
-                                  "attr-huge-kernel", "reshape-absurd"])
+                                  "attr-huge-kernel", "reshape-absurd", "bn-3-inputs", "bn-string-eps",
+                                  "bn-list-eps", "conv-0d-weight"])
 def test_onnx_lying_models(case):
     m = _cnn_model()
     W = m.graph.initializer[0]
@@ -445,6 +446,13 @@ def test_onnx_lying_models(case):
         m.graph.node[0].attribute[1].ints[:] = [0, 0]
     elif case == "attr-huge-kernel":
         m.graph.node[3].attribute[0].ints[:] = [2**40, 2**40]
+    elif case == "bn-3-inputs":  # found by the mutation fuzzer: crashed the BN-folding pass
+        del m.graph.node[1].input[3:]
+    elif case in ("bn-string-eps", "bn-list-eps"):
+        m.graph.node[1].attribute[0].CopyFrom(
+            helper.make_attribute("epsilon", "x" if case == "bn-string-eps" else [1e-3, 2e-3]))
+    elif case == "conv-0d-weight":
+        W.CopyFrom(numpy_helper.from_array(np.array(1.0, np.float32), "W"))
     elif case == "reshape-absurd":
         m.graph.initializer[-1].CopyFrom(numpy_helper.from_array(np.array([2**40, 2**40], np.int64), "shape"))
     x = np.zeros((1, 3, 8, 8), np.float32)
