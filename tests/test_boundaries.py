@@ -255,3 +255,46 @@ def test_denormal_speed_ratio_report(op, dtype, record_property):
     record_property("denormal_ratio", t_d / t_n)
     print(f"[denormal] {op} {np.dtype(dtype).name}: normal {t_n * 1e3:.2f} ms, denormal {t_d * 1e3:.2f} ms, "
           f"ratio {t_d / t_n:.2f}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Huge strides / padding / dilation with a small output: index arithmetic must not overflow.
+# Regressions found by the fuzz campaign: conv3d with stride 2**63-1 overflowed ceil_div in the
+# im2col kernel (segfault), conv2d(algo="direct") with a huge stride sized its zero-padded copy
+# of the input from the stride (std::bad_alloc, overflow, heap corruption).
+
+_HUGE = [2**31, 2**32 + 3, 2**61, 2**62 + 1, 2**63 - 1]
+
+
+def _huge_param_calls(s, p):
+    x = np.arange(70, dtype=np.float64).reshape(1, 2, 5, 7) / 70
+    w = np.linspace(-1, 1, 36).reshape(2, 2, 3, 3)
+    return {
+        "conv1d": ("conv1d", (x[:, :, 0], w[:, :, 0]), dict(stride=s, padding=p)),
+        "conv2d": ("conv2d", (x, w), dict(stride=s, padding=p)),
+        "conv2d_direct": ("conv2d", (x, w), dict(stride=s, padding=p, algo="direct")),
+        "conv3d": ("conv3d", (x[:, :, None], w[:, :, None]), dict(stride=s, padding=(0, p, p))),
+        "conv3d_stride_d": ("conv3d", (x[:, :, None], w[:, :, None]), dict(stride=(s, 1, 1), dilation=(3, 1, 1),
+                                                                          padding=(2, 0, 0))),
+        "depthwise_conv2d": ("depthwise_conv2d", (x, w[:, :1]), dict(stride=s, padding=p)),
+        "conv_transpose2d_dilation": ("conv_transpose2d", (x, w), dict(dilation=s, padding=p)),
+        "max_pool2d": ("max_pool2d", (x, 3), dict(stride=s, padding=1)),
+        "avg_pool2d": ("avg_pool2d", (x, 3), dict(stride=s, padding=1)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_huge_param_calls(1, 0)))
+def test_huge_parameters_small_output(name):
+    for s in _HUGE:
+        for p in (0, s // 4, s // 2 - 1):
+            op, args, kw = _huge_param_calls(s, p)[name]
+            try:
+                y = getattr(F, op)(*args, **kw)
+            except ValueError as e:  # refused (e.g. the output would be too large): fine, not a crash
+                assert str(e)
+                continue
+            y0 = y[0] if isinstance(y, tuple) else y
+            assert y0.size < 10**6 and np.all(np.isfinite(y0))
+            getattr(F, op + "_backward")(np.ones_like(y0), *args, **kw)
+            if p == 0 or op.endswith("pool2d"):  # (the NumPy reference materializes the padding)
+                check_against_reference(op, args, kw, dtype=np.float64, k=64, case=f"{name} s={s} p={p}")

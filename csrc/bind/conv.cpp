@@ -1,6 +1,7 @@
 #include <pybind11/stl.h>
 
 #include <array>
+#include <cmath>
 
 #include "bind/common.h"
 #include "ops/conv.h"
@@ -61,6 +62,17 @@ CK_BIND(conv) {
         if (b.data) {
           check_same_dtype(b, x, "bias");
           check_size(b, p.K, "bias");
+        }
+        if (direct) {
+          // The direct kernel copies the input into a zero-padded buffer covering every tap of
+          // the (vector-rounded) outputs: with huge strides/padding that buffer is absurd or its
+          // size overflows (found by tests/test_fuzz.py). Such geometries use im2col instead.
+          const double QT = 32;  // widest register tile of conv_direct (AVX-512 float: 16 x 2)
+          const double Dp = double(p.O - 1) * p.stride[0] + double(p.T - 1) * p.dilation[0] + 1;
+          const double Hp = double(p.P - 1) * p.stride[1] + double(p.R - 1) * p.dilation[1] + 1;
+          const double Wp = (std::ceil(double(p.Q) / QT) * QT - 1) * p.stride[2] + double(p.S - 1) * p.dilation[2] + 1;
+          const double padded = double(p.N) * double(p.C) * Dp * Hp * Wp;
+          if (padded > 4.0 * (double(x.size) + double(y.size)) + 65536.0) direct = false;
         }
         py::gil_scoped_release nogil;
         dispatch_float(x, "input", [&](auto t) {
