@@ -45,7 +45,9 @@ CAMPAIGN = settings(max_examples=CAMPAIGN_EXAMPLES, **_COMMON)
 
 
 def _campaign_enabled(config) -> bool:
-    return "fuzz" in (config.getoption("markexpr") or "")
+    from conftest import fuzz_selected
+
+    return fuzz_selected(config)
 
 
 @pytest.fixture(autouse=True)

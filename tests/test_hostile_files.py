@@ -39,7 +39,9 @@ STATS = {}
 
 
 def _campaign_enabled(config) -> bool:
-    return "fuzz" in (config.getoption("markexpr") or "")
+    from conftest import fuzz_selected
+
+    return fuzz_selected(config)
 
 
 @pytest.fixture(autouse=True)
@@ -507,3 +509,12 @@ def test_zz_report(capsys):
             print(f"\n[hostile files] {k}: {v['mutants']} mutants, {v['rejected']} rejected cleanly, "
                   f"{v['loaded']} loaded", end="")
         print()
+
+
+@pytest.mark.fuzz
+def test_zz_report_campaign(capsys):
+    from conftest import FUZZ_SEED
+
+    test_zz_report(capsys)
+    with capsys.disabled():
+        print(f"[hostile files] campaign seed: CK_FUZZ_SEED={FUZZ_SEED}")

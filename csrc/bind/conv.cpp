@@ -19,10 +19,12 @@ ConvParams make_params(const Arr& x, const Arr& w, const Arr& y, const char* xn,
   CK_CHECK(w.ndim() == 5, wn, "must be 5-d (K, C/groups, T, R, S)");
   CK_CHECK(y.ndim() == 5, yn, "must be 5-d (N, K, O, P, Q)");
   CK_CHECK(groups >= 1, "groups", "must be >= 1");
+  // (<= 2**60: with sizes of allocatable arrays, every index sum/product stays inside int64)
+  constexpr int64_t kMaxParam = int64_t(1) << 60;
   for (int i = 0; i < 3; ++i) {
-    CK_CHECK(stride[i] >= 1, "stride", "must be >= 1");
-    CK_CHECK(dil[i] >= 1, "dilation", "must be >= 1");
-    CK_CHECK(pad[i] >= 0, "padding", "must be >= 0");
+    CK_CHECK(stride[i] >= 1 && stride[i] <= kMaxParam, "stride", "must be in [1, 2**60]");
+    CK_CHECK(dil[i] >= 1 && dil[i] <= kMaxParam, "dilation", "must be in [1, 2**60]");
+    CK_CHECK(pad[i] >= 0 && pad[i] <= kMaxParam, "padding", "must be in [0, 2**60]");
   }
   ConvParams p;
   p.N = x.dim(0); p.C = x.dim(1); p.D = x.dim(2); p.H = x.dim(3); p.W = x.dim(4);
