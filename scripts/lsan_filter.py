@@ -16,7 +16,7 @@ for path in sys.argv[1:]:
         total += 1
         total_bytes += int(m.group(2))
         frames = [ln for ln in block.splitlines() if ln.strip().startswith("#")]
-        if any("/_C." in f or " ck::" in f or "pybind11" in f for f in frames):
+        if any("/_C." in f or " ck::" in f or "/csrc/" in f or "pybind11" in f for f in frames):
             ours.append(block.strip())
 print(f"LeakSanitizer: {total} leak records ({total_bytes} bytes) in the whole process; "
       f"{len(ours)} allocated through convkern's _C module")
