@@ -66,6 +66,26 @@ def test_huge_outputs_refused_before_allocating(name):
         assert isinstance(info.value, MemoryError)
 
 
+def test_conv_workspace_counts_against_memory(monkeypatch):
+    """Found by the fuzz campaign: conv1d(padding=2**31-1) in float32 asked 16 GiB for the
+    output (accepted on a 23 GiB machine) plus 16 GiB of im2col columns: OOM-killed. The output
+    and the workspace are now checked together (here against a pretend 8 GiB machine)."""
+    from convkern._ops import _util as U
+
+    monkeypatch.setattr(U, "_physical_memory", lambda: 8 << 30)
+    monkeypatch.setattr(U, "_available_memory", lambda: 8 << 30)
+    x, w = np.ones((1, 1, 3), f32), np.ones((1, 1, 1), f32)
+    p = 2**29  # output 2**30 floats = 4 GiB (fits alone), + 4 GiB of columns
+    tracemalloc.start()
+    try:
+        with pytest.raises(F.SizeError, match="workspace"):
+            F.conv1d(x, w, padding=p)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20
+
+
 def test_size_error_is_value_and_memory_error():
     assert issubclass(F.SizeError, ValueError) and issubclass(F.SizeError, MemoryError)
     with pytest.raises(F.SizeError, match="too large"):

@@ -27,6 +27,16 @@ def _physical_memory() -> int:
         return 1 << 46
 
 
+def _available_memory() -> int:
+    """Memory a new allocation can get now (MemAvailable + SwapFree), else the physical size."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = {ln.split(":")[0]: int(ln.split()[1]) * 1024 for ln in f if ln.split()[1:2]}
+        return info["MemAvailable"] + info.get("SwapFree", 0)
+    except (OSError, KeyError, ValueError, IndexError):  # pragma: no cover - non-Linux
+        return _physical_memory()
+
+
 def as_float(x, name: str, like: np.ndarray | None = None) -> np.ndarray:
     """A C-contiguous float32/float64 ndarray (copied only when needed).
 
@@ -112,8 +122,11 @@ def check_elements(shape, name: str, itemsize: int = 8, what: str = "an output")
     n = 1
     for s in shape:
         n *= int(s)
-    if n > _MAX_ELEMENTS or n * itemsize > _physical_memory():
-        raise SizeError(f"{name}: {what} of shape {tuple(shape)} ({n * itemsize} bytes) is too large for this machine")
+    nbytes = n * itemsize
+    # (a request the machine has but cannot give right now would end in the OOM killer: checked
+    # only for big requests, reading /proc/meminfo costs ~20 us)
+    if n > _MAX_ELEMENTS or nbytes > _physical_memory() or (nbytes > 1 << 30 and nbytes > _available_memory()):
+        raise SizeError(f"{name}: {what} of shape {tuple(shape)} ({nbytes} bytes) is too large for this machine")
 
 
 def empty(shape, dtype, name: str = "output") -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _C
+from .. import _C, _backend
 from . import _util as U
 from . import depthwise as _depthwise
 
@@ -127,7 +127,21 @@ def _grad_output(grad_output, like, shape, unbatched):
     return dy
 
 
+def _check_workspace(geom, dtype, out_shape, name):
+    """The im2col kernels also allocate a (C/groups * kernel volume) x (output plane) column
+    buffer per thread (plus a weight-sized partial per thread for grad_weight): refuse the call
+    before allocating when output + workspace exceed the machine (an overcommitted allocation
+    would end in the OOM killer, found by the fuzz campaign)."""
+    cg, trs = geom.w_shape[1], int(np.prod(geom.w_shape[2:]))
+    opq = int(np.prod(geom.y_shape[2:]))
+    threads = max(1, min(geom.y_shape[0], _backend.get_num_threads()))
+    work = cg * trs * opq * threads + int(np.prod(geom.w_shape)) * threads
+    U.check_elements((int(np.prod(out_shape)) + work,), name, np.dtype(dtype).itemsize,
+                     f"{tuple(out_shape)} plus the im2col workspace, in all a buffer")
+
+
 def _forward(geom, x, w, b, direct=False):
+    _check_workspace(geom, x.dtype, geom.y_shape, "output")
     y = U.empty(geom.y_shape, x.dtype)
     if y.size == 0:
         return y
@@ -136,6 +150,7 @@ def _forward(geom, x, w, b, direct=False):
 
 
 def _grad_input(geom, dy, w, dtype):
+    _check_workspace(geom, dtype, geom.x_shape, "grad_input")
     dx = U.empty(geom.x_shape, dtype, "grad_input")
     if dx.size == 0:
         return dx
@@ -144,6 +159,7 @@ def _grad_input(geom, dy, w, dtype):
 
 
 def _grad_weight(geom, x, dy, dtype, with_bias):
+    _check_workspace(geom, dtype, geom.w_shape, "grad_weight")
     dw = U.empty(geom.w_shape, dtype, "grad_weight")
     db = U.empty((geom.w_shape[0],), dtype, "grad_bias") if with_bias else None
     _C.conv_backward_weight(_as5d(x, geom.nd), _as5d(dy, geom.nd), _as5d(dw, geom.nd), db, *geom.native())
