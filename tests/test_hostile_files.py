@@ -277,11 +277,20 @@ def _count(name, outcome):
     s[outcome] += 1
 
 
+def _st_file_bytes():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "w.safetensors")
+        io.save_safetensors(_sd(), p)
+        with open(p, "rb") as f:
+            return f.read()
+
+
 WEIGHT_FILES = {
     "npz": lambda: _npz_bytes(_sd()),
     "npz-compressed": lambda: _npz_bytes(_sd(), True),
-    "safetensors": lambda: (lambda p: (io.save_safetensors(_sd(), p), open(p, "rb").read())[1])(
-        os.path.join(os.environ.get("TMPDIR", "/tmp"), f"ck_st_{os.getpid()}.safetensors")),
+    "safetensors": _st_file_bytes,
 }
 
 
