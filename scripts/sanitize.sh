@@ -2,6 +2,8 @@
 # Builds convkern with AddressSanitizer + UndefinedBehaviorSanitizer and runs the tests under it.
 #   scripts/sanitize.sh                      # whole suite
 #   scripts/sanitize.sh tests/test_conv.py -k im2col
+#   CK_SAN_TIMEOUT=300 scripts/sanitize.sh tests/test_fuzz.py   # time-boxed (.ci/run)
+# See docs/RELIABILITY.md (leaks: scripts/leak_check.sh).
 # Python itself is not instrumented, so libasan must be preloaded; libstdc++ is preloaded
 # with it, otherwise ASan cannot find the real __cxa_throw at start-up and every C++
 # exception (a ValueError raised from a binding) aborts the process.
@@ -16,8 +18,13 @@ trap 'rm -rf "$PKG"' EXIT
 cp -r python/convkern "$PKG/"
 rm -f "$PKG"/convkern/_C*.so
 cp "$BUILD"/_C*.so "$PKG/convkern/"
+# the real interpreter (a pyenv-style shell shim would itself run under the sanitizer)
+PY=$(python -c 'import sys; print(sys.executable)')
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
 # Leaks: CPython's own allocations at exit swamp LeakSanitizer; leaks are checked separately.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:strict_init_order=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-PYTHONPATH="$PKG" python -m pytest -q -p no:cacheprovider "${@:-tests}"
+# CK_SAN_TIMEOUT=<seconds>: time-box the test run (CI); exit status 124 when it runs out.
+TIMEOUT=()
+if [ -n "${CK_SAN_TIMEOUT:-}" ]; then TIMEOUT=(timeout "$CK_SAN_TIMEOUT"); fi
+PYTHONPATH="$PKG" "${TIMEOUT[@]}" "$PY" -m pytest -q -p no:cacheprovider "${@:-tests}"

@@ -1,6 +1,7 @@
 #include <pybind11/stl.h>
 
 #include <array>
+#include <cmath>
 
 #include "bind/common.h"
 #include "ops/conv.h"
@@ -18,10 +19,12 @@ ConvParams make_params(const Arr& x, const Arr& w, const Arr& y, const char* xn,
   CK_CHECK(w.ndim() == 5, wn, "must be 5-d (K, C/groups, T, R, S)");
   CK_CHECK(y.ndim() == 5, yn, "must be 5-d (N, K, O, P, Q)");
   CK_CHECK(groups >= 1, "groups", "must be >= 1");
+  // (<= 2**60: with sizes of allocatable arrays, every index sum/product stays inside int64)
+  constexpr int64_t kMaxParam = int64_t(1) << 60;
   for (int i = 0; i < 3; ++i) {
-    CK_CHECK(stride[i] >= 1, "stride", "must be >= 1");
-    CK_CHECK(dil[i] >= 1, "dilation", "must be >= 1");
-    CK_CHECK(pad[i] >= 0, "padding", "must be >= 0");
+    CK_CHECK(stride[i] >= 1 && stride[i] <= kMaxParam, "stride", "must be in [1, 2**60]");
+    CK_CHECK(dil[i] >= 1 && dil[i] <= kMaxParam, "dilation", "must be in [1, 2**60]");
+    CK_CHECK(pad[i] >= 0 && pad[i] <= kMaxParam, "padding", "must be in [0, 2**60]");
   }
   ConvParams p;
   p.N = x.dim(0); p.C = x.dim(1); p.D = x.dim(2); p.H = x.dim(3); p.W = x.dim(4);
@@ -61,6 +64,17 @@ CK_BIND(conv) {
         if (b.data) {
           check_same_dtype(b, x, "bias");
           check_size(b, p.K, "bias");
+        }
+        if (direct) {
+          // The direct kernel copies the input into a zero-padded buffer covering every tap of
+          // the (vector-rounded) outputs: with huge strides/padding that buffer is absurd or its
+          // size overflows (found by tests/test_fuzz.py). Such geometries use im2col instead.
+          const double QT = 32;  // widest register tile of conv_direct (AVX-512 float: 16 x 2)
+          const double Dp = double(p.O - 1) * p.stride[0] + double(p.T - 1) * p.dilation[0] + 1;
+          const double Hp = double(p.P - 1) * p.stride[1] + double(p.R - 1) * p.dilation[1] + 1;
+          const double Wp = (std::ceil(double(p.Q) / QT) * QT - 1) * p.stride[2] + double(p.S - 1) * p.dilation[2] + 1;
+          const double padded = double(p.N) * double(p.C) * Dp * Hp * Wp;
+          if (padded > 4.0 * (double(x.size) + double(y.size)) + 65536.0) direct = false;
         }
         py::gil_scoped_release nogil;
         dispatch_float(x, "input", [&](auto t) {

@@ -72,7 +72,8 @@ template <class V, class T> inline V vbroadcast(T s) {
 
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+// b > 0. No a + b - 1 overflow for a >= 0 (huge strides reach here: found by tests/test_fuzz.py).
+inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? a / b + (a % b != 0) : (a + b - 1) / b; }
 
 // Number of threads the next parallel region may use (1 inside an outer region).
 inline int max_threads() {

@@ -53,13 +53,17 @@ void im2col(const ConvParams& p, const T* x, int64_t Cg, T* col, bool parallel) 
       T* dd = dst + o * PQ;
       std::memset(dd, 0, sizeof(T) * size_t(p0 * p.Q));
       for (int64_t pp = p0; pp < p1; ++pp) {
-        const T* xh = xd + (pp * sh + offh) * p.W + offw;
+        // first in-bounds tap of the row (a base pointer at the row's offset offw would lie
+        // outside the array with large padding: undefined, flagged by UBSan)
         T* dh = dd + pp * p.Q;
         for (int64_t q = 0; q < q0; ++q) dh[q] = T(0);
-        if (sw == 1) {
-          std::memcpy(dh + q0, xh + q0, sizeof(T) * size_t(q1 - q0));
-        } else {
-          for (int64_t q = q0; q < q1; ++q) dh[q] = xh[q * sw];
+        if (q1 > q0) {
+          const T* xh = xd + (pp * sh + offh) * p.W + (offw + q0 * sw);
+          if (sw == 1) {
+            std::memcpy(dh + q0, xh, sizeof(T) * size_t(q1 - q0));
+          } else {
+            for (int64_t q = q0; q < q1; ++q) dh[q] = xh[(q - q0) * sw];
+          }
         }
         for (int64_t q = q1; q < p.Q; ++q) dh[q] = T(0);
       }
@@ -94,13 +98,15 @@ void col2im_add(const ConvParams& p, const T* col, int64_t Cg, T* x, bool parall
           for (int64_t o = o0; o < o1; ++o) {
             T* xd = xc + (o * sd + offd) * HW;
             for (int64_t pp = p0; pp < p1; ++pp) {
-              T* xh = xd + (pp * sh + offh) * p.W + offw;
-              const T* sh_ = src + o * PQ + pp * p.Q;
+              if (q1 <= q0) break;
+              T* xh = xd + (pp * sh + offh) * p.W + (offw + q0 * sw);  // first in-bounds tap
+              const T* sh_ = src + o * PQ + pp * p.Q + q0;
+              const int64_t nq = q1 - q0;
               if (sw == 1) {
 #pragma omp simd
-                for (int64_t q = q0; q < q1; ++q) xh[q] += sh_[q];
+                for (int64_t q = 0; q < nq; ++q) xh[q] += sh_[q];
               } else {
-                for (int64_t q = q0; q < q1; ++q) xh[q * sw] += sh_[q];
+                for (int64_t q = 0; q < nq; ++q) xh[q * sw] += sh_[q];
               }
             }
           }

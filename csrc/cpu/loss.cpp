@@ -154,13 +154,18 @@ int64_t ce_bwd_impl(int64_t N, int64_t C, int64_t inner, const T* x, const int64
       T* gr = gx + n * C;
       const int64_t tt = t[n];
       const bool valid = tt != ignore_index && tt >= 0 && tt < C;
-      if (!valid) {
-        bad += tt != ignore_index;
+      if (!valid && tt != ignore_index) {
+        ++bad;
         for (int64_t c = 0; c < C; ++c) gr[c] = 0;
         continue;
       }
       T m, s;
       row_max_sum(C, xr, m, s);
+      if (!valid) {  // ignored: p_c * 0, so NaN/inf in the row propagate as in torch
+        const T a = T(0) / s;
+        map1(C, xr, gr, [m, a](V v) { return vexp<T>(v - m) * a; });
+        continue;
+      }
       const T gi = g[n * gstride] * gscale;
       const T wtt = w ? w[tt] : T(1);
       const T a = gi * (keep * wtt + spread * W) / s, b = gi * spread;
@@ -204,7 +209,7 @@ int64_t ce_bwd_impl(int64_t N, int64_t C, int64_t inner, const T* x, const int64
       const int64_t tt = t[p0 + j];
       const bool valid = tt != ignore_index && tt >= 0 && tt < C;
       bad += !valid && tt != ignore_index;
-      if (!valid) { ca[j] = 0; cb[j] = 0; continue; }
+      if (!valid) { ca[j] = T(0) / sm[j]; cb[j] = 0; continue; }  // p_c * 0: NaN propagates
       const T gi = g[(p0 + j) * gstride] * gscale;
       const T wtt = w ? w[tt] : T(1);
       ca[j] = gi * (keep * wtt + spread * W) / sm[j];

@@ -12,11 +12,40 @@ from __future__ import annotations
 import json
 import os
 import struct
+import zipfile
+import zlib
 from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["save", "load", "save_npz", "load_npz", "save_safetensors", "load_safetensors"]
+__all__ = ["save", "load", "save_npz", "load_npz", "save_safetensors", "load_safetensors", "WeightsFileError"]
+
+_MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header
+
+
+class WeightsFileError(ValueError):
+    """A weights file is malformed, truncated, lies about its sizes or would need pickle."""
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 46
+
+
+def _nbytes(shape, itemsize, path, key):
+    """Bytes of a tensor of `shape` (Python ints: no int64 wrap-around), refusing nonsense."""
+    if not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                      for d in shape):
+        raise WeightsFileError(f"path: {path}: tensor {key!r} has an invalid shape {shape!r}")
+    n = itemsize
+    for d in shape:
+        n *= d
+    if n > _memory_bytes():
+        raise WeightsFileError(f"path: {path}: tensor {key!r} claims shape {tuple(shape)} ({n} bytes), more than "
+                               f"this machine's memory")
+    return n
 
 _ST_DTYPES = {
     "F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32, "I16": np.int16,
@@ -44,8 +73,45 @@ def save_npz(state_dict, path) -> None:
 
 
 def load_npz(path) -> "OrderedDict[str, np.ndarray]":
-    with np.load(path, allow_pickle=False) as z:
-        return OrderedDict((k, z[k]) for k in z.files)
+    """Read an ``.npz`` (plain or compressed) without ever unpickling: each member's ``.npy``
+    header is parsed first and its size checked against the data actually present, so a
+    truncated or lying file is a WeightsFileError before any large allocation."""
+    out = OrderedDict()
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                    elif version in ((2, 0), (3, 0)):
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                    else:
+                        raise WeightsFileError(f"path: {path}: member {key!r} has .npy version {version}")
+                    if dtype.hasobject:
+                        raise WeightsFileError(f"path: {path}: member {key!r} is an object array (it would need "
+                                               f"pickle, which is never loaded)")
+                    n = _nbytes(list(shape), dtype.itemsize, path, key)
+                    raw = f.read(n + 1)
+                    if len(raw) != n:
+                        raise WeightsFileError(f"path: {path}: member {key!r} holds {len(raw)} bytes of data, its "
+                                               f"header promises {n} (shape {shape}, {dtype})")
+                order = "F" if fortran else "C"
+                arr = np.frombuffer(raw, dtype=dtype).reshape(shape, order=order) if n else \
+                    np.empty(shape, dtype=dtype, order=order)
+                out[key] = np.array(arr, dtype=dtype.newbyteorder("=") if dtype.byteorder != "|" else dtype,
+                                    order="C")
+    except WeightsFileError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError,
+            ValueError, TypeError, SyntaxError, KeyError, struct.error, UnicodeDecodeError) as e:
+        raise WeightsFileError(f"path: {path}: not a valid .npz file ({type(e).__name__}: {e})") from None
+    except OSError as e:
+        if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise WeightsFileError(f"path: {path}: not a valid .npz file ({type(e).__name__}: {e})") from None
+    return out
 
 
 def save_safetensors(state_dict, path, metadata=None) -> None:
@@ -77,35 +143,48 @@ def _bf16_to_f32(raw: bytes, shape):
 
 
 def load_safetensors(path) -> "OrderedDict[str, np.ndarray]":
-    """Read a safetensors file into NumPy arrays (BF16 is widened to float32)."""
+    """Read a safetensors file into NumPy arrays (BF16 is widened to float32). A malformed,
+    truncated or lying file is a WeightsFileError (a ValueError)."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         raw_len = f.read(8)
         if len(raw_len) != 8:
-            raise ValueError(f"path: {path} is not a safetensors file (too short)")
+            raise WeightsFileError(f"path: {path} is not a safetensors file (too short)")
         (n,) = struct.unpack("<Q", raw_len)
-        if n > size - 8:
-            raise ValueError(f"path: {path}: header length {n} exceeds the file")
-        header = json.loads(f.read(n).decode("utf-8"))
+        if n > size - 8 or n > _MAX_HEADER:
+            raise WeightsFileError(f"path: {path}: header length {n} exceeds the file")
+        try:
+            header = json.loads(f.read(n).decode("utf-8"))
+        except (ValueError, RecursionError) as e:
+            raise WeightsFileError(f"path: {path}: the header is not valid JSON ({e})") from None
         data = f.read()
+    if not isinstance(header, dict):
+        raise WeightsFileError(f"path: {path}: the header is not a JSON object")
     out = OrderedDict()
     for k, info in header.items():
         if k == "__metadata__":
             continue
-        dt, shape, (lo, hi) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
+        if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
+            raise WeightsFileError(f"path: {path}: tensor {k!r} needs dtype, shape and data_offsets")
+        dt, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
+        if not (isinstance(offs, list) and len(offs) == 2 and all(type(o) is int for o in offs)):
+            raise WeightsFileError(f"path: {path}: tensor {k!r} has invalid data_offsets {offs!r}")
+        lo, hi = offs
         if not 0 <= lo <= hi <= len(data):
-            raise ValueError(f"path: {path}: tensor {k} lies outside the file")
+            raise WeightsFileError(f"path: {path}: tensor {k!r} lies outside the file")
+        if not isinstance(dt, str) or (dt != "BF16" and dt not in _ST_DTYPES):
+            raise WeightsFileError(f"path: {path}: tensor {k!r} has unsupported dtype {dt!r}")
+        dtype = np.dtype("<u2") if dt == "BF16" else np.dtype(_ST_DTYPES[dt]).newbyteorder("<")
+        nbytes = _nbytes(shape, dtype.itemsize, path, k)
+        shape = tuple(shape)
         raw = data[lo:hi]
+        if len(raw) != nbytes:
+            raise WeightsFileError(f"path: {path}: tensor {k!r} has {len(raw)} bytes for shape {shape} {dt}")
         if dt == "BF16":
             arr = _bf16_to_f32(raw, shape)
-        elif dt in _ST_DTYPES:
-            dtype = np.dtype(_ST_DTYPES[dt]).newbyteorder("<")
-            if len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
-                raise ValueError(f"path: {path}: tensor {k} has {len(raw)} bytes for shape {shape} {dt}")
+        else:
             arr = np.empty(shape, dtype=_ST_DTYPES[dt])  # native, canonical dtype
             arr[...] = np.frombuffer(raw, dtype=dtype).reshape(shape)
-        else:
-            raise ValueError(f"path: {path}: tensor {k} has unsupported dtype {dt}")
         out[k] = arr
     return out
 

@@ -34,6 +34,16 @@ def _physical_memory() -> int:
     return _PHYS[0]
 
 
+def _available_memory() -> int:
+    """Memory a new allocation can get now (MemAvailable + SwapFree), else the physical size."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = {ln.split(":")[0]: int(ln.split()[1]) * 1024 for ln in f if ln.split()[1:2]}
+        return info["MemAvailable"] + info.get("SwapFree", 0)
+    except (OSError, KeyError, ValueError, IndexError):  # pragma: no cover - non-Linux
+        return _physical_memory()
+
+
 def as_float(x, name: str, like: np.ndarray | None = None) -> np.ndarray:
     """A C-contiguous float32/float64 ndarray (copied only when needed).
 
@@ -51,6 +61,8 @@ def as_float(x, name: str, like: np.ndarray | None = None) -> np.ndarray:
         raise TypeError(f"{name}: dtype must be float32 or float64, got {x.dtype}")
     if like is not None and x.dtype != like.dtype:
         raise TypeError(f"{name}: dtype {x.dtype} differs from input dtype {like.dtype}")
+    if not x.flags.c_contiguous:  # the copy is an allocation too: refuse absurd ones (e.g. a
+        check_elements(x.shape, name, x.dtype.itemsize, "a contiguous copy")  # huge zero-stride view)
     return np.asarray(x, order="C")  # (ascontiguousarray would turn a 0-d array into 1-d)
 
 
@@ -123,16 +135,21 @@ def out_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int, dila
     return num // stride + 1
 
 
-def check_elements(shape, name: str, itemsize: int = 8) -> None:
-    """Refuse outputs that overflow or cannot fit in this machine's (or GPU's) memory, before allocating."""
+def check_elements(shape, name: str, itemsize: int = 8, what: str = "an output") -> None:
+    """Refuse outputs that overflow or cannot fit in this machine's (or the GPU's) memory, before
+    allocating."""
     n = 1
     for s in shape:
         n *= int(s)
-    on_gpu = _cuda.current_device() is not None
-    limit = _cuda.device_memory() if on_gpu else _physical_memory()
-    if n > _MAX_ELEMENTS or n * itemsize > limit:
-        where = "the GPU" if on_gpu else "this machine"
-        raise SizeError(f"{name}: an output of shape {tuple(shape)} ({n * itemsize} bytes) is too large for {where}")
+    nbytes = n * itemsize
+    if _cuda.current_device() is not None:
+        if n > _MAX_ELEMENTS or nbytes > _cuda.device_memory():
+            raise SizeError(f"{name}: {what} of shape {tuple(shape)} ({nbytes} bytes) is too large for the GPU")
+        return
+    # (a request the machine has but cannot give right now would end in the OOM killer: checked
+    # only for big requests, reading /proc/meminfo costs ~20 us)
+    if n > _MAX_ELEMENTS or nbytes > _physical_memory() or (nbytes > 1 << 30 and nbytes > _available_memory()):
+        raise SizeError(f"{name}: {what} of shape {tuple(shape)} ({nbytes} bytes) is too large for this machine")
 
 
 def empty(shape, dtype, name: str = "output"):

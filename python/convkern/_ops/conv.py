@@ -10,9 +10,11 @@ convolution forward and weight-gradient kernels.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .. import _C, _cuda
+from .. import _C, _backend, _cuda
 from . import _util as U
 from . import depthwise as _depthwise
 
@@ -127,7 +129,21 @@ def _grad_output(grad_output, like, shape, unbatched):
     return dy
 
 
+def _check_workspace(geom, dtype, out_shape, name):
+    """The im2col kernels also allocate a (C/groups * kernel volume) x (output plane) column
+    buffer per thread (plus a weight-sized partial per thread for grad_weight): refuse the call
+    before allocating when output + workspace exceed the machine (an overcommitted allocation
+    would end in the OOM killer, found by the fuzz campaign)."""
+    cg, trs = geom.w_shape[1], math.prod(geom.w_shape[2:])
+    opq = math.prod(geom.y_shape[2:])
+    threads = max(1, min(geom.y_shape[0], _backend.get_num_threads()))
+    work = cg * trs * opq * threads + math.prod(geom.w_shape) * threads
+    U.check_elements((math.prod(out_shape) + work,), name, np.dtype(dtype).itemsize,
+                     f"{tuple(out_shape)} plus the im2col workspace, in all a buffer")
+
+
 def _forward(geom, x, w, b, direct=False):
+    _check_workspace(geom, x.dtype, geom.y_shape, "output")
     y = U.empty(geom.y_shape, x.dtype)
     if y.size == 0:
         return y
@@ -166,6 +182,7 @@ def _grad_input(geom, dy, w, dtype):
             and _prefer_winograd(np.dtype(dtype), N, geom.x_shape[2:], K, geom.x_shape[1])):
         wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         return _winograd(dy, wt, None, geom.x_shape, 2 - geom.pads[0][0], 2 - geom.pads[1][0])
+    _check_workspace(geom, dtype, geom.x_shape, "grad_input")
     dx = U.empty(geom.x_shape, dtype, "grad_input")
     if dx.size == 0:
         return dx
@@ -174,6 +191,7 @@ def _grad_input(geom, dy, w, dtype):
 
 
 def _grad_weight(geom, x, dy, dtype, with_bias):
+    _check_workspace(geom, dtype, geom.w_shape, "grad_weight")
     dw = U.empty(geom.w_shape, dtype, "grad_weight")
     db = U.empty((geom.w_shape[0],), dtype, "grad_bias") if with_bias else None
     _C.conv_backward_weight(_as5d(x, geom.nd), _as5d(dy, geom.nd), _as5d(dw, geom.nd), db, *geom.native())
@@ -426,7 +444,7 @@ def _conv_transpose_backward(nd, grad_output, input, weight, bias, stride, paddi
     dy = _grad_output(grad_output, x, geom.y_shape, unbatched)
     dx = _forward(geom.conv, dy, w, None)
     dw, _ = _grad_weight(geom.conv, dy, x, x.dtype, False)
-    db = None if b is None else dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=(0, 2), dtype=x.dtype)
+    db = None if b is None else dy.sum(axis=(0,) + tuple(range(2, dy.ndim)), dtype=x.dtype)  # (batch 0 too)
     return (dx[0] if unbatched else dx), dw, db
 
 

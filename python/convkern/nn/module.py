@@ -283,6 +283,8 @@ class Module:
             v = state_dict[k]
             v = np.asarray(v.data if isinstance(v, Tensor) else v)
             cur = m._parameters[name].data if is_param else m._buffers[name]
+            if v.dtype.kind not in "biuf":
+                raise TypeError(f"state_dict: {k} has dtype {v.dtype}, expected a real number type")
             if v.shape != cur.shape:
                 raise ValueError(f"state_dict: {k} has shape {v.shape}, the model expects {cur.shape}")
             arr = np.empty(v.shape, dtype=cur.dtype.type)  # canonical dtype object (the bindings compare by identity)

@@ -122,16 +122,19 @@ def fold_batchnorm(g: Graph):
             continue
         if bn.opset >= 14 and bn.attr("training_mode", 0):
             continue
-        if not all(i in g.consts for i in bn.inputs[1:5]):
-            continue
+        if len(bn.inputs) < 5 or not all(i in g.consts for i in bn.inputs[1:5]):
+            continue  # (a malformed node is left to its own op, which names what is wrong)
         w = g.consts[n.inputs[1]]
-        if w.dtype not in (np.float32, np.float64):
+        if w.dtype not in (np.float32, np.float64) or w.ndim < 3:
+            continue
+        eps = bn.attr("epsilon", 1e-5)
+        if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.integer, np.floating)):
             continue
         sc, bb, mu, var = (np.asarray(g.consts[i], dtype=np.float64) for i in bn.inputs[1:5])
         k = w.shape[0]
         if any(a.shape != (k,) for a in (sc, bb, mu, var)):
             continue
-        eps = float(bn.attr("epsilon", 1e-5))
+        eps = float(eps)
         s = sc / np.sqrt(var + eps)
         b0 = np.asarray(g.consts[n.inputs[2]], dtype=np.float64) if len(n.inputs) > 2 and n.inputs[2] else 0.0
         w2 = (w.astype(np.float64) * s.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)

@@ -104,7 +104,8 @@ def _check_approximate(approximate):
 
 
 def _phi_cdf(x):
-    return 0.5 * (1.0 + _erf(x / math.sqrt(2.0)).astype(np.float64))
+    # np.asarray: a ufunc on a 0-d array returns a Python float
+    return 0.5 * (1.0 + np.asarray(_erf(x / math.sqrt(2.0)), dtype=np.float64))
 
 
 def gelu(input, approximate="none"):

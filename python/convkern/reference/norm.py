@@ -80,6 +80,7 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
 def _window_sum(v, before, after):
     """s[:, c] = sum of v[:, c - before .. c + after] (zero outside the channels)."""
     C = v.shape[1]
+    before, after = min(before, C), min(after, C)  # a window wider than C sees only zeros beyond
     pad = [(0, 0)] * v.ndim
     pad[1] = (before, after)
     vp = np.pad(v, pad)

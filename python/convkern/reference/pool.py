@@ -4,8 +4,8 @@ Sliding-window pools loop over the kernel offsets (r, s) and work on whole (N, C
 slices of an explicitly padded input (-inf for max, 0 for avg). Max pooling scans the
 offsets in torch's row-major order and takes a value when ``v > max or isnan(v)``, so ties
 go to the first maximum and a NaN wins (the last one), exactly like torch's CPU kernel.
-Adaptive average pooling is ``A_h @ x @ A_w^T`` with averaging matrices; adaptive max loops
-over the output windows.
+Adaptive average and max pooling loop over the output windows (an averaging-matrix product
+would turn one NaN into NaN everywhere through 0 * NaN).
 """
 from __future__ import annotations
 
@@ -160,19 +160,18 @@ def _windows(n, o):
     return (i * n) // o, -(-((i + 1) * n) // o)
 
 
-def _avg_matrix(n, o):
-    lo, hi = _windows(n, o)
-    a = np.zeros((o, n))
-    for i in range(o):
-        a[i, lo[i]:hi[i]] = 1.0 / (hi[i] - lo[i])
-    return a
-
-
 def adaptive_avg_pool2d(input, output_size):
     x, batched = U.prep_input(input)
     P, Q = U.adaptive_size(output_size, x)
     H, W = x.shape[2:]
-    y = np.einsum("ph,nchw,qw->ncpq", _avg_matrix(H, P), x.astype(np.float64), _avg_matrix(W, Q))
+    # per-window means, not A_h @ x @ A_w^T: there 0 * NaN would leak a NaN into every window
+    hlo, hhi = _windows(H, P)
+    wlo, whi = _windows(W, Q)
+    x64 = x.astype(np.float64)
+    y = np.empty(x.shape[:2] + (P, Q))
+    for i in range(P):
+        for j in range(Q):
+            y[:, :, i, j] = x64[:, :, hlo[i]:hhi[i], wlo[j]:whi[j]].mean(axis=(2, 3))
     return U.unbatch(y.astype(x.dtype), batched)
 
 
@@ -181,7 +180,14 @@ def adaptive_avg_pool2d_backward(grad_output, input, output_size):
     P, Q = U.adaptive_size(output_size, x)
     g = U.prep_grad(grad_output, x, batched, x.shape[:2] + (P, Q))
     H, W = x.shape[2:]
-    gx = np.einsum("ph,ncpq,qw->nchw", _avg_matrix(H, P), g.astype(np.float64), _avg_matrix(W, Q))
+    hlo, hhi = _windows(H, P)
+    wlo, whi = _windows(W, Q)
+    g64 = g.astype(np.float64)
+    gx = np.zeros(x.shape)
+    for i in range(P):
+        for j in range(Q):
+            area = (hhi[i] - hlo[i]) * (whi[j] - wlo[j])
+            gx[:, :, hlo[i]:hhi[i], wlo[j]:whi[j]] += (g64[:, :, i, j] / area)[:, :, None, None]
     return (U.unbatch(gx.astype(x.dtype), batched),)
 
 
