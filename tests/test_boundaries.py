@@ -330,3 +330,28 @@ def test_huge_parameters_small_output(name):
             getattr(F, op + "_backward")(np.ones_like(y0), *args, **kw)
             if p == 0 or op.endswith("pool2d"):  # (the NumPy reference materializes the padding)
                 check_against_reference(op, args, kw, dtype=np.float64, k=64, case=f"{name} s={s} p={p}")
+
+
+@pytest.mark.parametrize("module", [F, R], ids=["native", "reference"])
+def test_batch_zero_gives_empty_outputs_like_torch(module):
+    """Batch 0: empty outputs of torch's shapes, empty grad_input, zero parameter gradients
+    (batch_norm in training mode refuses it: no batch statistics)."""
+    x = np.zeros((0, 3, 8, 8))
+    cases = [
+        ("max_pool2d", (x, 2), {}, (0, 3, 4, 4)), ("avg_pool2d", (x, 3, 2, 1), {}, (0, 3, 4, 4)),
+        ("adaptive_avg_pool2d", (x, 3), {}, (0, 3, 3, 3)), ("adaptive_max_pool2d", (x, 1), {}, (0, 3, 1, 1)),
+        ("global_avg_pool2d", (x,), {}, (0, 3, 1, 1)), ("global_max_pool2d", (x,), {}, (0, 3, 1, 1)),
+        ("batch_norm", (x, np.zeros(3), np.ones(3), np.ones(3), np.zeros(3)), {}, (0, 3, 8, 8)),
+        ("local_response_norm", (x, 3), {}, (0, 3, 8, 8)),
+        ("layer_norm", (x, (8,), np.ones(8), np.zeros(8)), {}, (0, 3, 8, 8)),
+        ("linear", (np.zeros((0, 4)), np.ones((5, 4)), np.ones(5)), {}, (0, 5)),
+    ]
+    for op, args, kw, shape in cases:
+        y = getattr(module, op)(*args, **kw)
+        assert y.shape == shape, op
+        grads = getattr(module, op + "_backward")(np.zeros(shape), *args, **kw)
+        assert grads[0].shape == args[0].shape, op
+        for g in grads[1:]:
+            assert g is None or (g.shape and not np.any(g)), op
+    with pytest.raises(ValueError, match="input"):
+        module.batch_norm(x, None, None, training=True)

@@ -78,7 +78,7 @@ BAD = [
     (lambda: F.linear(X.astype(np.int32), W), TypeError, "input"),
     (lambda: F.linear(np.float64(1.0), W), TypeError, "input"),
     (lambda: F.linear(np.zeros(()), W), ValueError, "input"),
-    (lambda: F.linear(np.zeros((0, 3)), W), ValueError, "input"),
+    (lambda: F.linear(np.zeros((2, 0)), np.zeros((4, 0))), ValueError, "input"),
     (lambda: F.linear(X, np.zeros((0, 3))), ValueError, "weight"),
     (lambda: F.linear([[1.0]], W), TypeError, "input"),
     (lambda: F.linear_backward(np.zeros((2, 3)), X, W), ValueError, "grad_output"),

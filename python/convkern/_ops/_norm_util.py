@@ -16,9 +16,12 @@ def bn_args(input, running_mean, running_var, weight, bias, training, momentum, 
     x = as_float(input, "input")
     if x.ndim < 2:
         raise ValueError(f"input: expected at least 2 dimensions (N, C, ...), got {x.ndim} with shape {x.shape}")
-    check_nonempty(x, "input")
+    check_nonempty(x, "input", range(1, x.ndim))  # batch 0: an empty output (inference), like torch
     C = x.shape[1]
     training = check_flag(training, "training")
+    if training and x.size == 0:
+        raise ValueError(f"input: training needs at least one value per channel to compute batch statistics, "
+                         f"got shape {x.shape}")
     momentum = as_number(momentum, "momentum")
     eps = as_number(eps, "eps")
     if not np.isfinite(momentum):
@@ -59,7 +62,7 @@ def lrn_args(input, size, alpha, beta, k):
     x = as_float(input, "input")
     if x.ndim < 3:
         raise ValueError(f"input: expected 3 or more dimensions (N, C, ...), got {x.ndim} with shape {x.shape}")
-    check_nonempty(x, "input")
+    check_nonempty(x, "input", range(1, x.ndim))  # batch 0: an empty output, like torch
     size = as_int(size, "size", 1)
     alpha, beta, k = (as_number(v, n) for v, n in ((alpha, "alpha"), (beta, "beta"), (k, "k")))
     for v, n in ((alpha, "alpha"), (beta, "beta"), (k, "k")):
@@ -85,7 +88,7 @@ def ln_args(input, normalized_shape, weight, bias, eps):
     shape = normalized_shape_of(normalized_shape)
     if x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape):]) != shape:
         raise ValueError(f"normalized_shape: {shape} does not match the trailing dimensions of input shape {x.shape}")
-    check_nonempty(x, "input")
+    check_nonempty(x, "input", range(x.ndim - len(shape), x.ndim))  # empty leading dims: an empty output
     eps = as_number(eps, "eps")
     if not (np.isfinite(eps) and eps >= 0):
         raise ValueError(f"eps: must be a finite number >= 0, got {eps}")
@@ -102,7 +105,7 @@ def linear_args(input, weight, bias):
     x = as_float(input, "input")
     if x.ndim < 1:
         raise ValueError("input: expected at least 1 dimension (..., in_features), got a 0-d array")
-    check_nonempty(x, "input")
+    check_nonempty(x, "input", [x.ndim - 1])  # empty leading dims (batch 0): an empty output, like torch
     w = as_float(weight, "weight", like=x)
     if w.ndim != 2:
         raise ValueError(f"weight: expected 2 dimensions (out_features, in_features), got {w.ndim} with shape {w.shape}")

@@ -9,7 +9,7 @@ def prep_input(input):
     """(4-d C-contiguous float array, batched flag). Accepts (N, C, H, W) or (C, H, W)."""
     x = as_float(input, "input")
     check_ndim(x, (3, 4), "input", "(N, C, H, W) or unbatched (C, H, W)")
-    check_nonempty(x, "input")
+    check_nonempty(x, "input", range(x.ndim - 3, x.ndim))  # batch 0 gives an empty output, like torch
     batched = x.ndim == 4
     return (x if batched else x[None]), batched
 

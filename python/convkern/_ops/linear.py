@@ -17,7 +17,8 @@ def linear(input, weight, bias=None):
     """y = input @ weight.T + bias."""
     x, w, b = U.linear_args(input, weight, bias)
     y = empty(x.shape[:-1] + (w.shape[0],), x.dtype)
-    _C.linear_forward(x, w, b, y)
+    if x.size:
+        _C.linear_forward(x, w, b, y)
     return y
 
 
@@ -29,5 +30,10 @@ def linear_backward(grad_output, input, weight, bias=None):
     gx = empty(x.shape, x.dtype, "grad_input")
     gw = empty(w.shape, x.dtype, "grad_weight")
     gb = empty((w.shape[0],), x.dtype, "grad_bias") if b is not None else None
+    if x.size == 0:  # empty batch: zero parameter gradients
+        gw.fill(0)
+        if gb is not None:
+            gb.fill(0)
+        return gx, gw, gb
     _C.linear_backward(g, x, w, gx, gw, gb)
     return gx, gw, gb

@@ -36,6 +36,12 @@ def _stat_buffer(v):
 
 # ------------------------------------------------------------------------- batch_norm
 
+def _zero(a):
+    if a is not None:
+        a.fill(0)
+    return a
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Batch normalization over (N, C, *) inputs, per channel C."""
     x, rm, rv, w, b, training, momentum, eps = U.bn_args(input, running_mean, running_var, weight, bias, training,
@@ -43,6 +49,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     rm_c, rm_back = _stat_buffer(rm)
     rv_c, rv_back = _stat_buffer(rv)
     y = empty(x.shape, x.dtype)
+    if x.size == 0:  # batch 0 (inference only: bn_args refuses it in training)
+        return y
     _C.batch_norm_forward(x, y, w, b, rm_c, rv_c, training, momentum, eps)
     if training:
         if rm_back is not None:
@@ -67,6 +75,8 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
     gx = empty(x.shape, x.dtype, "grad_input")
     gw = empty((C,), x.dtype, "grad_weight") if w is not None else None
     gb = empty((C,), x.dtype, "grad_bias") if b is not None else None
+    if x.size == 0:  # batch 0: nothing flows to the affine parameters
+        return gx, _zero(gw), _zero(gb)
     _C.batch_norm_backward(g, x, w, rm, rv, gx, gw, gb, training, eps)
     return gx, gw, gb
 
@@ -78,7 +88,8 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     y = x / (k + alpha/size * sum of x^2 over `size` neighbouring channels)^beta."""
     x, size, alpha, beta, k = U.lrn_args(input, size, alpha, beta, k)
     y = empty(x.shape, x.dtype)
-    _C.local_response_norm_forward(x, y, size, alpha, beta, k)
+    if x.size:
+        _C.local_response_norm_forward(x, y, size, alpha, beta, k)
     return y
 
 
@@ -87,7 +98,8 @@ def local_response_norm_backward(grad_output, input, size, alpha=1e-4, beta=0.75
     x, size, alpha, beta, k = U.lrn_args(input, size, alpha, beta, k)
     g = U.grad_like(grad_output, x, x.shape)
     gx = empty(x.shape, x.dtype, "grad_input")
-    _C.local_response_norm_backward(g, x, gx, size, alpha, beta, k)
+    if x.size:
+        _C.local_response_norm_backward(g, x, gx, size, alpha, beta, k)
     return (gx,)
 
 
@@ -97,7 +109,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Layer normalization over the trailing ``normalized_shape`` dimensions."""
     x, shape, w, b, eps = U.ln_args(input, normalized_shape, weight, bias, eps)
     y = empty(x.shape, x.dtype)
-    _C.layer_norm_forward(x, y, w, b, math.prod(shape), eps)
+    if x.size:
+        _C.layer_norm_forward(x, y, w, b, math.prod(shape), eps)
     return y
 
 
@@ -108,5 +121,7 @@ def layer_norm_backward(grad_output, input, normalized_shape, weight=None, bias=
     gx = empty(x.shape, x.dtype, "grad_input")
     gw = empty(shape, x.dtype, "grad_weight") if w is not None else None
     gb = empty(shape, x.dtype, "grad_bias") if b is not None else None
+    if x.size == 0:
+        return gx, _zero(gw), _zero(gb)
     _C.layer_norm_backward(g, x, w, gx, gw, gb, math.prod(shape), eps)
     return gx, gw, gb

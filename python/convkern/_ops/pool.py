@@ -9,8 +9,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _C
+from .. import _C as _native
 from . import _pool_util as U
+
+
+class _SkipEmpty:
+    """convkern._C for this module, except that a call whose first array is empty (batch 0:
+    every output is empty too, as in torch) does nothing."""
+
+    def __getattr__(self, name):
+        fn = getattr(_native, name)
+
+        def call(first, *args):
+            if getattr(first, "size", 1) == 0:
+                return None
+            return fn(first, *args)
+
+        return call
+
+
+_C = _SkipEmpty()
 from ._util import check_flag, empty
 
 __all__ = [

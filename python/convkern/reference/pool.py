@@ -210,8 +210,9 @@ def _adaptive_max(x, P, Q):
         for j in range(Q):
             win = x[:, :, hlo[i]:hhi[i], wlo[j]:whi[j]]
             ww = whi[j] - wlo[j]
-            a = _window_argmax(win.reshape(N, C, -1))
-            m[:, :, i, j] = np.take_along_axis(win.reshape(N, C, -1), a[..., None], -1)[..., 0]
+            flat = win.reshape(N, C, win.shape[2] * win.shape[3])
+            a = _window_argmax(flat)
+            m[:, :, i, j] = np.take_along_axis(flat, a[..., None], -1)[..., 0]
             idx[:, :, i, j] = (hlo[i] + a // ww) * W + wlo[j] + a % ww
     return m, idx
 
