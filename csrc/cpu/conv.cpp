@@ -137,6 +137,37 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
   static thread_local Buffer scratch;
   T* cols = scratch.get<T>(colsz * (batch_par ? nt : 1));
 
+  // Pointwise layers with small planes (the 7x7 and 14x14 1x1 convolutions at batch > 1): one
+  // GEMM over the whole batch, Y' (K x N*PQ) = W (K x C) X' (C x N*PQ), through channel-major
+  // copies of X and Y. Per-image GEMMs would repack the whole weight (up to MBs) for every
+  // image and run with an output only PQ wide.
+  if (pw && G == 1 && N > 1 && OPQ < 256) {
+    static thread_local Buffer xt_buf, yt_buf;
+    const int64_t NP = N * OPQ;
+    T* xt = xt_buf.get<T>(C * NP);
+    T* yt = yt_buf.get<T>(K * NP);
+    const bool par = nt > 1 && C * NP > kParallelGrain;
+    (void)par;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t n = 0; n < N; ++n)
+        std::memcpy(xt + (c * N + n) * OPQ, x + (n * C + c) * OPQ, sizeof(T) * size_t(OPQ));
+    gemm<T>(K, NP, C, T(1), w, C, 1, xt, NP, 1, T(0), yt, NP, 1);
+    const bool par2 = nt > 1 && K * NP > kParallelGrain;
+    (void)par2;
+#pragma omp parallel for schedule(static) if (par2)
+    for (int64_t k = 0; k < K; ++k) {
+      const T bk = b ? b[k] : T(0);
+      for (int64_t n = 0; n < N; ++n) {
+        const T* src = yt + (k * N + n) * OPQ;
+        T* dst = y + (n * K + k) * OPQ;
+#pragma omp simd
+        for (int64_t q = 0; q < OPQ; ++q) dst[q] = src[q] + bk;
+      }
+    }
+    return;
+  }
+
   auto image = [&](int64_t n, T* col, bool par) {
     const T* xn = x + n * C * DHW;
     T* yn = y + n * K * OPQ;
@@ -175,6 +206,29 @@ void conv_bwd_data_impl(const ConvParams& p, const T* dy, const T* w, T* dx) {
   const bool batch_par = nt > 1 && N >= nt;
   static thread_local Buffer scratch;
   T* cols = scratch.get<T>(colsz * (batch_par ? nt : 1));
+
+  // Pointwise, small planes, batch > 1: one GEMM over the batch (see the forward),
+  // dX' (C x N*PQ) = W^T (C x K) dY' (K x N*PQ).
+  if (pw && G == 1 && N > 1 && OPQ < 256) {
+    static thread_local Buffer dyt_buf, dxt_buf;
+    const int64_t NP = N * OPQ;
+    T* dyt = dyt_buf.get<T>(K * NP);
+    T* dxt = dxt_buf.get<T>(C * NP);
+    const bool par = nt > 1 && K * NP > kParallelGrain;
+    (void)par;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t n = 0; n < N; ++n)
+        std::memcpy(dyt + (k * N + n) * OPQ, dy + (n * K + k) * OPQ, sizeof(T) * size_t(OPQ));
+    gemm<T>(C, NP, K, T(1), w, 1, C, dyt, NP, 1, T(0), dxt, NP, 1);
+    const bool par2 = nt > 1 && C * NP > kParallelGrain;
+    (void)par2;
+#pragma omp parallel for schedule(static) if (par2)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t n = 0; n < N; ++n)
+        std::memcpy(dx + (n * C + c) * OPQ, dxt + (c * N + n) * OPQ, sizeof(T) * size_t(OPQ));
+    return;
+  }
 
   auto image = [&](int64_t n, T* col, bool par) {
     const T* dyn = dy + n * K * OPQ;
