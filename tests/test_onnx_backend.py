@@ -470,7 +470,26 @@ def test_cli_run_info_bench(tmp_path):
     r = _cli("onnx", "bench", str(p), "--repeat", "2", "--warmup", "0")
     assert r.returncode == 0, r.stderr
     assert "convkern" in r.stdout
+    r = _cli("onnx", "bench", str(p), "--repeat", "2", "--warmup", "0", "--random-weights", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    assert "convkern" in r.stdout
+
     (tmp_path / "bad.onnx").write_bytes(b"garbage")
     r = _cli("onnx", "info", str(tmp_path / "bad.onnx"))
     assert r.returncode == 1 and "not a valid ONNX model" in r.stderr
     assert _cli("info").returncode == 0
+
+
+def test_randomize_weights_is_seeded_and_keeps_1d_positive():
+    from convkern.onnx.cli import _randomize_weights
+    from onnx import helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w"),
+             numpy_helper.from_array(np.zeros(4, np.float32), "var"),
+             numpy_helper.from_array(np.arange(2, dtype=np.int64), "shape")]
+    g = helper.make_graph([], "g", [], [], inits)
+    a = _randomize_weights(helper.make_model(g), 5)
+    b = _randomize_weights(helper.make_model(helper.make_graph([], "g", [], [], inits)), 5)
+    wa, va, sa = (numpy_helper.to_array(i) for i in a.graph.initializer)
+    assert np.array_equal(wa, numpy_helper.to_array(b.graph.initializer[0]))
+    assert wa.std() > 0.1 and (va >= 0.5).all() and np.array_equal(sa, [0, 1])

@@ -154,10 +154,30 @@ def _median_time(fn, repeat, warmup):
     return float(np.median(ts))
 
 
+def _randomize_weights(model, seed):
+    """Seeded random float initializers (He-scaled tensors, 1-d ones in [0.5, 1.5] so that
+    BatchNormalization variances stay positive): shipped test graphs often have constant weights."""
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(seed)
+    for init in model.graph.initializer:
+        a = numpy_helper.to_array(init)
+        if a.dtype.kind != "f" or a.size <= 1:
+            continue
+        if a.ndim >= 2:
+            new = rng.standard_normal(a.shape) * np.sqrt(2.0 / max(1, int(np.prod(a.shape[1:]))))
+        else:
+            new = rng.uniform(0.5, 1.5, a.shape)
+        init.CopyFrom(numpy_helper.from_array(new.astype(a.dtype), init.name))
+    return model
+
+
 def cmd_bench(args):
     from .backend import load_model, prepare
 
     model = load_model(args.model)
+    if args.random_weights:
+        model = _randomize_weights(model, args.seed)
     rep = prepare(model)
     feeds = _dummy_inputs(rep, args.batch, args.seed)
     t_ck = _median_time(lambda: rep.run(feeds), args.repeat, args.warmup)
@@ -206,6 +226,8 @@ def build_parser(parser=None):
     b.add_argument("--warmup", type=int, default=2)
     b.add_argument("--ort-threads", type=int, default=2)
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--random-weights", action="store_true",
+                   help="replace the float initializers with seeded random values (both engines)")
     return p
 
 
