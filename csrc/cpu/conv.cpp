@@ -124,6 +124,22 @@ void add_bias(const T* b, int64_t K, int64_t plane, T* y) {
   }
 }
 
+// src (A, B, PQ) -> dst (B, A, PQ): the batch folded into the columns of a pointwise GEMM
+// and back (A, B = N, C or C, N).
+template <class T>
+void swap_outer(const T* src, int64_t A, int64_t B, int64_t PQ, T* dst) {
+  const bool par = max_threads() > 1 && A * B * PQ > kParallelGrain;
+  (void)par;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t j = 0; j < B; ++j)
+    for (int64_t i = 0; i < A; ++i) std::memcpy(dst + (j * A + i) * PQ, src + (i * B + j) * PQ, sizeof(T) * size_t(PQ));
+}
+
+// Pointwise layers with small planes (the 7x7 and 14x14 1x1 convolutions at batch > 1) run as
+// one GEMM over the whole batch through channel-major copies: per-image GEMMs would repack the
+// whole weight (up to MBs) for every image and run with an output only PQ wide.
+inline bool batch_pointwise(const ConvParams& p, bool pw) { return pw && p.G == 1 && p.N > 1 && p.out_plane() < 256; }
+
 // ---------------------------------------------------------------- forward
 template <class T>
 void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y) {
@@ -137,34 +153,16 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
   static thread_local Buffer scratch;
   T* cols = scratch.get<T>(colsz * (batch_par ? nt : 1));
 
-  // Pointwise layers with small planes (the 7x7 and 14x14 1x1 convolutions at batch > 1): one
-  // GEMM over the whole batch, Y' (K x N*PQ) = W (K x C) X' (C x N*PQ), through channel-major
-  // copies of X and Y. Per-image GEMMs would repack the whole weight (up to MBs) for every
-  // image and run with an output only PQ wide.
-  if (pw && G == 1 && N > 1 && OPQ < 256) {
+  if (batch_pointwise(p, pw)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)
     static thread_local Buffer xt_buf, yt_buf;
     const int64_t NP = N * OPQ;
     T* xt = xt_buf.get<T>(C * NP);
     T* yt = yt_buf.get<T>(K * NP);
-    const bool par = nt > 1 && C * NP > kParallelGrain;
-    (void)par;
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t n = 0; n < N; ++n)
-        std::memcpy(xt + (c * N + n) * OPQ, x + (n * C + c) * OPQ, sizeof(T) * size_t(OPQ));
+    swap_outer(x, N, C, OPQ, xt);
     gemm<T>(K, NP, C, T(1), w, C, 1, xt, NP, 1, T(0), yt, NP, 1);
-    const bool par2 = nt > 1 && K * NP > kParallelGrain;
-    (void)par2;
-#pragma omp parallel for schedule(static) if (par2)
-    for (int64_t k = 0; k < K; ++k) {
-      const T bk = b ? b[k] : T(0);
-      for (int64_t n = 0; n < N; ++n) {
-        const T* src = yt + (k * N + n) * OPQ;
-        T* dst = y + (n * K + k) * OPQ;
-#pragma omp simd
-        for (int64_t q = 0; q < OPQ; ++q) dst[q] = src[q] + bk;
-      }
-    }
+    swap_outer(yt, K, N, OPQ, y);
+    if (b)
+      for (int64_t n = 0; n < N; ++n) add_bias(b, K, OPQ, y + n * K * OPQ);
     return;
   }
 
@@ -207,26 +205,14 @@ void conv_bwd_data_impl(const ConvParams& p, const T* dy, const T* w, T* dx) {
   static thread_local Buffer scratch;
   T* cols = scratch.get<T>(colsz * (batch_par ? nt : 1));
 
-  // Pointwise, small planes, batch > 1: one GEMM over the batch (see the forward),
-  // dX' (C x N*PQ) = W^T (C x K) dY' (K x N*PQ).
-  if (pw && G == 1 && N > 1 && OPQ < 256) {
+  if (batch_pointwise(p, pw)) {  // dX' (C x N*PQ) = W^T (C x K) dY' (K x N*PQ)
     static thread_local Buffer dyt_buf, dxt_buf;
     const int64_t NP = N * OPQ;
     T* dyt = dyt_buf.get<T>(K * NP);
     T* dxt = dxt_buf.get<T>(C * NP);
-    const bool par = nt > 1 && K * NP > kParallelGrain;
-    (void)par;
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t n = 0; n < N; ++n)
-        std::memcpy(dyt + (k * N + n) * OPQ, dy + (n * K + k) * OPQ, sizeof(T) * size_t(OPQ));
+    swap_outer(dy, N, K, OPQ, dyt);
     gemm<T>(C, NP, K, T(1), w, 1, C, dyt, NP, 1, T(0), dxt, NP, 1);
-    const bool par2 = nt > 1 && C * NP > kParallelGrain;
-    (void)par2;
-#pragma omp parallel for schedule(static) if (par2)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t n = 0; n < N; ++n)
-        std::memcpy(dx + (n * C + c) * OPQ, dxt + (c * N + n) * OPQ, sizeof(T) * size_t(OPQ));
+    swap_outer(dxt, C, N, OPQ, dx);
     return;
   }
 
