@@ -140,6 +140,27 @@ void swap_outer(const T* src, int64_t A, int64_t B, int64_t PQ, T* dst) {
 // whole weight (up to MBs) for every image and run with an output only PQ wide.
 inline bool batch_pointwise(const ConvParams& p, bool pw) { return pw && p.G == 1 && p.N > 1 && p.out_plane() < 256; }
 
+// Runs image(n, col, par) for n in [0, N): images in parallel, each thread with its own colsz
+// scratch, when there are at least as many images as threads; else one after another, the
+// kernels inside (im2col, GEMM) parallel (par = true).
+template <class T, class F>
+void for_each_image(int64_t N, int64_t colsz, F&& image) {
+  const int nt = max_threads();
+  const bool batch_par = nt > 1 && N >= nt;
+  static thread_local Buffer scratch;
+  T* cols = scratch.get<T>(colsz * (batch_par ? nt : 1));
+  if (batch_par) {
+#pragma omp parallel num_threads(nt)
+    {
+      T* col = cols + colsz * thread_id();
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < N; ++n) image(n, col, false);
+    }
+  } else {
+    for (int64_t n = 0; n < N; ++n) image(n, cols, true);
+  }
+}
+
 // ---------------------------------------------------------------- forward
 template <class T>
 void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y) {
@@ -148,10 +169,6 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
   const int64_t CRS = Cg * TRS;
   const bool pw = is_pointwise(p);
   const int64_t colsz = pw ? 0 : CRS * OPQ;
-  const int nt = max_threads();
-  const bool batch_par = nt > 1 && N >= nt;
-  static thread_local Buffer scratch;
-  T* cols = scratch.get<T>(colsz * (batch_par ? nt : 1));
 
   if (batch_pointwise(p, pw)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)
     static thread_local Buffer xt_buf, yt_buf;
@@ -179,17 +196,7 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
     }
     if (b) add_bias(b, K, OPQ, yn);
   };
-
-  if (batch_par) {
-#pragma omp parallel num_threads(nt)
-    {
-      T* col = cols + colsz * thread_id();
-#pragma omp for schedule(static)
-      for (int64_t n = 0; n < N; ++n) image(n, col, false);
-    }
-  } else {
-    for (int64_t n = 0; n < N; ++n) image(n, cols, true);
-  }
+  for_each_image<T>(N, colsz, image);
 }
 
 // ---------------------------------------------------------------- backward data
@@ -200,10 +207,6 @@ void conv_bwd_data_impl(const ConvParams& p, const T* dy, const T* w, T* dx) {
   const int64_t CRS = Cg * TRS;
   const bool pw = is_pointwise(p);
   const int64_t colsz = pw ? 0 : CRS * OPQ;
-  const int nt = max_threads();
-  const bool batch_par = nt > 1 && N >= nt;
-  static thread_local Buffer scratch;
-  T* cols = scratch.get<T>(colsz * (batch_par ? nt : 1));
 
   if (batch_pointwise(p, pw)) {  // dX' (C x N*PQ) = W^T (C x K) dY' (K x N*PQ)
     static thread_local Buffer dyt_buf, dxt_buf;
@@ -231,17 +234,7 @@ void conv_bwd_data_impl(const ConvParams& p, const T* dy, const T* w, T* dx) {
       }
     }
   };
-
-  if (batch_par) {
-#pragma omp parallel num_threads(nt)
-    {
-      T* col = cols + colsz * thread_id();
-#pragma omp for schedule(static)
-      for (int64_t n = 0; n < N; ++n) image(n, col, false);
-    }
-  } else {
-    for (int64_t n = 0; n < N; ++n) image(n, cols, true);
-  }
+  for_each_image<T>(N, colsz, image);
 }
 
 // ---------------------------------------------------------------- backward weight

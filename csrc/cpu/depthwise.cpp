@@ -46,6 +46,14 @@ struct Plane {
   int64_t H, W, P, Q, R, S, sh, sw, ph, pw, dh, dw;
 };
 
+// Output columns [lo, hi) of a row whose every tap lies inside [0, W) (empty: lo == hi == 0).
+inline Range interior_cols(const Plane& g) {
+  const int64_t lim = g.W - 1 - ((g.S - 1) * g.dw - g.pw);
+  Range r{g.pw > 0 ? ceil_div(g.pw, g.sw) : 0, lim < 0 ? 0 : imin(g.Q, lim / g.sw + 1)};
+  if (r.lo >= r.hi) r.lo = r.hi = 0;
+  return r;
+}
+
 // Scalar output y[p, q] (any position; taps outside the input are skipped).
 template <class T>
 inline T point(const Plane& g, const T* x, const T* w, int64_t ih0, Range rr, int64_t q) {
@@ -79,10 +87,8 @@ struct PadPlan {
 template <class T>
 inline PadPlan pad_plan(const Plane& g) {
   constexpr int L = kLanes<T>;
-  const int64_t qa = g.pw > 0 ? ceil_div(g.pw, g.sw) : 0;
-  const int64_t lim = g.W - 1 - ((g.S - 1) * g.dw - g.pw);
-  const int64_t qb = lim < 0 ? 0 : imin(g.Q, lim / g.sw + 1);
-  const int64_t interior = qb > qa ? qb - qa : 0;
+  const Range in = interior_cols(g);
+  const int64_t interior = in.hi - in.lo;
   PadPlan pl{false, 0, 0};
   // border columns are scalar (~R*S checked taps each); a padded copy costs ~W/L vector moves
   if (interior >= L && (g.Q - interior) * 4 * L <= interior) return pl;
@@ -102,6 +108,20 @@ inline void pad_columns(const T* x, int64_t H, int64_t W, int64_t pw, int64_t Wp
     std::memcpy(d + pw, xr, size_t(W) * sizeof(T));
     for (int64_t j = pw + W; j < Wp2; ++j) d[j] = T(0);
   }
+}
+
+// The plane g with its input x copied into zero-padded scratch (pl.use): no left padding, every
+// one of the pl.Qp output columns interior. *xp receives the copy.
+template <class T>
+inline Plane padded_plane(const Plane& g, const PadPlan& pl, const T* x, Buffer& buf, const T** xp) {
+  T* dst = buf.get<T>(g.H * pl.Wp2);
+  pad_columns(x, g.H, g.W, g.pw, pl.Wp2, dst);
+  *xp = dst;
+  Plane g2 = g;
+  g2.W = pl.Wp2;
+  g2.pw = 0;
+  g2.Q = pl.Qp;
+  return g2;
 }
 
 template <class T> using Mask = decltype(Vec<T>{} < Vec<T>{});
@@ -213,6 +233,20 @@ inline void fast_blocks(const T* const* rp, int64_t f0, int64_t Wp, const Vec<T>
   qq = q;
 }
 
+// The input rows the vector loops read: for stride sw > 1 (and a vector interior) the plane
+// split into sw column phases (row i is [phase 0 | phase 1 | ...], each *Wp long, *Wd = row
+// length), else x itself (*Wp = *Wd = W).
+template <class T>
+inline const T* phased_input(const Plane& g, const T* x, bool vec, Scratch<T>& sc, int64_t* Wp, int64_t* Wd) {
+  *Wp = *Wd = g.W;
+  if (!vec || g.sw == 1) return x;
+  *Wp = ceil_div(g.W, g.sw);
+  *Wd = *Wp * g.sw;
+  T* buf = sc.phased.template get<T>(g.H * *Wd);
+  phase_split(x, g.H, g.W, g.sw, *Wp, buf);
+  return buf;
+}
+
 // Vector blocks of RB consecutive output rows at once for a KR x KS kernel with unit stride
 // and dilation: input row j (pointer mr[j], j < RB + KR - 1) is loaded once per block, its KS
 // shifted vectors feeding every output row i = j - r that uses it, so loads per output vector
@@ -252,23 +286,11 @@ void conv_plane(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y
   const int64_t R = KR ? KR : g.R, S = KS ? KS : g.S;
   const int64_t sw = g.sw;
   // interior columns [qa, qb): every tap inside [0, W)
-  const int64_t qa0 = g.pw > 0 ? ceil_div(g.pw, sw) : 0;
-  const int64_t lim = g.W - 1 - ((S - 1) * g.dw - g.pw);
-  int64_t qb = lim < 0 ? 0 : imin(g.Q, lim / sw + 1);
-  int64_t qa = qa0;
-  if (qa >= qb) qa = qb = 0;
+  const Range in = interior_cols(g);
+  const int64_t qa = in.lo, qb = in.hi;
   const bool vec = qb - qa >= L;
-
-  // phased input (sw > 1): row i is [phase 0 | phase 1 | ... ], each Wp long
-  const T* xd = x;
-  int64_t Wp = g.W, Wd = g.W;
-  if (vec && sw > 1) {
-    Wp = ceil_div(g.W, sw);
-    Wd = Wp * sw;
-    T* buf = sc.phased.template get<T>(g.H * Wd);
-    phase_split(x, g.H, g.W, sw, Wp, buf);
-    xd = buf;
-  }
+  int64_t Wp, Wd;
+  const T* xd = phased_input(g, x, vec, sc, &Wp, &Wd);
   const T* zero = nullptr;
   V* wv = nullptr;
   int64_t* toff = nullptr;
@@ -382,12 +404,8 @@ template <class T>
 void conv_plane_any(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y, Scratch<T>& sc) {
   const PadPlan pl = pad_plan<T>(g);
   if (!pl.use) return conv_plane_fixed<T>(g, x, w, bias, accum, y, sc);
-  T* xp = sc.padded.template get<T>(g.H * pl.Wp2);
-  pad_columns(x, g.H, g.W, g.pw, pl.Wp2, xp);
-  Plane g2 = g;
-  g2.W = pl.Wp2;
-  g2.pw = 0;
-  g2.Q = pl.Qp;
+  const T* xp;
+  const Plane g2 = padded_plane(g, pl, x, sc.padded, &xp);
   if (pl.Qp == g.Q) return conv_plane_fixed<T>(g2, xp, w, bias, accum, y, sc);
   T* yp = sc.ypad.template get<T>(g.P * pl.Qp);
   conv_plane_fixed<T>(g2, xp, w, bias, false, yp, sc);
@@ -481,21 +499,11 @@ void wgrad_plane(const Plane& g, const T* x, const T* gy, double* acc, Scratch<T
   constexpr int L = kLanes<T>;
   const int64_t R = KR ? KR : g.R, S = KS ? KS : g.S;
   const int64_t sw = g.sw;
-  const int64_t qa0 = g.pw > 0 ? ceil_div(g.pw, sw) : 0;
-  const int64_t lim = g.W - 1 - ((S - 1) * g.dw - g.pw);
-  int64_t qb = lim < 0 ? 0 : imin(g.Q, lim / sw + 1);
-  int64_t qa = qa0;
-  if (qa >= qb) qa = qb = 0;
+  const Range in = interior_cols(g);
+  const int64_t qa = in.lo, qb = in.hi;
   const bool vec = qb - qa >= L;
-  const T* xd = x;
-  int64_t Wp = g.W, Wd = g.W;
-  if (vec && sw > 1) {
-    Wp = ceil_div(g.W, sw);
-    Wd = Wp * sw;
-    T* buf = sc.phased.template get<T>(g.H * Wd);
-    phase_split(x, g.H, g.W, sw, Wp, buf);
-    xd = buf;
-  }
+  int64_t Wp, Wd;
+  const T* xd = phased_input(g, x, vec, sc, &Wp, &Wd);
   constexpr int64_t KN = (KR && KS) ? KR * KS : 1;
   V va_local[KN];
   V* va = (KR && KS) ? va_local : sc.wv.template get<V>(R * S);
@@ -578,15 +586,10 @@ void depthwise_bwd_weight_impl(const DwParams& p, const T* x, const T* gy, T* gw
       const T* gys = gyp;
       Plane gs = g;
       if (pl.use) {  // narrow plane: zero-padded copies of the input and grad_output rows
-        T* xq = sc.padded.template get<T>(p.H * pl.Wp2);
-        pad_columns(xp, p.H, p.W, p.pw, pl.Wp2, xq);
+        gs = padded_plane(g, pl, xp, sc.padded, &xs);
         T* gq = sc.ypad.template get<T>(p.P * pl.Qp);
         pad_columns(gyp, p.P, p.Q, 0, pl.Qp, gq);
-        xs = xq;
         gys = gq;
-        gs.W = pl.Wp2;
-        gs.pw = 0;
-        gs.Q = pl.Qp;
       }
       if (p.R == 3 && p.S == 3) wgrad_plane<T, 3, 3>(gs, xs, gys, acc, sc);
       else if (p.R == 5 && p.S == 5) wgrad_plane<T, 5, 5>(gs, xs, gys, acc, sc);
