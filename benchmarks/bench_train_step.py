@@ -20,8 +20,6 @@ import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "python"))
 
 import convkern  # noqa: E402
 from convkern import autograd as A, models, nn, optim  # noqa: E402

@@ -16,6 +16,12 @@ import convkern.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _convkern_parent() -> str:
+    """The directory holding the convkern this test imported (the installed one in CI, the source
+    tree after scripts/dev_build.sh), so the subprocess imports the same build, with its _C."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(convkern.__file__)))
+
+
 class FakeDeviceArray:
     """Claims to be a device array but points to host memory (or nowhere)."""
 
@@ -68,6 +74,6 @@ def test_bench_cuda_exits_cleanly_without_gpu(tmp_path):
         pytest.skip("a GPU is visible: the benchmark would run for real")
     r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_cuda.py"), "--out",
                         str(tmp_path / "b")], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "PYTHONPATH": os.path.join(ROOT, "python")})
+                       env={**os.environ, "PYTHONPATH": _convkern_parent()})
     assert r.returncode == 0, r.stderr
     assert "skipped" in r.stdout
