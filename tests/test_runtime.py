@@ -75,6 +75,26 @@ def test_gemm_matches_numpy(isa, dtype, m, n, k, ta, tb, rng):
     assert_close(c, ref, k=k)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("m,n,k", [(300, 20, 50), (20, 300, 50), (400, 2100, 300), (150, 149, 260), (7, 2000, 9)])
+def test_gemm_thread_blocks(isa, threads, m, n, k, rng):
+    """Every thread computes its own block of C (a grid of whole micro-tiles, split along M, N
+    or both, several MC/NC/KC blocks each): every count of threads gives NumPy's product."""
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    ref = a.astype(np.float64) @ b.astype(np.float64) - c
+    old = convkern.get_num_threads()
+    try:
+        convkern.set_num_threads(threads)
+        _C.gemm(a, b, c, 1.0, -1.0, False, False)
+    finally:
+        convkern.set_num_threads(old)
+    from check import assert_close
+
+    assert_close(c, ref, k=k)
+
+
 def test_gemm_beta_zero_ignores_nan_in_c(isa):
     a = np.ones((3, 4), np.float32)
     c = np.full((3, 5), np.nan, np.float32)

@@ -48,6 +48,11 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  // Start fetching the C tile now: it is written once per KC slice, often from beyond L2.
+  for (int i = 0; i < mr; ++i) {
+    __builtin_prefetch(c + i * rsc, 1, 3);
+    __builtin_prefetch(c + i * rsc + (nr - 1) * csc, 1, 3);
+  }
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     V bv[NV];
@@ -206,55 +211,103 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
   return gemm_blocked<T>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
 }
 
+// One thread's GEMM: loops 5..1 in order, packing into this thread's own panels (reused across
+// calls). No synchronization: the parallel driver below gives each thread its own block of C.
 template <class T>
-void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
-                  int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
+                 int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
   using TL = Tile<T>;
   constexpr int64_t MR = TL::MR, NR = TL::NR, KC = TL::KC, MC = TL::MC, NC = TL::NC;
-  // Scratch for packed panels, kept per calling thread and reused across calls.
   static thread_local Buffer abuf, bbuf;
   const int64_t nc_max = imin(NC, ceil_div(N, NR) * NR);
   const int64_t mc_max = imin(MC, ceil_div(M, MR) * MR);
   const int64_t kc_max = imin(KC, K);
   T* pa = abuf.get<T>(mc_max * kc_max);
   T* pb = bbuf.get<T>(nc_max * kc_max);
-  const double flops = 2.0 * double(M) * double(N) * double(K);
-  const int nthreads = flops > 2e5 ? max_threads() : 1;
-  (void)nthreads;
-
-#pragma omp parallel num_threads(nthreads)
-  {
-    // Loop 5: over N, NC columns at a time.
-    for (int64_t jc = 0; jc < N; jc += NC) {
-      const int64_t nc = imin(NC, N - jc);
-      const int64_t npanels = ceil_div(nc, NR);
-      // Loop 4: over K, KC at a time; the first slice applies beta, later ones accumulate.
-      for (int64_t pc = 0; pc < K; pc += KC) {
-        const int64_t kc = imin(KC, K - pc);
-        const T beta_pc = pc == 0 ? beta : T(1);
-#pragma omp for schedule(static)
+  // Loop 5: over N, NC columns at a time.
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = imin(NC, N - jc);
+    const int64_t npanels = ceil_div(nc, NR);
+    // Loop 4: over K, KC at a time; the first slice applies beta, later ones accumulate.
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = imin(KC, K - pc);
+      const T beta_pc = pc == 0 ? beta : T(1);
+      for (int64_t jp = 0; jp < npanels; ++jp)
+        pack_b_panel(kc, imin(NR, nc - jp * NR), B + pc * rsb + (jc + jp * NR) * csb, rsb, csb, pb + jp * NR * kc);
+      // Loop 3: over M, MC rows at a time.
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        const int64_t mc = imin(MC, M - ic);
+        const int64_t mpanels = ceil_div(mc, MR);
+        for (int64_t ip = 0; ip < mpanels; ++ip)
+          pack_a_panel(kc, imin(MR, mc - ip * MR), A + (ic + ip * MR) * rsa + pc * csa, rsa, csa, pa + ip * MR * kc);
+        // Loops 2 and 1: each NR-wide B panel (in L1) against every MR-tall A panel (in L2).
         for (int64_t jp = 0; jp < npanels; ++jp)
-          pack_b_panel(kc, imin(NR, nc - jp * NR), B + pc * rsb + (jc + jp * NR) * csb, rsb, csb,
-                       pb + jp * NR * kc);
-        // Loop 3: over M, MC rows at a time.
-        for (int64_t ic = 0; ic < M; ic += MC) {
-          const int64_t mc = imin(MC, M - ic);
-          const int64_t mpanels = ceil_div(mc, MR);
-#pragma omp for schedule(static)
           for (int64_t ip = 0; ip < mpanels; ++ip)
-            pack_a_panel(kc, imin(MR, mc - ip * MR), A + (ic + ip * MR) * rsa + pc * csa, rsa, csa,
-                         pa + ip * MR * kc);
-          // Loops 2 and 1: NR-wide column panels x MR-tall row panels, one micro-tile each.
-#pragma omp for collapse(2) schedule(static)
-          for (int64_t jp = 0; jp < npanels; ++jp)
-            for (int64_t ip = 0; ip < mpanels; ++ip)
-              ukernel<T>(kc, pa + ip * MR * kc, pb + jp * NR * kc,
-                         C + (ic + ip * MR) * rsc + (jc + jp * NR) * csc, rsc, csc,
-                         int(imin(MR, mc - ip * MR)), int(imin(NR, nc - jp * NR)), alpha, beta_pc);
-        }
+            ukernel<T>(kc, pa + ip * MR * kc, pb + jp * NR * kc, C + (ic + ip * MR) * rsc + (jc + jp * NR) * csc,
+                       rsc, csc, int(imin(MR, mc - ip * MR)), int(imin(NR, nc - jp * NR)), alpha, beta_pc);
       }
     }
   }
+}
+
+// How `nt` threads split C: a tm x tn grid of blocks (tm * tn == nt), whole micro-tiles each.
+// Each thread packs the A rows and B columns of its own block, so the grid minimizes the
+// largest block's cost: its multiply-adds plus (in the same units, about 8 per packed value
+// per k) its packing.
+template <class T>
+void thread_grid(int64_t M, int64_t N, int nt, int& tm, int& tn) {
+  constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
+  const int64_t mp = ceil_div(M, MR), np = ceil_div(N, NR);
+  double best = 0;
+  tm = 1;
+  tn = nt;
+  for (int a = 1; a <= nt; ++a) {
+    if (nt % a) continue;
+    const int b = nt / a;
+    const double mt = double(ceil_div(mp, a) * MR), ntl = double(ceil_div(np, b) * NR);
+    const double cost = mt * ntl + 8.0 * (mt + ntl);
+    if (a == 1 || cost < best) {
+      best = cost;
+      tm = a;
+      tn = b;
+    }
+  }
+}
+
+template <class T>
+void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
+                  int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+  constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  const int nthreads = flops > 2e5 ? max_threads() : 1;
+  if (nthreads == 1) return gemm_serial<T>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+  // Each thread computes one block of C on its own: no barriers inside (they cost more than
+  // the work on small layers, and a thread that wakes late stalls every other one).
+  bool failed = false;
+#pragma omp parallel num_threads(nthreads)
+  {
+    int nt = 1, t = 0;
+#ifdef _OPENMP
+    nt = omp_get_num_threads();
+    t = omp_get_thread_num();
+#endif
+    int tm, tn;
+    thread_grid<T>(M, N, nt, tm, tn);
+    const int64_t mp = ceil_div(M, MR), np = ceil_div(N, NR);
+    const int ti = t / tn, tj = t % tn;
+    const int64_t m0 = imin(M, mp * ti / tm * MR), m1 = imin(M, mp * (ti + 1) / tm * MR);
+    const int64_t n0 = imin(N, np * tj / tn * NR), n1 = imin(N, np * (tj + 1) / tn * NR);
+    if (m1 > m0 && n1 > n0) {
+      try {
+        gemm_serial<T>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb, beta,
+                       C + m0 * rsc + n0 * csc, rsc, csc);
+      } catch (...) {  // an exception may not leave a parallel region
+#pragma omp atomic write
+        failed = true;
+      }
+    }
+  }
+  if (failed) Buffer::throw_bad_alloc();
 }
 
 template void gemm<float>(int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t, const float*,
