@@ -25,6 +25,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+
+import machine  # noqa: E402
 import shapes  # noqa: E402
 
 import convkern  # noqa: E402
@@ -66,15 +68,6 @@ def ort_fn(op_type, x, inits=(), **attrs):
 def cl(t):
     """A channels_last copy of a 4-d torch tensor."""
     return t.contiguous(memory_format=torch.channels_last)
-
-
-def machine_peak():
-    p = os.path.join(HERE, "..", "..", "shared", "tools", "peak.json")
-    try:
-        d = json.load(open(p))
-        return d["fp32_fma_gflops"]["avx2"]["2"], d["triad_dram_gbs"]["2"]
-    except (OSError, KeyError, ValueError):
-        return 230.0, 33.0  # 2-core Zen 4 figures from ../shared/tools/peak.json
 
 
 class Case:
@@ -266,7 +259,8 @@ def main(argv=None):
     convkern.set_num_threads(a.threads)
     if torch is not None:
         torch.set_num_threads(a.threads)
-    peak_gflops, bw = machine_peak()
+    mach = machine.measure(a.threads)  # this CPU now: VMs move between CPU models
+    peak_gflops, bw = mach["gflops"], mach["dram_gbs"]
     rng = np.random.default_rng(0)
     cases = [c for c in conv_cases(a.batch, rng) + memory_cases(a.batch, rng)
              if a.filter in c.group or a.filter in c.name]
@@ -308,7 +302,8 @@ def main(argv=None):
     head = (f"convkern {convkern.__version__} ({convkern.get_isa()}, {a.threads} threads) vs NumPy reference"
             f"{' vs PyTorch ' + torch.__version__ + ' (NCHW, channels_last)' if torch else ''}"
             f"{' vs ONNX Runtime ' + ort.__version__ if ort else ''}, batch {a.batch}; "
-            f"peak {peak_gflops:.0f} GFLOP/s, DRAM {bw:.0f} GB/s; median of {a.rounds} interleaved rounds")
+            f"{mach['cpu']} ({mach['isa']}), peak {peak_gflops:.0f} GFLOP/s, DRAM triad {bw:.0f} GB/s "
+            f"({mach['source']}); median of {a.rounds} interleaved rounds")
     lines = [head, "",
              "| op | layer | convkern ms | spread | GFLOP/s | % peak | GB/s | % DRAM bw | ref/convkern | torch ms "
              "| torch CL ms | ORT ms | ck/torch | ck/torch CL | ck/ORT |",

@@ -86,6 +86,31 @@ def test_conv1d_3d_grid(isa, dtype, op, cases):
         check_against_reference(op, (x, w), kw, dtype=dtype, k=k, rng=rng, case=f"{isa} {op} {case}")
 
 
+# Output rows at least two GEMM panels wide (32 float32 / 16 float64 columns on AVX2): the
+# im2col matrix is packed straight from the image (implicit im2col). Runs of taps cross panel
+# and row boundaries, stride 2 takes the deinterleaving copy (also at the row's right edge),
+# more output channels than one MC block, reductions longer than one KC slice, groups, 3-d.
+CONV_WIDE = [
+    ("conv2d", (1, 3, 8, (9, 70), (7, 7), 2, 3, 1, 1, True, "c")),       # stem-like, stride 2
+    ("conv2d", (2, 3, 4, (7, 67), (2, 2), 2, 0, 1, 1, True, "c")),       # stride 2, odd width
+    ("conv2d", (1, 4, 150, (5, 40), (3, 3), 1, 1, 1, 1, True, "c")),     # M > MC
+    ("conv2d", (1, 64, 6, (4, 36), (3, 3), 1, 1, 1, 1, False, "c")),     # CRS > KC
+    ("conv2d", (1, 8, 6, (3, 50), (3, 3), 1, 2, 1, 2, True, "t")),       # groups, wide padding
+    ("conv2d", (1, 2, 5, (6, 100), (3, 5), (1, 3), (1, 2), (1, 2), 1, True, "c")),  # stride 3, dilation 2
+    ("conv2d", (1, 1, 3, (3, 64), (1, 3), 1, 0, 1, 1, True, "c")),       # one channel
+    ("conv3d", (1, 2, 3, (3, 4, 40), (2, 3, 3), 1, 1, 1, 1, True, "c")),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op,case", CONV_WIDE)
+def test_conv_wide_rows_implicit_im2col(isa, dtype, op, case):
+    rng = np.random.default_rng(5)
+    x, w, kw, k = _make(case, rng)
+    extra = dict(algo="im2col") if op == "conv2d" else {}
+    check_against_reference(op, (x, w), dict(kw, **extra), dtype=dtype, k=k, rng=rng, case=f"{isa} {op} {case}")
+
+
 # (N, Cin, Cout, spatial, kernel, stride, padding, output_padding, groups, dilation, bias)
 TCONV2D = [
     (2, 3, 4, (5, 6), (3, 3), 1, 0, 0, 1, 1, True),

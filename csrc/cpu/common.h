@@ -123,5 +123,21 @@ template <class T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
           int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc);
 
+// The same GEMM with B given by a packing function instead of a matrix: pack(ctx, pc, kc, n0,
+// nc, dst) writes rows [pc, pc+kc) x columns [n0, n0+nc) of B as NR-wide panels (NR =
+// kGemmNR<T>; panel j holds kc rows of NR values, columns n0 + j*NR ...; columns past nc are
+// zero). Used to pack a convolution's im2col matrix straight from the image (implicit im2col).
+// gemm_prefers_transpose<T>(M, N) tells whether gemm() would compute C^T = B^T A^T instead
+// (less tile padding), which a packing function cannot.
+template <class T>
+using PackB = void (*)(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst);
+template <class T>
+void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, PackB<T> pack,
+                 const void* ctx, T beta, T* C, int64_t rsc, int64_t csc);
+template <class T>
+constexpr int64_t kGemmNR = 2 * kLanes<T>;  // the micro-tile's width (cpu/gemm.cpp's Tile<T>::NR)
+template <class T>
+bool gemm_prefers_transpose(int64_t M, int64_t N);
+
 }  // namespace CK_ISA_NS
 }  // namespace ck

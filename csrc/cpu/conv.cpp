@@ -73,6 +73,113 @@ void im2col(const ConvParams& p, const T* x, int64_t Cg, T* col, bool parallel) 
   }
 }
 
+// The im2col matrix of one image's group (rows c,t,r,s; columns o,p,q), packed straight into
+// GEMM panels without being stored (implicit im2col): one pass over the image instead of
+// writing the matrix and reading it back to pack it. Panel by panel (NR output positions,
+// whose input taps sit in L1), row by row; a run of in-bounds taps of one output row is a
+// vector copy at unit stride (a deinterleave at stride 2), padding taps are zeros.
+// `qab` holds, per kernel column s, the output columns [qa, qb) whose tap is inside the row.
+template <class T>
+struct Im2colB {
+  const ConvParams* p;
+  const T* x;          // the group's first channel of the image
+  const int64_t* qab;  // 2 * S values
+
+  struct Seg {
+    int64_t lane, len, o, p, q;
+  };
+
+  // dst[0:len] = src[0], src[sw], ... (in-bounds taps)
+  static void taps(T* dst, const T* src, int64_t len, int64_t sw, bool tail_ok) {
+    int64_t i = 0;
+    if (sw == 1) {
+      for (; i < len; ++i) dst[i] = src[i];
+      return;
+    }
+#if CK_ISA >= 1
+    if (sizeof(T) == 4 && sw == 2 && tail_ok) {  // reads src[0 .. 2*len): one past the last tap
+      const float* s = reinterpret_cast<const float*>(src);
+      float* d = reinterpret_cast<float*>(dst);
+      for (; i + 8 <= len; i += 8) {
+        const __m256 a = _mm256_loadu_ps(s + 2 * i), b = _mm256_loadu_ps(s + 2 * i + 8);
+        const __m256 ev = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
+        _mm256_storeu_ps(d + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0))));
+      }
+    }
+#endif
+    (void)tail_ok;
+    for (; i < len; ++i) dst[i] = src[i * sw];
+  }
+
+  static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst) {
+    const Im2colB& me = *static_cast<const Im2colB*>(ctx);
+    const ConvParams& p = *me.p;
+    constexpr int64_t NR = kGemmNR<T>;
+    const int64_t PQ = p.P * p.Q, HW = p.H * p.W, DHW = p.in_plane();
+    const int64_t sd = p.stride[0], sh = p.stride[1], sw = p.stride[2];
+    for (int64_t j0 = 0; j0 < nc; j0 += NR) {
+      const int64_t nr = imin(NR, nc - j0);
+      // the panel's columns as runs along output rows
+      Seg seg[NR];
+      int nseg = 0;
+      {
+        const int64_t n = n0 + j0;
+        int64_t o = n / PQ, pp = (n % PQ) / p.Q, q = n % p.Q;
+        for (int64_t lane = 0; lane < nr;) {
+          const int64_t len = imin(nr - lane, p.Q - q);
+          seg[nseg++] = Seg{lane, len, o, pp, q};
+          lane += len;
+          q = 0;
+          if (++pp == p.P) {
+            pp = 0;
+            ++o;
+          }
+        }
+      }
+      T* panel = dst + j0 * kc;
+      // row pc decoded once, then stepped
+      int64_t c = pc / (p.T * p.R * p.S), t = (pc / (p.R * p.S)) % p.T, r = (pc / p.S) % p.R, s = pc % p.S;
+      for (int64_t k = 0; k < kc; ++k) {
+        T* d = panel + k * NR;
+        const T* xc = me.x + c * DHW;
+        const int64_t offd = t * p.dilation[0] - p.pad[0];
+        const int64_t offh = r * p.dilation[1] - p.pad[1];
+        const int64_t offw = s * p.dilation[2] - p.pad[2];
+        const int64_t qa = me.qab[2 * s], qb = me.qab[2 * s + 1];
+        for (int g = 0; g < nseg; ++g) {
+          const Seg& sg = seg[g];
+          T* dd = d + sg.lane;
+          const int64_t id = sg.o * sd + offd, ih = sg.p * sh + offh;
+          if (id < 0 || id >= p.D || ih < 0 || ih >= p.H) {
+            for (int64_t i = 0; i < sg.len; ++i) dd[i] = T(0);
+            continue;
+          }
+          const T* xr = xc + id * HW + ih * p.W;
+          // lanes before qa and from qb on are padding
+          const int64_t a = imin(imax(qa - sg.q, 0), sg.len), b = imax(imin(qb - sg.q, sg.len), a);
+          for (int64_t i = 0; i < a; ++i) dd[i] = T(0);
+          if (b > a) {
+            const int64_t w0 = (sg.q + a) * sw + offw, wlast = (sg.q + b - 1) * sw + offw;
+            taps(dd + a, xr + w0, b - a, sw, wlast + 1 < p.W);
+          }
+          for (int64_t i = b; i < sg.len; ++i) dd[i] = T(0);
+        }
+        for (int64_t i = nr; i < NR; ++i) d[i] = T(0);
+        if (++s == p.S) {
+          s = 0;
+          if (++r == p.R) {
+            r = 0;
+            if (++t == p.T) {
+              t = 0;
+              ++c;
+            }
+          }
+        }
+      }
+    }
+  }
+};
+
 // x (Cg channels of one image) += col2im(col). Parallel over channels (each owns its plane).
 template <class T>
 void col2im_add(const ConvParams& p, const T* col, int64_t Cg, T* x, bool parallel) {
@@ -168,7 +275,15 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
   const int64_t TRS = p.kernel_volume(), OPQ = p.out_plane(), DHW = p.in_plane();
   const int64_t CRS = Cg * TRS;
   const bool pw = is_pointwise(p);
-  const int64_t colsz = pw ? 0 : CRS * OPQ;
+  // Pack the im2col matrix straight from the image when output rows are at least two panels
+  // wide (most panels are then one run of taps; with narrow rows the explicit matrix packs
+  // faster) and gemm() would not rather transpose the product.
+  const bool implicit = !pw && p.Q >= 2 * kGemmNR<T> && Kg > 1 && !gemm_prefers_transpose<T>(Kg, OPQ);
+  const int64_t colsz = pw || implicit ? 0 : CRS * OPQ;
+  static thread_local Buffer qab_buf;
+  int64_t* qab = implicit ? qab_buf.get<int64_t>(2 * p.S) : nullptr;
+  for (int64_t s = 0; implicit && s < p.S; ++s)
+    valid_range(p.Q, p.stride[2], s * p.dilation[2] - p.pad[2], p.W, qab[2 * s], qab[2 * s + 1]);
 
   if (batch_pointwise(p, pw)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)
     static thread_local Buffer xt_buf, yt_buf;
@@ -188,6 +303,12 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
     T* yn = y + n * K * OPQ;
     for (int64_t g = 0; g < G; ++g) {
       const T* B = xn + g * Cg * DHW;
+      if (implicit) {
+        const Im2colB<T> ib{&p, B, qab};
+        gemm_packed<T>(Kg, OPQ, CRS, T(1), w + g * Kg * CRS, CRS, 1, &Im2colB<T>::pack, &ib, T(0), yn + g * Kg * OPQ,
+                       OPQ, 1);
+        continue;
+      }
       if (!pw) {
         im2col(p, B, Cg, col, par);
         B = col;

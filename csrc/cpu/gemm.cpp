@@ -30,6 +30,7 @@ template <class T>
 struct Tile {
   static constexpr int NV = 2;                       // vectors per micro-tile row
   static constexpr int NR = NV * kLanes<T>;
+  static_assert(NR == kGemmNR<T>, "common.h's kGemmNR is the micro-tile width");
   static constexpr int MR = CK_ISA == 2 ? 12 : (CK_ISA == 1 ? 6 : 4);
   static constexpr int KC = 256;
   static constexpr int MC = MR * (CK_ISA == 2 ? 16 : 24);
@@ -202,20 +203,32 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
   if (M == 1) return gemv<T>(N, K, alpha, B, csb, rsb, A, csa, beta, C, csc);
   // Tiles are MR x NR with NR > MR; when N is small and M large (late CNN layers: 7x7 = 49
   // columns), computing C^T = B^T A^T instead pads far fewer lanes. Strides make it free.
-  {
-    auto padded = [](int64_t n, int64_t t) { return double(ceil_div(n, t) * t) / double(n); };
-    const double waste = padded(M, MR) * padded(N, NR), waste_t = padded(N, MR) * padded(M, NR);
-    if (waste_t < 0.9 * waste)
-      return gemm_blocked<T>(N, M, K, alpha, B, csb, rsb, A, csa, rsa, beta, C, csc, rsc);
-  }
+  if (gemm_prefers_transpose<T>(M, N))
+    return gemm_blocked<T>(N, M, K, alpha, B, csb, rsb, A, csa, rsa, beta, C, csc, rsc);
   return gemm_blocked<T>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
 }
 
-// One thread's GEMM: loops 5..1 in order, packing into this thread's own panels (reused across
-// calls). No synchronization: the parallel driver below gives each thread its own block of C.
+// Packs rows [pc, pc+kc) x columns [n0, n0+nc) of an ordinary strided B into NR-wide panels.
 template <class T>
-void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
-                 int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+struct MatrixB {
+  const T* B;
+  int64_t rsb, csb;
+  static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst) {
+    const MatrixB& m = *static_cast<const MatrixB*>(ctx);
+    constexpr int64_t NR = Tile<T>::NR;
+    for (int64_t jp = 0; jp * NR < nc; ++jp)
+      pack_b_panel(kc, imin(NR, nc - jp * NR), m.B + pc * m.rsb + (n0 + jp * NR) * m.csb, m.rsb, m.csb,
+                   dst + jp * NR * kc);
+  }
+};
+
+// One thread's GEMM on columns [n0, n0 + N) of B: loops 5..1 in order, packing into this
+// thread's own panels (reused across calls). No synchronization: the parallel driver below
+// gives each thread its own block of C. B is only seen through `pack` (a strided matrix, or
+// the implicit im2col matrix of a convolution).
+template <class T>
+void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
+                 PackB<T> pack, const void* ctx, int64_t n0, T beta, T* C, int64_t rsc, int64_t csc) {
   using TL = Tile<T>;
   constexpr int64_t MR = TL::MR, NR = TL::NR, KC = TL::KC, MC = TL::MC, NC = TL::NC;
   static thread_local Buffer abuf, bbuf;
@@ -224,6 +237,25 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   const int64_t kc_max = imin(KC, K);
   T* pa = abuf.get<T>(mc_max * kc_max);
   T* pb = bbuf.get<T>(nc_max * kc_max);
+  if (M <= MC) {
+    // All of A fits one MC block, so each B panel is used once: pack it just before use, into
+    // L1, instead of packing the whole NC x KC block out to L3 and reading it back.
+    const int64_t mpanels = ceil_div(M, MR);
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = imin(KC, K - pc);
+      const T beta_pc = pc == 0 ? beta : T(1);
+      for (int64_t ip = 0; ip < mpanels; ++ip)
+        pack_a_panel(kc, imin(MR, M - ip * MR), A + ip * MR * rsa + pc * csa, rsa, csa, pa + ip * MR * kc);
+      for (int64_t j = 0; j < N; j += NR) {
+        const int64_t nr = imin(NR, N - j);
+        pack(ctx, pc, kc, n0 + j, nr, pb);
+        for (int64_t ip = 0; ip < mpanels; ++ip)
+          ukernel<T>(kc, pa + ip * MR * kc, pb, C + ip * MR * rsc + j * csc, rsc, csc, int(imin(MR, M - ip * MR)),
+                     int(nr), alpha, beta_pc);
+      }
+    }
+    return;
+  }
   // Loop 5: over N, NC columns at a time.
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = imin(NC, N - jc);
@@ -232,8 +264,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = imin(KC, K - pc);
       const T beta_pc = pc == 0 ? beta : T(1);
-      for (int64_t jp = 0; jp < npanels; ++jp)
-        pack_b_panel(kc, imin(NR, nc - jp * NR), B + pc * rsb + (jc + jp * NR) * csb, rsb, csb, pb + jp * NR * kc);
+      pack(ctx, pc, kc, n0 + jc, nc, pb);
       // Loop 3: over M, MC rows at a time.
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = imin(MC, M - ic);
@@ -275,12 +306,13 @@ void thread_grid(int64_t M, int64_t N, int nt, int& tm, int& tn) {
 }
 
 template <class T>
-void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
-                  int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, PackB<T> pack,
+                 const void* ctx, T beta, T* C, int64_t rsc, int64_t csc) {
   constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
+  if (M <= 0 || N <= 0 || K <= 0) return;
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const int nthreads = flops > 2e5 ? max_threads() : 1;
-  if (nthreads == 1) return gemm_serial<T>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+  if (nthreads == 1) return gemm_serial<T>(M, N, K, alpha, A, rsa, csa, pack, ctx, 0, beta, C, rsc, csc);
   // Each thread computes one block of C on its own: no barriers inside (they cost more than
   // the work on small layers, and a thread that wakes late stalls every other one).
   bool failed = false;
@@ -299,7 +331,7 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
     const int64_t n0 = imin(N, np * tj / tn * NR), n1 = imin(N, np * (tj + 1) / tn * NR);
     if (m1 > m0 && n1 > n0) {
       try {
-        gemm_serial<T>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb, beta,
+        gemm_serial<T>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, pack, ctx, n0, beta,
                        C + m0 * rsc + n0 * csc, rsc, csc);
       } catch (...) {  // an exception may not leave a parallel region
 #pragma omp atomic write
@@ -310,10 +342,30 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
   if (failed) Buffer::throw_bad_alloc();
 }
 
+template <class T>
+void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
+                  int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+  const MatrixB<T> mb{B, rsb, csb};
+  gemm_packed<T>(M, N, K, alpha, A, rsa, csa, &MatrixB<T>::pack, &mb, beta, C, rsc, csc);
+}
+
+template <class T>
+bool gemm_prefers_transpose(int64_t M, int64_t N) {
+  constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
+  auto padded = [](int64_t n, int64_t t) { return double(ceil_div(n, t) * t) / double(n); };
+  return padded(N, MR) * padded(M, NR) < 0.9 * padded(M, MR) * padded(N, NR);
+}
+
 template void gemm<float>(int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t, const float*,
                           int64_t, int64_t, float, float*, int64_t, int64_t);
 template void gemm<double>(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,
                            const double*, int64_t, int64_t, double, double*, int64_t, int64_t);
+template void gemm_packed<float>(int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t, PackB<float>,
+                                 const void*, float, float*, int64_t, int64_t);
+template void gemm_packed<double>(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t, PackB<double>,
+                                  const void*, double, double*, int64_t, int64_t);
+template bool gemm_prefers_transpose<float>(int64_t, int64_t);
+template bool gemm_prefers_transpose<double>(int64_t, int64_t);
 
 namespace {
 // Stub entry: the same signature, plus a query of this ISA's micro-tile.
