@@ -109,6 +109,30 @@ void pack_a_panel(int64_t kc, int64_t mr, const T* A, int64_t rsa, int64_t csa, 
   }
 }
 
+#if CK_ISA >= 1
+// dst[i*ld + j] = src[j*ls + i] for an 8 x 8 float block (AVX2 in-register transpose).
+inline void transpose8x8(const float* src, int64_t ls, float* dst, int64_t ld) {
+  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ls), r2 = _mm256_loadu_ps(src + 2 * ls),
+         r3 = _mm256_loadu_ps(src + 3 * ls), r4 = _mm256_loadu_ps(src + 4 * ls), r5 = _mm256_loadu_ps(src + 5 * ls),
+         r6 = _mm256_loadu_ps(src + 6 * ls), r7 = _mm256_loadu_ps(src + 7 * ls);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+               t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+               u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+               u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+               u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(dst + ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(dst + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(dst + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(dst + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(dst + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(dst + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(dst + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
 template <class T>
 void pack_b_panel(int64_t kc, int64_t nr, const T* B, int64_t rsb, int64_t csb, T* dst) {
   constexpr int NR = Tile<T>::NR;
@@ -116,6 +140,18 @@ void pack_b_panel(int64_t kc, int64_t nr, const T* B, int64_t rsb, int64_t csb, 
     for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, B + k * rsb, NR * sizeof(T));
     return;
   }
+#if CK_ISA >= 1
+  if (sizeof(T) == 4 && nr == NR && rsb == 1) {  // columns contiguous (a transposed operand): 8x8 transposes
+    const float* b = reinterpret_cast<const float*>(B);
+    float* d = reinterpret_cast<float*>(dst);
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8)
+      for (int j = 0; j < NR; j += 8) transpose8x8(b + j * csb + k, csb, d + k * NR + j, NR);
+    for (; k < kc; ++k)
+      for (int j = 0; j < NR; ++j) d[k * NR + j] = b[j * csb + k];
+    return;
+  }
+#endif
   for (int64_t k = 0; k < kc; ++k) {
     int j = 0;
     for (; j < nr; ++j) dst[k * NR + j] = B[k * rsb + j * csb];
