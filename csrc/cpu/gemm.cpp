@@ -221,20 +221,21 @@ template <class T>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
                   int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc);
 
+// C = beta * C (an empty product); beta == 0 never reads C.
+template <class T>
+void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t rsc, int64_t csc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      T* p = C + i * rsc + j * csc;
+      *p = beta == T(0) ? T(0) : beta * *p;
+    }
+}
+
 template <class T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
           int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
-  using TL = Tile<T>;
-  constexpr int64_t MR = TL::MR, NR = TL::NR, KC = TL::KC, MC = TL::MC, NC = TL::NC;
   if (M <= 0 || N <= 0) return;
-  if (K <= 0 || alpha == T(0)) {  // C = beta * C
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) {
-        T* p = C + i * rsc + j * csc;
-        *p = beta == T(0) ? T(0) : beta * *p;
-      }
-    return;
-  }
+  if (K <= 0 || alpha == T(0)) return scale_c(M, N, beta, C, rsc, csc);
   if (N == 1) return gemv<T>(M, K, alpha, A, rsa, csa, B, rsb, beta, C, rsc);
   if (M == 1) return gemv<T>(N, K, alpha, B, csb, rsb, A, csa, beta, C, csc);
   // Tiles are MR x NR with NR > MR; when N is small and M large (late CNN layers: 7x7 = 49
@@ -345,7 +346,8 @@ template <class T>
 void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, PackB<T> pack,
                  const void* ctx, T beta, T* C, int64_t rsc, int64_t csc) {
   constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
-  if (M <= 0 || N <= 0 || K <= 0) return;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return scale_c(M, N, beta, C, rsc, csc);
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const int nthreads = flops > 2e5 ? max_threads() : 1;
   if (nthreads == 1) return gemm_serial<T>(M, N, K, alpha, A, rsa, csa, pack, ctx, 0, beta, C, rsc, csc);
