@@ -192,7 +192,11 @@ def memory_cases(batch, rng):
     return out
 
 
-def timeit(fn, min_time=0.05, max_reps=50):
+def timeit(fn, min_time=0.05, max_reps=50, settle=0.02):
+    # Let the previous engine's worker threads stop spinning first: ONNX Runtime's pool and
+    # each OpenMP runtime keep spinning for a while after a call, and on 2 cores that takes
+    # the CPU from whichever engine runs next (it inflated short kernels up to 3x).
+    time.sleep(settle)
     fn()  # warm up (and fault in workspaces)
     reps, t0 = 0, time.perf_counter()
     times = []

@@ -330,3 +330,64 @@ def test_native_binding_checks():
         _C.adaptive_avg_pool2d_backward(np.zeros(3), np.zeros((1, 2, 6, 6)), 2, 2)
     with pytest.raises(TypeError, match="output"):
         _C.global_max_pool2d_forward(x, np.zeros((1, 2, 1, 1), np.float32))
+
+
+# ---------------------------------------------------------------- whole-plane (separable) path
+
+# Value-only forward over >= 2*threads planes takes the separable path (padded plane copy,
+# vertical then horizontal pass over flattened rows): narrow and wide rows, strides 1/2/3,
+# dilation, ceil_mode, both padding rules, and planes with and without NaN in one call.
+SEP_CASES = [
+    ((1, 8, 14, 14), dict(kernel_size=3, stride=1, padding=1)),
+    ((1, 8, 7, 7), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ((2, 5, 14, 14), dict(kernel_size=5, stride=3)),
+    ((1, 6, 57, 61), dict(kernel_size=3, stride=2, padding=1)),
+    ((1, 9, 23, 40), dict(kernel_size=(2, 4), stride=(3, 2), padding=(1, 2))),
+    ((3, 4, 5, 33), dict(kernel_size=(3, 1), stride=(1, 3), padding=(1, 0), ceil_mode=True)),
+    ((1, 8, 1, 17), dict(kernel_size=1, stride=1)),
+    ((1, 8, 16, 16), dict(kernel_size=2, stride=2)),
+]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("i", range(len(SEP_CASES)))
+def test_whole_plane_path(isa, dtype, threads, i, rng):
+    import convkern
+    shape, kw = SEP_CASES[i]
+    x = rng.standard_normal(shape)
+    x[0, 1][rng.random(shape[2:]) < 0.2] = np.nan      # one plane with NaN: torch's NaN rule
+    x[0, 2][rng.random(shape[2:]) < 0.3] = -np.inf
+    x[0, 3] = np.round(x[0, 3])                         # ties
+    x[-1, -1][rng.random(shape[2:]) < 0.3] = np.inf
+    case = f"{isa} {shape} {kw}"
+    old = convkern.get_num_threads()
+    convkern.set_num_threads(threads)
+    try:
+        y = F.max_pool2d(x.astype(dtype), **kw)
+        y_ref = R.max_pool2d(x.astype(dtype).astype(np.float64), **kw)
+        np.testing.assert_array_equal(y, y_ref.astype(dtype), err_msg=f"max exact [{case}]")
+        dil = dict(kw, dilation=2, padding=0)
+        if all(np.array(x.shape[2:]) >= 2 * np.array(np.broadcast_to(kw["kernel_size"], 2))):
+            np.testing.assert_array_equal(F.max_pool2d(x.astype(dtype), **dil),
+                                          R.max_pool2d(x.astype(dtype).astype(np.float64), **dil).astype(dtype),
+                                          err_msg=f"max dilated [{case}]")
+        xf = np.nan_to_num(x, nan=0.5, posinf=3.0, neginf=-3.0)
+        for cip in (True, False):
+            check_against_reference("avg_pool2d", (xf,), dict(kw, count_include_pad=cip), dtype=dtype,
+                                    k=int(np.prod(np.broadcast_to(kw["kernel_size"], 2))), case=case, backward=False)
+        check_against_reference("avg_pool2d", (xf,), dict(kw, divisor_override=3), dtype=dtype,
+                                k=int(np.prod(np.broadcast_to(kw["kernel_size"], 2))), case=case, backward=False)
+    finally:
+        convkern.set_num_threads(old)
+
+
+def test_whole_plane_signed_zero():
+    """Ties keep the first element of the window, as torch does: -0.0 before +0.0 gives -0.0."""
+    x = np.zeros((1, 8, 6, 20), np.float32)
+    x[..., ::2] = -0.0
+    y = F.max_pool2d(x, 2)            # windows hold -0 (first column) and +0
+    assert np.all(np.signbit(y))
+    y = F.max_pool2d(x[..., 1:], 2)   # windows start at +0
+    assert not np.any(np.signbit(y))

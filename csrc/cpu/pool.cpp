@@ -96,6 +96,214 @@ inline Interior interior(const PoolParams& pp, int64_t extra) {
 }
 inline Interior interior_for(const PoolParams& pp) { return interior(pp, pp.sw == 2 ? 1 : 0); }
 
+// ---------------------------------------------------------------- separable plane path
+// Value-only forward (max without indices, avg) of whole planes. Each plane is copied into
+// a padded scratch plane xp of Hp x Wp (pad value -inf for max, 0 for avg; Wp a multiple of
+// sw) and then pooled in two vectorized passes over flattened buffers:
+//   vertical:   v[p][c] = op_r xp[(p*sh + r*dh)*Wp + c], c < Wp (flattened over all rows
+//               when sh == 1), contiguous loads only;
+//   horizontal: t[j] = op_s v[j*sw + s*dw] for all j < P*Wh, Wh = Wp/sw: j = p*Wh + q is
+//               output row p, column q (columns q >= Q are garbage, never used).
+// The vertical pass goes first so the strided (sw > 1) loads run over P rows, not Hp.
+// Narrow rows (the 7x7..28x28 planes of late layers) thus run on full vectors, with no
+// per-row border logic. Max returns exactly torch's value: taking each column's result and
+// then the columns in order picks the same element as the row-major scan (first maximum; a
+// NaN anywhere gives NaN; the -inf padding never wins). The copy notes whether the plane
+// holds a NaN: if not, a single max instruction per tap suffices, else the compare-and-select
+// of torch's rule runs. Avg adds in a different order than torch's window scan (results
+// differ by rounding only).
+struct SepGeom {
+  int64_t Hp, Wp, Wh;  // padded plane, output-row width of the horizontal pass
+  int64_t vc, hn;      // v elements computed, t elements computed
+  int64_t xn, vn;      // xp / v buffer lengths (with the slack the vector loads read)
+};
+
+template <class T>
+SepGeom sep_geom(const PoolParams& pp) {
+  constexpr int64_t L = kLanes<T>;
+  SepGeom g;
+  g.Hp = (pp.P - 1) * pp.sh + (pp.R - 1) * pp.dh + 1;
+  g.Wp = ceil_div((pp.Q - 1) * pp.sw + (pp.S - 1) * pp.dw + 1, pp.sw) * pp.sw;
+  g.Wh = g.Wp / pp.sw;
+  g.vc = pp.sh == 1 ? ceil_div(pp.P * g.Wp, L) * L : (pp.P - 1) * g.Wp + ceil_div(g.Wp, L) * L;
+  g.hn = ceil_div(pp.P * g.Wh, L) * L;
+  g.xn = g.Hp * g.Wp + L;
+  g.vn = imax(g.vc, g.hn * pp.sw + (pp.S - 1) * pp.dw + 2 * L);
+  return g;
+}
+
+// Lanes [0, n) of p, 0 < n < L, the others 0 / not written; nothing past p[n-1] is touched.
+template <class V, class T>
+inline V vload_head(const T* p, int64_t n) {
+#if CK_ISA == 2
+  const auto k = (1u << n) - 1;
+  if constexpr (sizeof(T) == 4) return (V)_mm512_maskz_loadu_ps(__mmask16(k), p);
+  else return (V)_mm512_maskz_loadu_pd(__mmask8(k), p);
+#elif CK_ISA == 1
+  const __m256i lane = sizeof(T) == 4 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7) : _mm256_setr_epi64x(0, 1, 2, 3);
+  if constexpr (sizeof(T) == 4) return (V)_mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lane));
+  else return (V)_mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lane));
+#else
+  T t[kLanes<T>] = {};
+  for (int64_t i = 0; i < n; ++i) t[i] = p[i];
+  return vload<V>(t);
+#endif
+}
+template <class V, class T>
+inline void vstore_head(T* p, V v, int64_t n) {
+#if CK_ISA == 2
+  const auto k = (1u << n) - 1;
+  if constexpr (sizeof(T) == 4) _mm512_mask_storeu_ps(p, __mmask16(k), (__m512)v);
+  else _mm512_mask_storeu_pd(p, __mmask8(k), (__m512d)v);
+#elif CK_ISA == 1
+  const __m256i lane = sizeof(T) == 4 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7) : _mm256_setr_epi64x(0, 1, 2, 3);
+  if constexpr (sizeof(T) == 4) _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lane), (__m256)v);
+  else _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lane), (__m256d)v);
+#else
+  for (int64_t i = 0; i < n; ++i) p[i] = v[i];
+#endif
+}
+
+// dst[0..n) = src[0..n) in vectors, the tail masked (memcpy's call and size dispatch cost
+// more than these rows of a few dozen elements). With CHECK_NAN, *nan |= lanes holding a
+// NaN. The empty asm keeps GCC from turning the loop back into a memmove call.
+template <class T, bool CHECK_NAN>
+inline void copy_short(T* __restrict dst, const T* __restrict src, int64_t n, Mask<T>* nan) {
+  using V = Vec<T>;
+  constexpr int64_t L = kLanes<T>;
+  Mask<T> bad{};
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    V v = vload<V>(src + i);
+    asm("" : "+v"(v));
+    if (CHECK_NAN) bad |= v != v;
+    vstore(dst + i, v);
+  }
+  if (i < n) {
+    const V v = vload_head<V>(src + i, n - i);
+    if (CHECK_NAN) bad |= v != v;
+    vstore_head(dst + i, v, n - i);
+  }
+  if (CHECK_NAN) *nan |= bad;
+}
+
+// v > m ? v : m in one instruction (maxps returns its second operand on ties and NaNs).
+template <class V>
+inline V max_keep(V m, V v) {
+  if constexpr (sizeof(V) == 64 && sizeof(v[0]) == 4) return (V)_mm512_max_ps((__m512)v, (__m512)m);
+  else if constexpr (sizeof(V) == 64) return (V)_mm512_max_pd((__m512d)v, (__m512d)m);
+  else if constexpr (sizeof(V) == 32 && sizeof(v[0]) == 4) return (V)_mm256_max_ps((__m256)v, (__m256)m);
+  else if constexpr (sizeof(V) == 32) return (V)_mm256_max_pd((__m256d)v, (__m256d)m);
+  else if constexpr (sizeof(v[0]) == 4) return (V)_mm_max_ps((__m128)v, (__m128)m);
+  else return (V)_mm_max_pd((__m128d)v, (__m128d)m);
+}
+
+// kMax: planes without NaN (first maximum wins: ties keep m). kMaxNaN: torch's rule, a NaN
+// wins (the last one). kSum: average pooling.
+enum class PoolOp { kMax, kMaxNaN, kSum };
+template <class T, PoolOp OP>
+inline Vec<T> pool_op(Vec<T> m, Vec<T> v) {
+  if constexpr (OP == PoolOp::kMax) return max_keep(m, v);
+  else if constexpr (OP == PoolOp::kMaxNaN) return ((v > m) | (v != v)) ? v : m;
+  else return m + v;
+}
+
+// The two passes over the padded plane xp, then t -> y (avg: divided by div, P x Q).
+template <class T, PoolOp OP, int SWK>
+void sep_passes(const PoolParams& pp, const SepGeom& g, const T* xp, T* v, T* t, const T* div, T* y) {
+  using V = Vec<T>;
+  constexpr int64_t L = kLanes<T>;
+  const int64_t rstep = pp.dh * g.Wp;
+  auto column = [&](const T* x0) {
+    V m = vload<V>(x0);
+    for (int64_t r = 1; r < pp.R; ++r) m = pool_op<T, OP>(m, vload<V>(x0 + r * rstep));
+    return m;
+  };
+  if (pp.sh == 1) {
+    for (int64_t i = 0; i < g.vc; i += L) vstore(v + i, column(xp + i));
+  } else {  // row by row; a row's last vector spills into the next row, rewritten after it
+    for (int64_t p = 0; p < pp.P; ++p)
+      for (int64_t c = 0; c < g.Wp; c += L) vstore(v + p * g.Wp + c, column(xp + p * pp.sh * g.Wp + c));
+  }
+  const int64_t sw = pp.sw;
+  for (int64_t j = 0; j < g.hn; j += L) {
+    const T* s0 = v + j * sw;
+    V m = load_s<T, SWK>(s0, sw);
+    for (int64_t s = 1; s < pp.S; ++s) m = pool_op<T, OP>(m, load_s<T, SWK>(s0 + s * pp.dw, sw));
+    vstore(t + j, m);
+  }
+  for (int64_t p = 0; p < pp.P; ++p) {
+    const T* tr = t + p * g.Wh;
+    T* yr = y + p * pp.Q;
+    if constexpr (OP != PoolOp::kSum) {
+      copy_short<T, false>(yr, tr, pp.Q, nullptr);
+    } else {
+      const T* dr = div + p * pp.Q;
+#pragma omp simd
+      for (int64_t q = 0; q < pp.Q; ++q) yr[q] = tr[q] / dr[q];
+    }
+  }
+}
+
+// One plane x (H x W) -> y (P x Q). div: avg divisors (P x Q), unused for max.
+template <class T, bool MAX, int SWK>
+void sep_plane(const PoolParams& pp, const SepGeom& g, const T* x, T* y, const T* div, T* xp, T* v, T* t) {
+  const T pad = MAX ? -std::numeric_limits<T>::infinity() : T(0);
+  // padded copy: padded row ir holds input row ir - ph, padded column ic input column ic - pw
+  const int64_t lead = imin(pp.pw, g.Wp), wc = imax(0, imin(pp.W, g.Wp - pp.pw));
+  Mask<T> nan{};
+  for (int64_t ir = 0; ir < g.Hp; ++ir) {
+    T* d = xp + ir * g.Wp;
+    const int64_t ih = ir - pp.ph;
+    if (ih < 0 || ih >= pp.H) {
+      for (int64_t i = 0; i < g.Wp; ++i) d[i] = pad;
+      continue;
+    }
+    for (int64_t i = 0; i < lead; ++i) d[i] = pad;
+    copy_short<T, MAX>(d + lead, x + ih * pp.W, wc, &nan);
+    for (int64_t i = lead + wc; i < g.Wp; ++i) d[i] = pad;
+  }
+  for (int64_t i = g.Hp * g.Wp; i < g.xn; ++i) xp[i] = pad;
+  for (int64_t i = g.vc; i < g.vn; ++i) v[i] = pad;  // read by the last vectors only
+  if constexpr (MAX) {
+    bool any = false;
+    for (int l = 0; l < kLanes<T>; ++l) any |= nan[l] != 0;
+    if (any) sep_passes<T, PoolOp::kMaxNaN, SWK>(pp, g, xp, v, t, div, y);
+    else sep_passes<T, PoolOp::kMax, SWK>(pp, g, xp, v, t, div, y);
+  } else {
+    sep_passes<T, PoolOp::kSum, SWK>(pp, g, xp, v, t, div, y);
+  }
+}
+
+// Worth it (and affordable) when there are planes for every thread and one padded plane
+// stays in L2. Scalar builds keep the row path (no vectors to fill).
+template <class T>
+bool use_separable(const PoolParams& pp) {
+  if (kVecBytes == 0) return false;
+  const SepGeom g = sep_geom<T>(pp);
+  return pp.NC >= 2 * max_threads() && (g.xn + g.vn + g.hn) * int64_t(sizeof(T)) <= (int64_t(1) << 20);
+}
+
+template <class T, bool MAX>
+void sep_pool(const PoolParams& pp, const T* div, const T* x, T* y) {
+  const SepGeom g = sep_geom<T>(pp);
+  const int64_t HW = pp.H * pp.W, PQ = pp.P * pp.Q;
+  const bool par = pp.NC * (g.Hp * g.Wp + PQ) > 32768;
+#pragma omp parallel if (par)
+  {
+    static thread_local Buffer bx, bv, bt;
+    T* xp = bx.get<T>(g.xn);
+    T* v = bv.get<T>(g.vn);
+    T* t = bt.get<T>(g.hn);
+#pragma omp for schedule(static)
+    for (int64_t nc = 0; nc < pp.NC; ++nc) {
+      if (pp.sw == 1) sep_plane<T, MAX, 1>(pp, g, x + nc * HW, y + nc * PQ, div, xp, v, t);
+      else if (pp.sw == 2) sep_plane<T, MAX, 2>(pp, g, x + nc * HW, y + nc * PQ, div, xp, v, t);
+      else sep_plane<T, MAX, 0>(pp, g, x + nc * HW, y + nc * PQ, div, xp, v, t);
+    }
+  }
+}
+
 // ---------------------------------------------------------------- max
 
 template <class T, bool IDX>
@@ -189,6 +397,7 @@ void max_row_any(const PoolParams& pp, const Interior& in, const T* x, int64_t p
 
 template <class T>
 void max_pool2d_fwd_impl(const PoolParams& pp, const T* x, T* y, int64_t* idx) {
+  if (!idx && use_separable<T>(pp)) return sep_pool<T, true>(pp, nullptr, x, y);
   const int64_t rows = pp.NC * pp.P, HW = pp.H * pp.W;
   const bool par = rows > 1 && rows * pp.Q * pp.R * pp.S > 32768;
   const Interior in = interior_for(pp);
@@ -287,6 +496,16 @@ void avg_row(const PoolParams& pp, const Interior& in, bool cip, int64_t ovr, co
 
 template <class T>
 void avg_pool2d_fwd_impl(const PoolParams& pp, bool cip, int64_t ovr, const T* x, T* y) {
+  if (use_separable<T>(pp)) {
+    static thread_local Buffer bd;
+    T* div = bd.get<T>(pp.P * pp.Q);
+    for (int64_t p = 0; p < pp.P; ++p) {
+      const AvgSpan hs = avg_span(p, pp.sh, pp.ph, pp.R, pp.H);
+      for (int64_t q = 0; q < pp.Q; ++q)
+        div[p * pp.Q + q] = T(avg_divisor(hs, avg_span(q, pp.sw, pp.pw, pp.S, pp.W), cip, ovr));
+    }
+    return sep_pool<T, false>(pp, div, x, y);
+  }
   const int64_t rows = pp.NC * pp.P, HW = pp.H * pp.W;
   const bool par = rows > 1 && rows * pp.Q * pp.R * pp.S > 32768;
   const Interior in = interior_for(pp);
