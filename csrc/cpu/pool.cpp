@@ -20,6 +20,7 @@
 #include "cpu/common.h"
 
 #include <limits>
+#include <type_traits>
 #include <utility>
 
 #include "ops/pool.h"
@@ -187,6 +188,36 @@ inline void copy_short(T* __restrict dst, const T* __restrict src, int64_t n, Ma
   if (CHECK_NAN) *nan |= bad;
 }
 
+// p[0], p[sw], ..., p[(L-1)*sw] by one gather instruction (indices l*sw must fit int32).
+template <class T>
+struct StridedGather {
+#if CK_ISA == 2
+  typename std::conditional<sizeof(T) == 4, __m512i, __m256i>::type idx;
+  explicit StridedGather(int64_t sw) {
+    if constexpr (sizeof(T) == 4) idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(int(sw)));
+    else idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(sw)));
+  }
+  Vec<T> operator()(const T* p) const {
+    if constexpr (sizeof(T) == 4) return (Vec<T>)_mm512_i32gather_ps(idx, p, 4);
+    else return (Vec<T>)_mm512_i32gather_pd(idx, p, 8);
+  }
+#elif CK_ISA == 1
+  typename std::conditional<sizeof(T) == 4, __m256i, __m128i>::type idx;
+  explicit StridedGather(int64_t sw) {
+    if constexpr (sizeof(T) == 4) idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(sw)));
+    else idx = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(int(sw)));
+  }
+  Vec<T> operator()(const T* p) const {
+    if constexpr (sizeof(T) == 4) return (Vec<T>)_mm256_i32gather_ps(p, idx, 4);
+    else return (Vec<T>)_mm256_i32gather_pd(p, idx, 8);
+  }
+#else
+  int64_t sw;
+  explicit StridedGather(int64_t s) : sw(s) {}
+  Vec<T> operator()(const T* p) const { return load_s<T, 0>(p, sw); }
+#endif
+};
+
 // v > m ? v : m in one instruction (maxps returns its second operand on ties and NaNs).
 template <class V>
 inline V max_keep(V m, V v) {
@@ -208,7 +239,7 @@ inline Vec<T> pool_op(Vec<T> m, Vec<T> v) {
   else return m + v;
 }
 
-// The two passes over the padded plane xp, then t -> y (avg: divided by div, P x Q).
+// The two passes over the padded plane xp, then t -> y (avg: times rdiv, 1/divisor, P x Q).
 template <class T, PoolOp OP, int SWK>
 void sep_passes(const PoolParams& pp, const SepGeom& g, const T* xp, T* v, T* t, const T* div, T* y) {
   using V = Vec<T>;
@@ -226,10 +257,15 @@ void sep_passes(const PoolParams& pp, const SepGeom& g, const T* xp, T* v, T* t,
       for (int64_t c = 0; c < g.Wp; c += L) vstore(v + p * g.Wp + c, column(xp + p * pp.sh * g.Wp + c));
   }
   const int64_t sw = pp.sw;
+  const StridedGather<T> gather(SWK == 0 ? sw : 1);  // the buffers are < 1 MB: offsets fit int32
+  auto hload = [&](const T* p) {
+    if constexpr (SWK == 0) return gather(p);
+    else return load_s<T, SWK>(p, sw);
+  };
   for (int64_t j = 0; j < g.hn; j += L) {
     const T* s0 = v + j * sw;
-    V m = load_s<T, SWK>(s0, sw);
-    for (int64_t s = 1; s < pp.S; ++s) m = pool_op<T, OP>(m, load_s<T, SWK>(s0 + s * pp.dw, sw));
+    V m = hload(s0);
+    for (int64_t s = 1; s < pp.S; ++s) m = pool_op<T, OP>(m, hload(s0 + s * pp.dw));
     vstore(t + j, m);
   }
   for (int64_t p = 0; p < pp.P; ++p) {
@@ -240,12 +276,12 @@ void sep_passes(const PoolParams& pp, const SepGeom& g, const T* xp, T* v, T* t,
     } else {
       const T* dr = div + p * pp.Q;
 #pragma omp simd
-      for (int64_t q = 0; q < pp.Q; ++q) yr[q] = tr[q] / dr[q];
+      for (int64_t q = 0; q < pp.Q; ++q) yr[q] = tr[q] * dr[q];
     }
   }
 }
 
-// One plane x (H x W) -> y (P x Q). div: avg divisors (P x Q), unused for max.
+// One plane x (H x W) -> y (P x Q). div: avg reciprocal divisors (P x Q), unused for max.
 template <class T, bool MAX, int SWK>
 void sep_plane(const PoolParams& pp, const SepGeom& g, const T* x, T* y, const T* div, T* xp, T* v, T* t) {
   const T pad = MAX ? -std::numeric_limits<T>::infinity() : T(0);
@@ -263,8 +299,6 @@ void sep_plane(const PoolParams& pp, const SepGeom& g, const T* x, T* y, const T
     copy_short<T, MAX>(d + lead, x + ih * pp.W, wc, &nan);
     for (int64_t i = lead + wc; i < g.Wp; ++i) d[i] = pad;
   }
-  for (int64_t i = g.Hp * g.Wp; i < g.xn; ++i) xp[i] = pad;
-  for (int64_t i = g.vc; i < g.vn; ++i) v[i] = pad;  // read by the last vectors only
   if constexpr (MAX) {
     bool any = false;
     for (int l = 0; l < kLanes<T>; ++l) any |= nan[l] != 0;
@@ -295,6 +329,10 @@ void sep_pool(const PoolParams& pp, const T* div, const T* x, T* y) {
     T* xp = bx.get<T>(g.xn);
     T* v = bv.get<T>(g.vn);
     T* t = bt.get<T>(g.hn);
+    // the slack past each plane is read by the last vectors only and never written
+    const T pad = MAX ? -std::numeric_limits<T>::infinity() : T(0);
+    for (int64_t i = g.Hp * g.Wp; i < g.xn; ++i) xp[i] = pad;
+    for (int64_t i = g.vc; i < g.vn; ++i) v[i] = pad;
 #pragma omp for schedule(static)
     for (int64_t nc = 0; nc < pp.NC; ++nc) {
       if (pp.sw == 1) sep_plane<T, MAX, 1>(pp, g, x + nc * HW, y + nc * PQ, div, xp, v, t);
@@ -502,7 +540,7 @@ void avg_pool2d_fwd_impl(const PoolParams& pp, bool cip, int64_t ovr, const T* x
     for (int64_t p = 0; p < pp.P; ++p) {
       const AvgSpan hs = avg_span(p, pp.sh, pp.ph, pp.R, pp.H);
       for (int64_t q = 0; q < pp.Q; ++q)
-        div[p * pp.Q + q] = T(avg_divisor(hs, avg_span(q, pp.sw, pp.pw, pp.S, pp.W), cip, ovr));
+        div[p * pp.Q + q] = T(1) / T(avg_divisor(hs, avg_span(q, pp.sw, pp.pw, pp.S, pp.W), cip, ovr));
     }
     return sep_pool<T, false>(pp, div, x, y);
   }
