@@ -70,6 +70,61 @@ template <class V, class T> inline V vbroadcast(T s) {
   else return (V)_mm_set1_pd(s);
 }
 
+// Lanes [0, n) of p, 0 < n < L, the others 0 / not written; nothing past p[n-1] is touched.
+template <class V, class T>
+inline V vload_head(const T* p, int64_t n) {
+#if CK_ISA == 2
+  const auto k = (1u << n) - 1;
+  if constexpr (sizeof(T) == 4) return (V)_mm512_maskz_loadu_ps(__mmask16(k), p);
+  else return (V)_mm512_maskz_loadu_pd(__mmask8(k), p);
+#elif CK_ISA == 1
+  const __m256i lane = sizeof(T) == 4 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7) : _mm256_setr_epi64x(0, 1, 2, 3);
+  if constexpr (sizeof(T) == 4) return (V)_mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lane));
+  else return (V)_mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lane));
+#else
+  T t[kLanes<T>] = {};
+  for (int64_t i = 0; i < n; ++i) t[i] = p[i];
+  return vload<V>(t);
+#endif
+}
+template <class V, class T>
+inline void vstore_head(T* p, V v, int64_t n) {
+#if CK_ISA == 2
+  const auto k = (1u << n) - 1;
+  if constexpr (sizeof(T) == 4) _mm512_mask_storeu_ps(p, __mmask16(k), (__m512)v);
+  else _mm512_mask_storeu_pd(p, __mmask8(k), (__m512d)v);
+#elif CK_ISA == 1
+  const __m256i lane = sizeof(T) == 4 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7) : _mm256_setr_epi64x(0, 1, 2, 3);
+  if constexpr (sizeof(T) == 4) _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lane), (__m256)v);
+  else _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lane), (__m256d)v);
+#else
+  for (int64_t i = 0; i < n; ++i) p[i] = v[i];
+#endif
+}
+
+// dst[0..n) = src[0..n) in vectors, the tail masked (memcpy's call and size dispatch cost
+// more than these rows of a few dozen elements). With CHECK_NAN, *nan |= lanes holding a
+// NaN. The empty asm keeps GCC from turning the loop back into a memmove call.
+template <class T, bool CHECK_NAN = false>
+inline void copy_short(T* __restrict dst, const T* __restrict src, int64_t n, decltype(Vec<T>{} < Vec<T>{})* nan = nullptr) {
+  using V = Vec<T>;
+  constexpr int64_t L = kLanes<T>;
+  decltype(Vec<T>{} < Vec<T>{}) bad{};
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    V v = vload<V>(src + i);
+    asm("" : "+v"(v));
+    if (CHECK_NAN) bad |= v != v;
+    vstore(dst + i, v);
+  }
+  if (i < n) {
+    const V v = vload_head<V>(src + i, n - i);
+    if (CHECK_NAN) bad |= v != v;
+    vstore_head(dst + i, v, n - i);
+  }
+  if (CHECK_NAN) *nan |= bad;
+}
+
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 // b > 0. No a + b - 1 overflow for a >= 0 (huge strides reach here: found by tests/test_fuzz.py).

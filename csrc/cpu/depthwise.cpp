@@ -93,7 +93,9 @@ inline PadPlan pad_plan(const Plane& g) {
   // border columns are scalar (~R*S checked taps each); a padded copy costs ~W/L vector moves
   if (interior >= L && (g.Q - interior) * 4 * L <= interior) return pl;
   pl.use = true;
-  pl.Qp = ceil_div(g.Q, L) * L;
+  // rows of at least L outputs end with an overlapping vector block, written in place; only
+  // shorter ones are computed L wide into scratch and copied out
+  pl.Qp = imax(g.Q, L);
   pl.Wp2 = imax(g.pw + g.W, (pl.Qp - 1) * g.sw + (g.S - 1) * g.dw + 1);
   return pl;
 }
@@ -105,7 +107,7 @@ inline void pad_columns(const T* x, int64_t H, int64_t W, int64_t pw, int64_t Wp
     T* d = dst + i * Wp2;
     const T* xr = x + i * W;
     for (int64_t j = 0; j < pw; ++j) d[j] = T(0);
-    std::memcpy(d + pw, xr, size_t(W) * sizeof(T));
+    copy_short(d + pw, xr, W);
     for (int64_t j = pw + W; j < Wp2; ++j) d[j] = T(0);
   }
 }
@@ -415,7 +417,7 @@ void conv_plane_any(const Plane& g, const T* x, const T* w, T bias, bool accum, 
     if (accum)
       for (int64_t q = 0; q < g.Q; ++q) dst[q] += src[q];
     else
-      std::memcpy(dst, src, size_t(g.Q) * sizeof(T));
+      copy_short(dst, src, g.Q);
   }
 }
 
