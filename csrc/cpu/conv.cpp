@@ -247,6 +247,20 @@ void swap_outer(const T* src, int64_t A, int64_t B, int64_t PQ, T* dst) {
 // whole weight (up to MBs) for every image and run with an output only PQ wide.
 inline bool batch_pointwise(const ConvParams& p, bool pw) { return pw && p.G == 1 && p.N > 1 && p.out_plane() < 256; }
 
+// out (N x Cout x PQ) = A (Cout x Cin; strides rsa, csa) times in (N x Cin x PQ): the batch
+// folded into the columns of one GEMM (forward: A = W; backward data: A = W^T).
+template <class T>
+void pointwise_batched(int64_t N, int64_t Cin, int64_t Cout, int64_t PQ, const T* A, int64_t rsa, int64_t csa,
+                       const T* in, T* out) {
+  static thread_local Buffer in_buf, out_buf;
+  const int64_t NP = N * PQ;
+  T* it = in_buf.get<T>(Cin * NP);
+  T* ot = out_buf.get<T>(Cout * NP);
+  swap_outer(in, N, Cin, PQ, it);
+  gemm<T>(Cout, NP, Cin, T(1), A, rsa, csa, it, NP, 1, T(0), ot, NP, 1);
+  swap_outer(ot, Cout, N, PQ, out);
+}
+
 // Runs image(n, col, par) for n in [0, N): images in parallel, each thread with its own colsz
 // scratch, when there are at least as many images as threads; else one after another, the
 // kernels inside (im2col, GEMM) parallel (par = true).
@@ -286,13 +300,7 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
     valid_range(p.Q, p.stride[2], s * p.dilation[2] - p.pad[2], p.W, qab[2 * s], qab[2 * s + 1]);
 
   if (batch_pointwise(p, pw)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)
-    static thread_local Buffer xt_buf, yt_buf;
-    const int64_t NP = N * OPQ;
-    T* xt = xt_buf.get<T>(C * NP);
-    T* yt = yt_buf.get<T>(K * NP);
-    swap_outer(x, N, C, OPQ, xt);
-    gemm<T>(K, NP, C, T(1), w, C, 1, xt, NP, 1, T(0), yt, NP, 1);
-    swap_outer(yt, K, N, OPQ, y);
+    pointwise_batched<T>(N, C, K, OPQ, w, C, 1, x, y);
     if (b)
       for (int64_t n = 0; n < N; ++n) add_bias(b, K, OPQ, y + n * K * OPQ);
     return;
@@ -330,13 +338,7 @@ void conv_bwd_data_impl(const ConvParams& p, const T* dy, const T* w, T* dx) {
   const int64_t colsz = pw ? 0 : CRS * OPQ;
 
   if (batch_pointwise(p, pw)) {  // dX' (C x N*PQ) = W^T (C x K) dY' (K x N*PQ)
-    static thread_local Buffer dyt_buf, dxt_buf;
-    const int64_t NP = N * OPQ;
-    T* dyt = dyt_buf.get<T>(K * NP);
-    T* dxt = dxt_buf.get<T>(C * NP);
-    swap_outer(dy, N, K, OPQ, dyt);
-    gemm<T>(C, NP, K, T(1), w, 1, C, dyt, NP, 1, T(0), dxt, NP, 1);
-    swap_outer(dxt, C, N, OPQ, dx);
+    pointwise_batched<T>(N, K, C, OPQ, w, 1, C, dy, dx);
     return;
   }
 
