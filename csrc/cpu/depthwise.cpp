@@ -78,8 +78,9 @@ struct Scratch {
 
 // Narrow planes: when the vector interior of a row is short next to its scalar border
 // columns (e.g. 7x7 or 14x14 planes with a 3x3 kernel), the plane is first copied into a
-// zero-padded scratch plane wide enough that every output column of a row rounded up to the
-// vector length is interior; the kernels then run without border code.
+// zero-padded scratch plane wide enough that every output column is interior (rows shorter
+// than one vector: the first L columns, computed into scratch); the kernels then run without
+// border code.
 struct PadPlan {
   bool use;
   int64_t Qp, Wp2;  // padded output width, padded input width
