@@ -251,3 +251,24 @@ def test_native_binding_checks():
         _C.depthwise_conv2d_backward_input(np.zeros(35), W, np.zeros_like(X), 1, 1, 0, 0, 0, 0, 1, 1)
     with pytest.raises(ValueError, match="grad_bias"):
         _C.depthwise_conv2d_backward_weight(X, y, np.zeros_like(W), np.zeros(2), 1, 1, 0, 0, 0, 0, 1, 1)
+
+
+# Padding beyond dilation*(k-1): the unit-stride backward input runs the forward plane kernel
+# with padding dil*(k-1) - pad < 0. On narrow planes that kernel copies the plane into padded
+# scratch, which once wrote before the scratch rows (heap corruption on AVX-512, where the
+# wider vectors pick that path; found by tests/test_fuzz.py). ASan runs this file in CI.
+NEG_PAD_CASES = [
+    ((1, 4, 7, 24), (2, 5, 1), dict(stride=(2, 1), padding=(3, 1))),
+    ((2, 2, 9, 13), (1, 3, 3), dict(padding=3)),
+    ((1, 3, 5, 30), (2, 1, 1), dict(padding=(1, 1))),
+    ((1, 2, 12, 17), (1, 3, 2), dict(padding=(2, 2), dilation=(1, 1))),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("i", range(len(NEG_PAD_CASES)))
+def test_backward_padding_beyond_kernel(isa, dtype, i, rng):
+    shape, (m, r, s), kw = NEG_PAD_CASES[i]
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((shape[1] * m, 1, r, s))
+    check_against_reference("depthwise_conv2d", (x, w, None), kw, dtype=dtype, k=r * s, case=f"{isa} {shape} {kw}")

@@ -101,15 +101,17 @@ inline PadPlan pad_plan(const Plane& g) {
   return pl;
 }
 
-// Copies the H x W plane x into dst (H x Wp2), columns [pw, pw + W), zeros elsewhere.
+// dst (H x Wp2) column j = x column j - pw where that is inside [0, W), else 0. pw < 0 (the
+// backward input's padding dil*(k-1) - pad when pad > dil*(k-1)) drops leading columns.
 template <class T>
 inline void pad_columns(const T* x, int64_t H, int64_t W, int64_t pw, int64_t Wp2, T* dst) {
+  const int64_t lead = imin(imax(pw, 0), Wp2), skip = imax(-pw, 0);
+  const int64_t n = imax(0, imin(W - skip, Wp2 - lead));
   for (int64_t i = 0; i < H; ++i) {
     T* d = dst + i * Wp2;
-    const T* xr = x + i * W;
-    for (int64_t j = 0; j < pw; ++j) d[j] = T(0);
-    copy_short(d + pw, xr, W);
-    for (int64_t j = pw + W; j < Wp2; ++j) d[j] = T(0);
+    for (int64_t j = 0; j < lead; ++j) d[j] = T(0);
+    copy_short(d + lead, x + i * W + skip, n);
+    for (int64_t j = lead + n; j < Wp2; ++j) d[j] = T(0);
   }
 }
 
