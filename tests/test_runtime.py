@@ -61,7 +61,7 @@ def test_set_num_threads():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m,n,k,ta,tb", [(1, 1, 1, 0, 0), (7, 13, 5, 1, 0), (37, 45, 300, 0, 1), (130, 70, 513, 1, 1),
                                          (12, 32, 256, 0, 0), (13, 33, 257, 0, 0), (200, 3, 700, 0, 1),
-                                         (1, 37, 100, 0, 0), (1, 37, 100, 1, 1), (37, 1, 100, 0, 0),
+                                         (1, 37, 100, 0, 0), (1, 37, 100, 1, 1), (37, 1, 100, 0, 0), (250, 40, 300, 1, 0),
                                          (37, 1, 100, 1, 1), (1, 1, 300, 0, 1), (1, 50, 3, 1, 0)])
 def test_gemm_matches_numpy(isa, dtype, m, n, k, ta, tb, rng):
     """The micro-kernel tiles at their edges (m<MR, n<NR, k=1, k>KC) against NumPy."""

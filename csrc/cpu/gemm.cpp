@@ -32,9 +32,14 @@ struct Tile {
   static constexpr int NR = NV * kLanes<T>;
   static_assert(NR == kGemmNR<T>, "common.h's kGemmNR is the micro-tile width");
   static constexpr int MR = CK_ISA == 2 ? 12 : (CK_ISA == 1 ? 6 : 4);
-  static constexpr int KC = 256;
-  static constexpr int MC = MR * (CK_ISA == 2 ? 16 : 24);
-  static constexpr int NC = NR * 128;
+#ifndef XKC
+#define XKC 256
+#define XMC (CK_ISA == 2 ? 16 : 24)
+#define XNC 128
+#endif
+  static constexpr int KC = XKC;
+  static constexpr int MC = MR * XMC;
+  static constexpr int NC = NR * XNC;
 };
 
 // One MR x NR tile: acc = sum_k a[k][0:MR] (x) b[k][0:NR], then C = alpha*acc + beta*C
@@ -92,8 +97,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
     }
 }
 
-// Packs rows [0, mc) x cols [0, kc) of A into MR-row panels: panel ip holds, for each k,
-// the MR values A[ip*MR + i][k] (zero past mc).
+// Packs one MR-row panel of A: for each k, the MR values A[i][k] (zero past row mr).
 template <class T>
 void pack_a_panel(int64_t kc, int64_t mr, const T* A, int64_t rsa, int64_t csa, T* dst) {
   constexpr int MR = Tile<T>::MR;
@@ -107,6 +111,26 @@ void pack_a_panel(int64_t kc, int64_t mr, const T* A, int64_t rsa, int64_t csa, 
     for (; i < mr; ++i) dst[k * MR + i] = A[i * rsa + k * csa];
     for (; i < MR; ++i) dst[k * MR + i] = T(0);
   }
+}
+
+// Packs rows [0, mc) x cols [0, kc) of A into MR-row panels (panel ip at dst + ip*MR*kc).
+// When A's columns are contiguous (rsa == 1: a transposed operand, e.g. B^T of a transposed
+// product) all panels are filled k by k, so each k reads one run of mc values instead of a
+// short run per panel at a large stride (which defeats the hardware prefetcher).
+template <class T>
+void pack_a_block(int64_t kc, int64_t mc, const T* A, int64_t rsa, int64_t csa, T* dst) {
+  constexpr int MR = Tile<T>::MR;
+  const int64_t full = mc / MR;
+  if (rsa == 1 && full > 1) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* src = A + k * csa;
+      for (int64_t ip = 0; ip < full; ++ip) std::memcpy(dst + ip * MR * kc + k * MR, src + ip * MR, MR * sizeof(T));
+    }
+    if (full * MR < mc) pack_a_panel(kc, mc - full * MR, A + full * MR, rsa, csa, dst + full * MR * kc);
+    return;
+  }
+  for (int64_t ip = 0; ip * MR < mc; ++ip)
+    pack_a_panel(kc, imin(MR, mc - ip * MR), A + ip * MR * rsa, rsa, csa, dst + ip * MR * kc);
 }
 
 #if CK_ISA >= 1
@@ -238,8 +262,8 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
   if (K <= 0 || alpha == T(0)) return scale_c(M, N, beta, C, rsc, csc);
   if (N == 1) return gemv<T>(M, K, alpha, A, rsa, csa, B, rsb, beta, C, rsc);
   if (M == 1) return gemv<T>(N, K, alpha, B, csb, rsb, A, csa, beta, C, csc);
-  // Tiles are MR x NR with NR > MR; when N is small and M large (late CNN layers: 7x7 = 49
-  // columns), computing C^T = B^T A^T instead pads far fewer lanes. Strides make it free.
+  // Tiles are MR x NR with NR > MR; when N is far below NR and M large, computing
+  // C^T = B^T A^T instead pads far fewer lanes. Strides make it free.
   if (gemm_prefers_transpose<T>(M, N))
     return gemm_blocked<T>(N, M, K, alpha, B, csb, rsb, A, csa, rsa, beta, C, csc, rsc);
   return gemm_blocked<T>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
@@ -269,20 +293,41 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   using TL = Tile<T>;
   constexpr int64_t MR = TL::MR, NR = TL::NR, KC = TL::KC, MC = TL::MC, NC = TL::NC;
   static thread_local Buffer abuf, bbuf;
+  constexpr int64_t kSmallA = 192 * 1024;  // bytes of packed A kept in L2 for the whole product
   const int64_t nc_max = imin(NC, ceil_div(N, NR) * NR);
   const int64_t mc_max = imin(MC, ceil_div(M, MR) * MR);
   const int64_t kc_max = imin(KC, K);
-  T* pa = abuf.get<T>(mc_max * kc_max);
+  const int64_t mpanels = ceil_div(M, MR);
+  const bool small_a = M <= MC && mpanels * MR * K * int64_t(sizeof(T)) <= kSmallA;
+  T* pa = abuf.get<T>(small_a ? mpanels * MR * K : mc_max * kc_max);
   T* pb = bbuf.get<T>(nc_max * kc_max);
+  if (small_a) {
+    // All of A, packed, fits in L2 (a conv layer with few output channels): pack it once, then
+    // take one NR-wide column panel at a time through the whole K, so its C tile stays in L1
+    // instead of being read and written back once per KC slice (64 x 50176 x 576: 12.8 MB of
+    // C, three times).
+    for (int64_t pc = 0; pc < K; pc += KC) pack_a_block(imin(KC, K - pc), M, A + pc * csa, rsa, csa, pa + pc * mpanels * MR);
+    for (int64_t j = 0; j < N; j += NR) {
+      const int64_t nr = imin(NR, N - j);
+      for (int64_t pc = 0; pc < K; pc += KC) {
+        const int64_t kc = imin(KC, K - pc);
+        const T beta_pc = pc == 0 ? beta : T(1);
+        const T* pa_pc = pa + pc * mpanels * MR;
+        pack(ctx, pc, kc, n0 + j, nr, pb);
+        for (int64_t ip = 0; ip < mpanels; ++ip)
+          ukernel<T>(kc, pa_pc + ip * MR * kc, pb, C + ip * MR * rsc + j * csc, rsc, csc, int(imin(MR, M - ip * MR)),
+                     int(nr), alpha, beta_pc);
+      }
+    }
+    return;
+  }
   if (M <= MC) {
     // All of A fits one MC block, so each B panel is used once: pack it just before use, into
     // L1, instead of packing the whole NC x KC block out to L3 and reading it back.
-    const int64_t mpanels = ceil_div(M, MR);
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = imin(KC, K - pc);
       const T beta_pc = pc == 0 ? beta : T(1);
-      for (int64_t ip = 0; ip < mpanels; ++ip)
-        pack_a_panel(kc, imin(MR, M - ip * MR), A + ip * MR * rsa + pc * csa, rsa, csa, pa + ip * MR * kc);
+      pack_a_block(kc, M, A + pc * csa, rsa, csa, pa);
       for (int64_t j = 0; j < N; j += NR) {
         const int64_t nr = imin(NR, N - j);
         pack(ctx, pc, kc, n0 + j, nr, pb);
@@ -306,8 +351,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = imin(MC, M - ic);
         const int64_t mpanels = ceil_div(mc, MR);
-        for (int64_t ip = 0; ip < mpanels; ++ip)
-          pack_a_panel(kc, imin(MR, mc - ip * MR), A + (ic + ip * MR) * rsa + pc * csa, rsa, csa, pa + ip * MR * kc);
+        pack_a_block(kc, mc, A + ic * rsa + pc * csa, rsa, csa, pa);
         // Loops 2 and 1: each NR-wide B panel (in L1) against every MR-tall A panel (in L2).
         for (int64_t jp = 0; jp < npanels; ++jp)
           for (int64_t ip = 0; ip < mpanels; ++ip)
@@ -390,8 +434,12 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
 template <class T>
 bool gemm_prefers_transpose(int64_t M, int64_t N) {
   constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
+  // Transposing moves the large operand into A's MR-wide panels, whose packing reads it in
+  // short runs: measured (2 threads, AVX-512), it only pays when it saves over 30% of the
+  // padded lanes (64 x 3136 x 576: 236 GFLOP/s as is, 189 transposed; 100 x 10 x 500: 46 as
+  // is, 74 transposed; 2048 x 49 x 512 (saves 6%): 182 as is, 176 transposed).
   auto padded = [](int64_t n, int64_t t) { return double(ceil_div(n, t) * t) / double(n); };
-  return padded(N, MR) * padded(M, NR) < 0.9 * padded(M, MR) * padded(N, NR);
+  return padded(N, MR) * padded(M, NR) < 0.7 * padded(M, MR) * padded(N, NR);
 }
 
 template void gemm<float>(int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t, const float*,
