@@ -1,5 +1,7 @@
 // Convolution by im2col + GEMM: forward, backward-data (col2im) and backward-weight.
 // N-d: 1-d and 2-d convolutions arrive as 3-d ones with unit leading dims (see ops/conv.h).
+#include <algorithm>
+
 #include "cpu/common.h"
 
 #include "ops/conv.h"
@@ -73,107 +75,178 @@ void im2col(const ConvParams& p, const T* x, int64_t Cg, T* col, bool parallel) 
   }
 }
 
-// The im2col matrix of one image's group (rows c,t,r,s; columns o,p,q), packed straight into
-// GEMM panels without being stored (implicit im2col): one pass over the image instead of
-// writing the matrix and reading it back to pack it. Panel by panel (NR output positions,
-// whose input taps sit in L1), row by row; a run of in-bounds taps of one output row is a
-// vector copy at unit stride (a deinterleave at stride 2), padding taps are zeros.
-// `qab` holds, per kernel column s, the output columns [qa, qb) whose tap is inside the row.
-template <class T>
-struct Im2colB {
-  const ConvParams* p;
-  const T* x;          // the group's first channel of the image
-  const int64_t* qab;  // 2 * S values
+// Implicit im2col: the im2col matrix of one image's group (rows c,t,r,s; columns o,p,q)
+// packed straight into GEMM panels from a zero-padded, phase-split copy of the image, never
+// stored. With strides (sd, sh, sw) the padded image splits into sd*sh*sw phase volumes;
+// phase (a, b, e) holds the padded values at (sd*i + a, sh*j + b, sw*l + e). The tap
+// (t, r, s) of output (o, p, q) reads padded (sd*o + t*dd, sh*p + r*dh, sw*q + s*dw), which is
+// phase (t*dd % sd, r*dh % sh, s*dw % sw) at (o + t*dd/sd, p + r*dh/sh, q + s*dw/sw): every
+// row of the im2col matrix is a unit-stride window of one phase volume, at an offset off[k]
+// plus the output position's own offset. A panel row is then a few vector copies (one per
+// output row the panel's NR columns cross): no bounds checks, no strided gathers, and the
+// copy (about the size of the image) stays in L2 where the explicit matrix (kernel-volume
+// times larger) would stream from DRAM.
+struct PhaseGeom {
+  int64_t dph = 0, hph = 0, wph = 0, nph = 0;  // phase-volume extents, number of phases
+  PhaseGeom() = default;
+  explicit PhaseGeom(const ConvParams& p)
+      : dph(p.O + (p.T - 1) * p.dilation[0] / p.stride[0]),
+        hph(p.P + (p.R - 1) * p.dilation[1] / p.stride[1]),
+        wph(p.Q + (p.S - 1) * p.dilation[2] / p.stride[2]),
+        nph(p.stride[0] * p.stride[1] * p.stride[2]) {}
+  int64_t vol() const { return dph * hph * wph; }
+  int64_t chan() const { return nph * vol(); }  // values per channel
+};
 
-  struct Seg {
-    int64_t lane, len, o, p, q;
-  };
+// Whether the phase-split copy stays about the size of the image (large strides with small
+// kernels would make most phases dead weight). In floating point: huge strides or dilations
+// (tests/test_boundaries.py) would overflow PhaseGeom's integers, which only a fitting
+// geometry may build.
+inline bool phases_fit(const ConvParams& p) {
+  const int64_t out[3] = {p.O, p.P, p.Q}, ker[3] = {p.T, p.R, p.S};
+  double chan = 1;
+  for (int d = 0; d < 3; ++d)
+    chan *= double(p.stride[d]) * double(out[d]) + double(ker[d] - 1) * double(p.dilation[d]) + double(p.stride[d]);
+  return chan <= 2.0 * double(p.in_plane()) + 4096.0;
+}
 
-  // dst[0:len] = src[0], src[sw], ... (in-bounds taps)
-  static void taps(T* dst, const T* src, int64_t len, int64_t sw, bool tail_ok) {
-    int64_t i = 0;
-    if (sw == 1) {
-      for (; i < len; ++i) dst[i] = src[i];
-      return;
-    }
-#if CK_ISA >= 1
-    if (sizeof(T) == 4 && sw == 2 && tail_ok) {  // reads src[0 .. 2*len): one past the last tap
-      const float* s = reinterpret_cast<const float*>(src);
-      float* d = reinterpret_cast<float*>(dst);
-      for (; i + 8 <= len; i += 8) {
-        const __m256 a = _mm256_loadu_ps(s + 2 * i), b = _mm256_loadu_ps(s + 2 * i + 8);
-        const __m256 ev = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
-        _mm256_storeu_ps(d + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0))));
-      }
-    }
-#endif
-    (void)tail_ok;
-    for (; i < len; ++i) dst[i] = src[i * sw];
-  }
-
-  static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst) {
-    const Im2colB& me = *static_cast<const Im2colB*>(ctx);
-    const ConvParams& p = *me.p;
-    constexpr int64_t NR = kGemmNR<T>;
-    const int64_t PQ = p.P * p.Q, HW = p.H * p.W, DHW = p.in_plane();
-    const int64_t sd = p.stride[0], sh = p.stride[1], sw = p.stride[2];
-    for (int64_t j0 = 0; j0 < nc; j0 += NR) {
-      const int64_t nr = imin(NR, nc - j0);
-      // the panel's columns as runs along output rows
-      Seg seg[NR];
-      int nseg = 0;
-      {
-        const int64_t n = n0 + j0;
-        int64_t o = n / PQ, pp = (n % PQ) / p.Q, q = n % p.Q;
-        for (int64_t lane = 0; lane < nr;) {
-          const int64_t len = imin(nr - lane, p.Q - q);
-          seg[nseg++] = Seg{lane, len, o, pp, q};
-          lane += len;
-          q = 0;
-          if (++pp == p.P) {
-            pp = 0;
-            ++o;
-          }
+// off[k] for every im2col row k = (c, t, r, s) of one group: where its tap of output (0,0,0)
+// sits in the group's phase-split copy.
+inline void phase_offsets(const ConvParams& p, const PhaseGeom& g, int64_t Cg, int64_t* off) {
+  const int64_t sd = p.stride[0], sh = p.stride[1], sw = p.stride[2];
+  int64_t k = 0;
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t t = 0; t < p.T; ++t)
+      for (int64_t r = 0; r < p.R; ++r)
+        for (int64_t s = 0; s < p.S; ++s) {
+          const int64_t td = t * p.dilation[0], rh = r * p.dilation[1], sv = s * p.dilation[2];
+          const int64_t ph = ((td % sd) * sh + rh % sh) * sw + sv % sw;
+          off[k++] = (c * g.nph + ph) * g.vol() + ((td / sd) * g.hph + rh / sh) * g.wph + sv / sw;
         }
-      }
-      T* panel = dst + j0 * kc;
-      // row pc decoded once, then stepped
-      int64_t c = pc / (p.T * p.R * p.S), t = (pc / (p.R * p.S)) % p.T, r = (pc / p.S) % p.R, s = pc % p.S;
-      for (int64_t k = 0; k < kc; ++k) {
-        T* d = panel + k * NR;
-        const T* xc = me.x + c * DHW;
-        const int64_t offd = t * p.dilation[0] - p.pad[0];
-        const int64_t offh = r * p.dilation[1] - p.pad[1];
-        const int64_t offw = s * p.dilation[2] - p.pad[2];
-        const int64_t qa = me.qab[2 * s], qb = me.qab[2 * s + 1];
-        for (int g = 0; g < nseg; ++g) {
-          const Seg& sg = seg[g];
-          T* dd = d + sg.lane;
-          const int64_t id = sg.o * sd + offd, ih = sg.p * sh + offh;
-          if (id < 0 || id >= p.D || ih < 0 || ih >= p.H) {
-            for (int64_t i = 0; i < sg.len; ++i) dd[i] = T(0);
+}
+
+// xph (Cg x nph x dph x hph x wph) = the phase-split, zero-padded copy of Cg channels at x.
+template <class T>
+void build_phases(const ConvParams& p, const PhaseGeom& g, const T* x, int64_t Cg, T* xph, bool parallel) {
+  const int64_t sd = p.stride[0], sh = p.stride[1], sw = p.stride[2];
+  const int64_t HW = p.H * p.W, DHW = p.in_plane();
+  const bool par = parallel && max_threads() > 1 && Cg * g.chan() > kParallelGrain && Cg > 1;
+  (void)par;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t ph = 0; ph < g.nph; ++ph) {
+      const int64_t a = ph / (sh * sw), b = (ph / sw) % sh, e = ph % sw;
+      T* dst = xph + (c * g.nph + ph) * g.vol();
+      int64_t l0, l1;  // phase columns whose input column sw*l + e - pad lies inside the row
+      valid_range(g.wph, sw, e - p.pad[2], p.W, l0, l1);
+      for (int64_t i = 0; i < g.dph; ++i)
+        for (int64_t j = 0; j < g.hph; ++j) {
+          T* row = dst + (i * g.hph + j) * g.wph;
+          const int64_t id = sd * i + a - p.pad[0], ih = sh * j + b - p.pad[1];
+          if (id < 0 || id >= p.D || ih < 0 || ih >= p.H || l1 <= l0) {
+            std::fill(row, row + g.wph, T(0));
             continue;
           }
-          const T* xr = xc + id * HW + ih * p.W;
-          // lanes before qa and from qb on are padding
-          const int64_t a = imin(imax(qa - sg.q, 0), sg.len), b = imax(imin(qb - sg.q, sg.len), a);
-          for (int64_t i = 0; i < a; ++i) dd[i] = T(0);
-          if (b > a) {
-            const int64_t w0 = (sg.q + a) * sw + offw, wlast = (sg.q + b - 1) * sw + offw;
-            taps(dd + a, xr + w0, b - a, sw, wlast + 1 < p.W);
-          }
-          for (int64_t i = b; i < sg.len; ++i) dd[i] = T(0);
+          const T* xr = x + c * DHW + id * HW + ih * p.W + (sw * l0 + e - p.pad[2]);  // first in-bounds tap
+          std::fill(row, row + l0, T(0));
+          if (sw == 1) copy_short(row + l0, xr, l1 - l0);
+          else
+            for (int64_t l = l0; l < l1; ++l) row[l] = xr[(l - l0) * sw];
+          std::fill(row + l1, row + g.wph, T(0));
         }
-        for (int64_t i = nr; i < NR; ++i) d[i] = T(0);
-        if (++s == p.S) {
-          s = 0;
-          if (++r == p.R) {
-            r = 0;
-            if (++t == p.T) {
-              t = 0;
-              ++c;
+    }
+}
+
+// Lanes [lo, hi) of a vector: merge(acc, p) returns acc with those lanes replaced by p[lo..hi)
+// (p is lane 0's address; no other lane of p is read, so p may point before or past a buffer).
+template <class T>
+struct LaneRange {
+  using V = Vec<T>;
+#if CK_ISA == 2
+  uint32_t m = 0;
+  LaneRange() = default;
+  LaneRange(int lo, int hi) : m(((1u << hi) - 1) & ~((1u << lo) - 1)) {}
+  V merge(V acc, const T* p) const {
+    if constexpr (sizeof(T) == 4) return (V)_mm512_mask_loadu_ps((__m512)acc, __mmask16(m), p);
+    else return (V)_mm512_mask_loadu_pd((__m512d)acc, __mmask8(m), p);
+  }
+#elif CK_ISA == 1
+  __m256i m{};
+  LaneRange() = default;
+  LaneRange(int lo, int hi) {
+    const __m256i lane = sizeof(T) == 4 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7) : _mm256_setr_epi64x(0, 1, 2, 3);
+    if constexpr (sizeof(T) == 4)
+      m = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(lo - 1)), _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));
+    else
+      m = _mm256_and_si256(_mm256_cmpgt_epi64(lane, _mm256_set1_epi64x(lo - 1)), _mm256_cmpgt_epi64(_mm256_set1_epi64x(hi), lane));
+  }
+  V merge(V acc, const T* p) const {
+    if constexpr (sizeof(T) == 4)
+      return (V)_mm256_blendv_ps((__m256)acc, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+    else
+      return (V)_mm256_blendv_pd((__m256d)acc, _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
+  }
+#else
+  int lo = 0, hi = 0;
+  LaneRange() = default;
+  LaneRange(int l, int h) : lo(l), hi(h) {}
+  V merge(V acc, const T* p) const {
+    for (int i = lo; i < hi; ++i) acc[i] = p[i];
+    return acc;
+  }
+#endif
+};
+
+template <class T>
+struct PhasedB {
+  const T* xph;        // the group's phase-split copy
+  const int64_t* off;  // per im2col row
+  const ConvParams* p;
+  PhaseGeom g;
+
+  static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst) {
+    const PhasedB& m = *static_cast<const PhasedB*>(ctx);
+    const ConvParams& p = *m.p;
+    using V = Vec<T>;
+    constexpr int L = kLanes<T>, NV = int(kGemmNR<T>) / L;
+    const int64_t PQ = p.P * p.Q;
+    const int64_t* off = m.off + pc;
+    for (int64_t j0 = 0; j0 < nc; j0 += NV * L) {
+      T* panel = dst + j0 * kc;
+      const int64_t n = n0 + j0, nr = imin(NV * L, nc - j0);
+      int64_t o = n / PQ, pp = (n % PQ) / p.Q, q = n % p.Q;  // output position of lane 0
+      for (int v = 0; v < NV; ++v) {
+        // This vector's lanes as runs along output rows: lanes [lo, hi) of row k come from
+        // xph + off[k] + src (lane 0's address; one run unless output rows are short).
+        int64_t src[L];
+        LaneRange<T> lanes[L] = {};
+        int nrun = 0;
+        for (int lo = 0, end = int(imin(L, nr - v * L)); lo < end;) {
+          const int hi = int(imin(end, lo + (p.Q - q)));
+          src[nrun] = (o * m.g.hph + pp) * m.g.wph + q - lo;
+          lanes[nrun++] = LaneRange<T>(lo, hi);
+          q += hi - lo;
+          lo = hi;
+          if (q == p.Q) {
+            q = 0;
+            if (++pp == p.P) {
+              pp = 0;
+              ++o;
             }
           }
+        }
+        // Down the rows: a load (merged under masks) per run and one store, lanes past nr zero.
+        T* d = panel + v * L;
+        if (nrun == 1 && nr - v * L >= L) {
+          const T* x = m.xph + src[0];
+          for (int64_t k = 0; k < kc; ++k) vstore(d + k * kGemmNR<T>, vload<V>(x + off[k]));
+          continue;
+        }
+        for (int64_t k = 0; k < kc; ++k) {
+          V acc{};
+          const T* x = m.xph + off[k];
+          for (int r = 0; r < nrun; ++r) acc = lanes[r].merge(acc, x + src[r]);
+          vstore(d + k * kGemmNR<T>, acc);
         }
       }
     }
@@ -289,15 +362,14 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
   const int64_t TRS = p.kernel_volume(), OPQ = p.out_plane(), DHW = p.in_plane();
   const int64_t CRS = Cg * TRS;
   const bool pw = is_pointwise(p);
-  // Pack the im2col matrix straight from the image when output rows are at least two panels
-  // wide (most panels are then one run of taps; with narrow rows the explicit matrix packs
-  // faster) and gemm() would not rather transpose the product.
-  const bool implicit = !pw && p.Q >= 2 * kGemmNR<T> && Kg > 1 && !gemm_prefers_transpose<T>(Kg, OPQ);
-  const int64_t colsz = pw || implicit ? 0 : CRS * OPQ;
-  static thread_local Buffer qab_buf;
-  int64_t* qab = implicit ? qab_buf.get<int64_t>(2 * p.S) : nullptr;
-  for (int64_t s = 0; implicit && s < p.S; ++s)
-    valid_range(p.Q, p.stride[2], s * p.dilation[2] - p.pad[2], p.W, qab[2 * s], qab[2 * s + 1]);
+  // Pack the im2col matrix straight from a phase-split copy of the image, unless gemm() would
+  // rather transpose the product (a handful of output positions) or the copy would be large.
+  const bool implicit = !pw && Kg > 1 && !gemm_prefers_transpose<T>(Kg, OPQ) && phases_fit(p);
+  const PhaseGeom pg = implicit ? PhaseGeom(p) : PhaseGeom();
+  const int64_t colsz = pw ? 0 : implicit ? Cg * pg.chan() : CRS * OPQ;
+  static thread_local Buffer off_buf;
+  int64_t* off = implicit ? off_buf.get<int64_t>(CRS) : nullptr;
+  if (implicit) phase_offsets(p, pg, Cg, off);
 
   if (batch_pointwise(p, pw)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)
     pointwise_batched<T>(N, C, K, OPQ, w, C, 1, x, y);
@@ -312,8 +384,9 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
     for (int64_t g = 0; g < G; ++g) {
       const T* B = xn + g * Cg * DHW;
       if (implicit) {
-        const Im2colB<T> ib{&p, B, qab};
-        gemm_packed<T>(Kg, OPQ, CRS, T(1), w + g * Kg * CRS, CRS, 1, &Im2colB<T>::pack, &ib, T(0), yn + g * Kg * OPQ,
+        build_phases(p, pg, B, Cg, col, par);
+        const PhasedB<T> pb{col, off, &p, pg};
+        gemm_packed<T>(Kg, OPQ, CRS, T(1), w + g * Kg * CRS, CRS, 1, &PhasedB<T>::pack, &pb, T(0), yn + g * Kg * OPQ,
                        OPQ, 1);
         continue;
       }

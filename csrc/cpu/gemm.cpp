@@ -32,14 +32,9 @@ struct Tile {
   static constexpr int NR = NV * kLanes<T>;
   static_assert(NR == kGemmNR<T>, "common.h's kGemmNR is the micro-tile width");
   static constexpr int MR = CK_ISA == 2 ? 12 : (CK_ISA == 1 ? 6 : 4);
-#ifndef XKC
-#define XKC 256
-#define XMC (CK_ISA == 2 ? 16 : 24)
-#define XNC 128
-#endif
-  static constexpr int KC = XKC;
-  static constexpr int MC = MR * XMC;
-  static constexpr int NC = NR * XNC;
+  static constexpr int KC = 256;
+  static constexpr int MC = MR * (CK_ISA == 2 ? 16 : 24);
+  static constexpr int NC = NR * 128;
 };
 
 // One MR x NR tile: acc = sum_k a[k][0:MR] (x) b[k][0:NR], then C = alpha*acc + beta*C
