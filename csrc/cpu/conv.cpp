@@ -106,7 +106,7 @@ inline bool phases_fit(const ConvParams& p) {
   const int64_t out[3] = {p.O, p.P, p.Q}, ker[3] = {p.T, p.R, p.S};
   double chan = 1;
   for (int d = 0; d < 3; ++d)
-    chan *= double(p.stride[d]) * double(out[d]) + double(ker[d] - 1) * double(p.dilation[d]) + double(p.stride[d]);
+    chan *= double(p.stride[d]) * double(out[d]) + double(ker[d] - 1) * double(p.dilation[d]);  // >= stride * extent
   return chan <= 2.0 * double(p.in_plane()) + 4096.0;
 }
 
