@@ -388,3 +388,45 @@ def test_thread_counts(threads):
                 np.testing.assert_allclose(a, e, atol=1e-12)
     finally:
         convkern.set_num_threads(old)
+
+
+# ----------------------------------------------------------------------------- implicit im2col
+# (N, C, K, spatial, kernel, stride, padding, dilation, groups): outputs of a few hundred
+# positions at batch 1, so the weight gradient splits the positions among threads; narrow
+# (Q < one vector) and wide rows, strides 1-4 (1, 4 or 16 phases), dilation, asymmetric pads.
+IMPLICIT = [
+    (1, 3, 14, (29, 31), (7, 7), 2, 3, 1, 1),       # a stem: 4 phases
+    (1, 3, 13, (47, 45), (11, 11), 4, 2, 1, 1),     # AlexNet-like: 16 phases
+    (1, 17, 5, (14, 14), (5, 5), 1, 2, 1, 1),       # narrow rows (14 < 16 lanes)
+    (1, 4, 6, (9, 40), (3, 3), 1, (1, 0), 2, 1),    # wide rows, dilation 2, asymmetric pad
+    (1, 6, 4, (21, 19), (3, 2), (2, 3), (1, 2), (1, 2), 2),  # mixed strides, groups
+    (2, 5, 7, (18, 18), (3, 3), 1, 1, 1, 1),        # batch 2
+    (1, 2, 3, (40, 3), (3, 3), 1, 1, 1, 1),         # 3-wide rows: many runs per vector
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_implicit_forward_and_weight_gradient(isa, dtype, threads):
+    """The phase-split implicit im2col (forward and weight gradient, positions split among
+    threads) against the NumPy reference."""
+    import convkern
+
+    rng = np.random.default_rng(11)
+    old = convkern.get_num_threads()
+    try:
+        convkern.set_num_threads(threads)
+        for N, C, K, sp, ks, stride, padding, dilation, groups in IMPLICIT:
+            kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+            x = rng.standard_normal((N, C) + sp)
+            w = rng.standard_normal((K, C // groups) + ks)
+            y64 = R.conv2d(x, w, **kw)
+            g = rng.standard_normal(y64.shape)
+            k = (C // groups) * _prod(ks)
+            y = F.conv2d(x.astype(dtype), w.astype(dtype), algo="im2col", **kw)
+            assert_close(y, y64, k=k, case=str((sp, ks, stride)))
+            dw = F.conv2d_weight(x.astype(dtype), w.shape, g.astype(dtype), **kw)
+            assert_close(dw, R.conv2d_weight(x, w.shape, g, **kw), k=4 * y64[0, 0].size,
+                         case=str((sp, ks, stride)))
+    finally:
+        convkern.set_num_threads(old)

@@ -193,6 +193,10 @@ template <class T>
 constexpr int64_t kGemmNR = 2 * kLanes<T>;  // the micro-tile's width (cpu/gemm.cpp's Tile<T>::NR)
 template <class T>
 bool gemm_prefers_transpose(int64_t M, int64_t N);
+// One NR-wide panel of B from nr <= NR columns stored contiguously (column j at B + j*ld):
+// dst[k*NR + j] = B[j*ld + k] for k < kc, zero for j >= nr (in-register transposes).
+template <class T>
+void pack_b_columns(int64_t kc, int64_t nr, const T* B, int64_t ld, T* dst);
 
 }  // namespace CK_ISA_NS
 }  // namespace ck

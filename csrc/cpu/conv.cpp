@@ -253,6 +253,55 @@ struct PhasedB {
   }
 };
 
+// The transposed im2col matrix of one image's group (rows: output positions n0 + k; columns
+// c,t,r,s), for the weight gradient, packed from the phase-split copy: each panel's columns
+// are copied, as runs along output rows, into a small column-major block (in L1), which
+// pack_b_columns transposes into the panel.
+template <class T>
+struct PhasedBT {
+  const T* xph;
+  const int64_t* off;
+  const ConvParams* p;
+  PhaseGeom g;
+  int64_t n0;  // first output position of this product's rows
+
+  static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+    const PhasedBT& m = *static_cast<const PhasedBT*>(ctx);
+    const ConvParams& p = *m.p;
+    constexpr int64_t NR = kGemmNR<T>;
+    static thread_local Buffer tbuf, rbuf;
+    T* tmp = tbuf.get<T>(NR * kc);
+    // runs of positions along output rows: rows [k0, k0 + len) of every column read src..
+    const int64_t PQ = p.P * p.Q, n = m.n0 + pc;
+    int64_t* runs = rbuf.get<int64_t>(3 * (kc / p.Q + 2));
+    int64_t nrun = 0;
+    {
+      int64_t o = n / PQ, pp = (n % PQ) / p.Q, q = n % p.Q;
+      for (int64_t k = 0; k < kc;) {
+        const int64_t len = imin(kc - k, p.Q - q);
+        runs[3 * nrun] = k;
+        runs[3 * nrun + 1] = len;
+        runs[3 * nrun++ + 2] = (o * m.g.hph + pp) * m.g.wph + q;
+        k += len;
+        q = 0;
+        if (++pp == p.P) {
+          pp = 0;
+          ++o;
+        }
+      }
+    }
+    for (int64_t jp = 0; jp < nc; jp += NR) {
+      const int64_t nr = imin(NR, nc - jp);
+      for (int64_t j = 0; j < nr; ++j) {
+        const T* x = m.xph + m.off[j0 + jp + j];
+        T* t = tmp + j * kc;
+        for (int64_t r = 0; r < nrun; ++r) copy_short(t + runs[3 * r], x + runs[3 * r + 2], runs[3 * r + 1]);
+      }
+      pack_b_columns(kc, nr, tmp, kc, dst + jp * kc);
+    }
+  }
+};
+
 // x (Cg channels of one image) += col2im(col). Parallel over channels (each owns its plane).
 template <class T>
 void col2im_add(const ConvParams& p, const T* col, int64_t Cg, T* x, bool parallel) {
@@ -441,13 +490,25 @@ void conv_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* dw, T
   const int64_t CRS = Cg * TRS;
   const int64_t wsz = K * CRS;
   const bool pw = is_pointwise(p);
-  const int64_t colsz = pw ? 0 : CRS * OPQ;
+  // The columns of the product are packed from a phase-split copy of the image (see the
+  // forward), unless the copy would be large.
+  const bool implicit = !pw && phases_fit(p);
+  const PhaseGeom pg = implicit ? PhaseGeom(p) : PhaseGeom();
+  const int64_t colsz = pw ? 0 : implicit ? Cg * pg.chan() : CRS * OPQ;
+  static thread_local Buffer off_buf;
+  int64_t* off = implicit ? off_buf.get<int64_t>(CRS) : nullptr;
+  if (implicit) phase_offsets(p, pg, Cg, off);
   const int nt = max_threads();
   const bool batch_par = nt > 1 && N >= nt;
-  const int nparts = batch_par ? nt : 1;
+  // Fewer images than threads: with a small weight and many output positions (stems, early
+  // layers), the threads split the positions (the product's K) instead, each summing into its
+  // own partial dW; a split of dW's rows or columns would have every thread pack the same
+  // columns, and it leaves threads idle when dW is only a few micro-tiles (32 x 27).
+  const bool pos_par = !batch_par && implicit && nt > 1 && N > 0 && wsz <= 16 * OPQ && OPQ >= 64 * nt;
+  const int nparts = batch_par || pos_par ? nt : 1;
   static thread_local Buffer scratch;
   // [nparts col buffers][nparts partial dW (only when batch_par)]
-  T* cols = scratch.get<T>(colsz * nparts + (batch_par ? wsz * nparts : 0));
+  T* cols = scratch.get<T>(colsz * nparts + (batch_par || pos_par ? wsz * nparts : 0));
   T* partial = cols + colsz * nparts;
 
   // acc (K x CRS) (+)= dy_n @ col(x_n)^T
@@ -456,6 +517,13 @@ void conv_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* dw, T
     const T* dyn = dy + n * K * OPQ;
     for (int64_t g = 0; g < G; ++g) {
       const T* B = xn + g * Cg * DHW;
+      if (implicit) {
+        build_phases(p, pg, B, Cg, col, par);
+        const PhasedBT<T> pb{col, off, &p, pg, 0};
+        gemm_packed<T>(Kg, CRS, OPQ, T(1), dyn + g * Kg * OPQ, OPQ, 1, &PhasedBT<T>::pack, &pb, first ? T(0) : T(1),
+                       acc + g * Kg * CRS, CRS, 1);
+        continue;
+      }
       if (!pw) {
         im2col(p, B, Cg, col, par);
         B = col;
@@ -487,6 +555,38 @@ void conv_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* dw, T
         for (int j = 1; j < nthr; ++j) s += partial[int64_t(j) * wsz + i];
         dw[i] = s;
       }
+    }
+  } else if (pos_par) {
+    int used = nt;  // threads the regions below actually get (the same every time)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t g = 0; g < G; ++g) {
+        build_phases(p, pg, x + (n * C + g * Cg) * DHW, Cg, cols, true);
+        const T* dyg = dy + (n * K + g * Kg) * OPQ;
+        const T beta = n == 0 ? T(0) : T(1);
+#pragma omp parallel num_threads(nt)
+        {
+          const int tid = thread_id();
+          int nthr = 1;
+#ifdef _OPENMP
+          nthr = omp_get_num_threads();
+#endif
+          if (tid == 0) used = nthr;
+          const int64_t a = OPQ * tid / nthr, b = OPQ * (tid + 1) / nthr;
+          T* acc = partial + wsz * tid + g * Kg * CRS;
+          const PhasedBT<T> pb{cols, off, &p, pg, a};
+          if (b > a)
+            gemm_packed<T>(Kg, CRS, b - a, T(1), dyg + a, OPQ, 1, &PhasedBT<T>::pack, &pb, beta, acc, CRS, 1);
+          else if (n == 0)
+            std::fill(acc, acc + Kg * CRS, T(0));
+        }
+      }
+    const bool par = wsz > kParallelGrain;
+    (void)par;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int64_t i = 0; i < wsz; ++i) {
+      T s = partial[i];
+      for (int j = 1; j < used; ++j) s += partial[int64_t(j) * wsz + i];
+      dw[i] = s;
     }
   } else {
     for (int64_t n = 0; n < N; ++n) image(n, cols, dw, n == 0, true);

@@ -240,6 +240,11 @@ template <class T>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
                   int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc);
 
+template <class T>
+void pack_b_columns(int64_t kc, int64_t nr, const T* B, int64_t ld, T* dst) {
+  pack_b_panel(kc, nr, B, 1, ld, dst);
+}
+
 // C = beta * C (an empty product); beta == 0 never reads C.
 template <class T>
 void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t rsc, int64_t csc) {
@@ -445,6 +450,8 @@ template void gemm_packed<float>(int64_t, int64_t, int64_t, float, const float*,
                                  const void*, float, float*, int64_t, int64_t);
 template void gemm_packed<double>(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t, PackB<double>,
                                   const void*, double, double*, int64_t, int64_t);
+template void pack_b_columns<float>(int64_t, int64_t, const float*, int64_t, float*);
+template void pack_b_columns<double>(int64_t, int64_t, const double*, int64_t, double*);
 template bool gemm_prefers_transpose<float>(int64_t, int64_t);
 template bool gemm_prefers_transpose<double>(int64_t, int64_t);
 
