@@ -76,6 +76,19 @@ class Case:
         self.ck, self.ref, self.th, self.cl, self.ort = ck, ref, th, cl, ort
 
 
+def _build_info():
+    """Which convkern was measured: an installed copy shadows the working tree unless
+    PYTHONPATH=python (see README.md), so the table names the package and its native module's
+    build time."""
+    import glob
+    import datetime
+
+    pkg = os.path.dirname(convkern.__file__)
+    so = sorted(glob.glob(os.path.join(pkg, "_C*")))
+    when = datetime.datetime.fromtimestamp(os.path.getmtime(so[0]), datetime.timezone.utc) if so else None
+    return f"{pkg}" + (f" (_C built {when:%Y-%m-%d %H:%M} UTC)" if when else "")
+
+
 def conv_cases(batch, rng):
     out = []
     for table in (shapes.RESNET50_CONV, shapes.VGG16_CONV, shapes.ALEXNET_CONV, shapes.GOOGLENET_4A_CONV,
@@ -307,7 +320,7 @@ def main(argv=None):
             f"{' vs PyTorch ' + torch.__version__ + ' (NCHW, channels_last)' if torch else ''}"
             f"{' vs ONNX Runtime ' + ort.__version__ if ort else ''}, batch {a.batch}; "
             f"{mach['cpu']} ({mach['isa']}), peak {peak_gflops:.0f} GFLOP/s, DRAM triad {bw:.0f} GB/s "
-            f"({mach['source']}); median of {a.rounds} interleaved rounds")
+            f"({mach['source']}); median of {a.rounds} interleaved rounds; measured build: {_build_info()}")
     lines = [head, "",
              "| op | layer | convkern ms | spread | GFLOP/s | % peak | GB/s | % DRAM bw | ref/convkern | torch ms "
              "| torch CL ms | ORT ms | ck/torch | ck/torch CL | ck/ORT |",
