@@ -145,6 +145,14 @@ inline int thread_id() {
   return 0;
 #endif
 }
+// Threads of the current parallel region (1 outside one).
+inline int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
 
 // Grow-only, 64-byte aligned scratch memory. Keep one per call site as `static thread_local`
 // to avoid page-faulting fresh buffers on every call (costly on this VM), or as a local for

@@ -533,31 +533,33 @@ void conv_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* dw, T
     }
   };
 
+  int used = nt;  // threads the parallel regions below actually get, each with a partial dW
+  // dw = the sum of the `used` partial dWs
+  auto sum_partials = [&] {
+    const bool par = wsz > kParallelGrain;
+    (void)par;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int64_t i = 0; i < wsz; ++i) {
+      T s = partial[i];
+      for (int j = 1; j < used; ++j) s += partial[int64_t(j) * wsz + i];
+      dw[i] = s;
+    }
+  };
   if (N == 0) {
     std::memset(dw, 0, sizeof(T) * size_t(wsz));
   } else if (batch_par) {
 #pragma omp parallel num_threads(nt)
     {
-      const int tid = thread_id();
-      int nthr = 1;
-#ifdef _OPENMP
-      nthr = omp_get_num_threads();
-#endif
+      const int tid = thread_id(), nthr = team_size();
+      if (tid == 0) used = nthr;
       T* col = cols + colsz * tid;
       T* acc = partial + wsz * tid;
       const int64_t n0 = N * tid / nthr, n1 = N * (tid + 1) / nthr;
       for (int64_t n = n0; n < n1; ++n) image(n, col, acc, n == n0, false);
       if (n1 == n0) std::memset(acc, 0, sizeof(T) * size_t(wsz));
-#pragma omp barrier
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < wsz; ++i) {
-        T s = partial[i];
-        for (int j = 1; j < nthr; ++j) s += partial[int64_t(j) * wsz + i];
-        dw[i] = s;
-      }
     }
+    sum_partials();
   } else if (pos_par) {
-    int used = nt;  // threads the regions below actually get (the same every time)
     for (int64_t n = 0; n < N; ++n)
       for (int64_t g = 0; g < G; ++g) {
         build_phases(p, pg, x + (n * C + g * Cg) * DHW, Cg, cols, true);
@@ -565,11 +567,7 @@ void conv_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* dw, T
         const T beta = n == 0 ? T(0) : T(1);
 #pragma omp parallel num_threads(nt)
         {
-          const int tid = thread_id();
-          int nthr = 1;
-#ifdef _OPENMP
-          nthr = omp_get_num_threads();
-#endif
+          const int tid = thread_id(), nthr = team_size();
           if (tid == 0) used = nthr;
           const int64_t a = OPQ * tid / nthr, b = OPQ * (tid + 1) / nthr;
           T* acc = partial + wsz * tid + g * Kg * CRS;
@@ -580,14 +578,7 @@ void conv_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* dw, T
             std::fill(acc, acc + Kg * CRS, T(0));
         }
       }
-    const bool par = wsz > kParallelGrain;
-    (void)par;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par)
-    for (int64_t i = 0; i < wsz; ++i) {
-      T s = partial[i];
-      for (int j = 1; j < used; ++j) s += partial[int64_t(j) * wsz + i];
-      dw[i] = s;
-    }
+    sum_partials();
   } else {
     for (int64_t n = 0; n < N; ++n) image(n, cols, dw, n == 0, true);
   }
