@@ -402,6 +402,8 @@ IMPLICIT = [
     (1, 6, 4, (21, 19), (3, 2), (2, 3), (1, 2), (1, 2), 2),  # mixed strides, groups
     (2, 5, 7, (18, 18), (3, 3), 1, 1, 1, 1),        # batch 2
     (1, 2, 3, (40, 3), (3, 3), 1, 1, 1, 1),         # 3-wide rows: many runs per vector
+    (3, 5, 7, (7, 7), (3, 3), 1, 1, 1, 1),          # small planes: the batch folded into the columns
+    (4, 4, 6, (13, 11), (3, 3), 2, 1, 1, 1),        # ... strided, runs crossing images
 ]
 
 

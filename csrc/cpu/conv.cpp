@@ -203,18 +203,20 @@ struct PhasedB {
   const int64_t* off;  // per im2col row
   const ConvParams* p;
   PhaseGeom g;
+  int64_t img = 0;  // distance between images' copies when the batch is folded into the columns
 
   static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst) {
     const PhasedB& m = *static_cast<const PhasedB*>(ctx);
     const ConvParams& p = *m.p;
     using V = Vec<T>;
     constexpr int L = kLanes<T>, NV = int(kGemmNR<T>) / L;
-    const int64_t PQ = p.P * p.Q;
+    const int64_t PQ = p.P * p.Q, OPQ = p.O * PQ;
     const int64_t* off = m.off + pc;
     for (int64_t j0 = 0; j0 < nc; j0 += NV * L) {
       T* panel = dst + j0 * kc;
       const int64_t n = n0 + j0, nr = imin(NV * L, nc - j0);
-      int64_t o = n / PQ, pp = (n % PQ) / p.Q, q = n % p.Q;  // output position of lane 0
+      // image and output position of lane 0
+      int64_t im = n / OPQ, o = n % OPQ / PQ, pp = (n % PQ) / p.Q, q = n % p.Q;
       for (int v = 0; v < NV; ++v) {
         // This vector's lanes as runs along output rows: lanes [lo, hi) of row k come from
         // xph + off[k] + src (lane 0's address; one run unless output rows are short).
@@ -223,7 +225,7 @@ struct PhasedB {
         int nrun = 0;
         for (int lo = 0, end = int(imin(L, nr - v * L)); lo < end;) {
           const int hi = int(imin(end, lo + (p.Q - q)));
-          src[nrun] = (o * m.g.hph + pp) * m.g.wph + q - lo;
+          src[nrun] = im * m.img + (o * m.g.hph + pp) * m.g.wph + q - lo;
           lanes[nrun++] = LaneRange<T>(lo, hi);
           q += hi - lo;
           lo = hi;
@@ -231,7 +233,10 @@ struct PhasedB {
             q = 0;
             if (++pp == p.P) {
               pp = 0;
-              ++o;
+              if (++o == p.O) {
+                o = 0;
+                ++im;
+              }
             }
           }
         }
@@ -422,6 +427,25 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
 
   if (batch_pointwise(p, pw)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)
     pointwise_batched<T>(N, C, K, OPQ, w, C, 1, x, y);
+    if (b)
+      for (int64_t n = 0; n < N; ++n) add_bias(b, K, OPQ, y + n * K * OPQ);
+    return;
+  }
+  if (implicit && G == 1 && N > 1 && OPQ < 256) {
+    // Small planes (7x7, 14x14) at batch > 1: the batch folded into the columns of one
+    // product, Y' (K x N*OPQ) = W (K x CRS) col(all images), then back to N x K x OPQ. Per
+    // image, a 7x7 plane fills 49 of 64 lanes and each thread repacks the whole weight.
+    static thread_local Buffer fold_buf;
+    const int64_t img = Cg * pg.chan(), NP = N * OPQ;
+    T* xph = fold_buf.get<T>(N * img + K * NP);
+    T* ot = xph + N * img;
+    const bool par = max_threads() > 1 && N * img > kParallelGrain;
+    (void)par;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t n = 0; n < N; ++n) build_phases(p, pg, x + n * C * DHW, Cg, xph + n * img, false);
+    const PhasedB<T> pb{xph, off, &p, pg, img};
+    gemm_packed<T>(K, NP, CRS, T(1), w, CRS, 1, &PhasedB<T>::pack, &pb, T(0), ot, NP, 1);
+    swap_outer(ot, K, N, OPQ, y);
     if (b)
       for (int64_t n = 0; n < N; ++n) add_bias(b, K, OPQ, y + n * K * OPQ);
     return;
