@@ -411,7 +411,8 @@ IMPLICIT = [
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_implicit_forward_and_weight_gradient(isa, dtype, threads):
     """The phase-split implicit im2col (forward and weight gradient, positions split among
-    threads) against the NumPy reference."""
+    threads), and the batch folded into the columns of small planes (forward and input
+    gradient), against the NumPy reference."""
     import convkern
 
     rng = np.random.default_rng(11)
@@ -430,5 +431,7 @@ def test_implicit_forward_and_weight_gradient(isa, dtype, threads):
             dw = F.conv2d_weight(x.astype(dtype), w.shape, g.astype(dtype), **kw)
             assert_close(dw, R.conv2d_weight(x, w.shape, g, **kw), k=4 * y64[0, 0].size,
                          case=str((sp, ks, stride)))
+            dx = F.conv2d_input(x.shape, w.astype(dtype), g.astype(dtype), **kw)
+            assert_close(dx, R.conv2d_input(x.shape, w, g, **kw), k=4 * K * _prod(ks), case=str((sp, ks, stride)))
     finally:
         convkern.set_num_threads(old)

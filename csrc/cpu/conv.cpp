@@ -307,9 +307,10 @@ struct PhasedBT {
   }
 };
 
-// x (Cg channels of one image) += col2im(col). Parallel over channels (each owns its plane).
+// x (Cg channels of one image) += col2im(col), col's rows ld apart (OPQ unless the batch is
+// folded into its columns). Parallel over channels (each owns its plane).
 template <class T>
-void col2im_add(const ConvParams& p, const T* col, int64_t Cg, T* x, bool parallel) {
+void col2im_add(const ConvParams& p, const T* col, int64_t Cg, T* x, bool parallel, int64_t ld = 0) {
   const int64_t TRS = p.kernel_volume(), OPQ = p.out_plane(), HW = p.H * p.W;
   const int64_t DHW = p.in_plane(), PQ = p.P * p.Q;
   const int64_t sd = p.stride[0], sh = p.stride[1], sw = p.stride[2];
@@ -321,7 +322,7 @@ void col2im_add(const ConvParams& p, const T* col, int64_t Cg, T* x, bool parall
     for (int64_t t = 0; t < p.T; ++t)
       for (int64_t r = 0; r < p.R; ++r)
         for (int64_t s = 0; s < p.S; ++s) {
-          const T* src = col + ((c * p.T + t) * p.R * p.S + r * p.S + s) * OPQ;
+          const T* src = col + ((c * p.T + t) * p.R * p.S + r * p.S + s) * (ld ? ld : OPQ);
           int64_t o0, o1, p0, p1, q0, q1;
           const int64_t offd = t * p.dilation[0] - p.pad[0];
           const int64_t offh = r * p.dilation[1] - p.pad[1];
@@ -485,6 +486,19 @@ void conv_bwd_data_impl(const ConvParams& p, const T* dy, const T* w, T* dx) {
 
   if (batch_pointwise(p, pw)) {  // dX' (C x N*PQ) = W^T (C x K) dY' (K x N*PQ)
     pointwise_batched<T>(N, K, C, OPQ, w, 1, C, dy, dx);
+    return;
+  }
+  if (!pw && G == 1 && N > 1 && OPQ < 256 && double(CRS) * double(N * OPQ) <= double(1 << 24)) {
+    // Small planes at batch > 1: one product over the whole batch, col (CRS x N*OPQ) =
+    // W^T dY' (dY' = K x N*OPQ), then col2im per image (see the forward's fold).
+    static thread_local Buffer fold_buf;
+    const int64_t NP = N * OPQ;
+    T* dyt = fold_buf.get<T>(K * NP + CRS * NP);
+    T* col = dyt + K * NP;
+    swap_outer(dy, N, K, OPQ, dyt);
+    gemm<T>(CRS, NP, K, T(1), w, 1, CRS, dyt, NP, 1, T(0), col, NP, 1);
+    std::memset(dx, 0, sizeof(T) * size_t(N * C * DHW));
+    for (int64_t n = 0; n < N; ++n) col2im_add(p, col + n * OPQ, C, dx + n * C * DHW, true, NP);
     return;
   }
 
