@@ -359,6 +359,13 @@ void add_bias(const T* b, int64_t K, int64_t plane, T* y) {
   }
 }
 
+// y (N x K x plane) += b per channel, when there is a bias.
+template <class T>
+void add_bias_batch(const T* b, int64_t N, int64_t K, int64_t plane, T* y) {
+  if (b)
+    for (int64_t n = 0; n < N; ++n) add_bias(b, K, plane, y + n * K * plane);
+}
+
 // src (A, B, PQ) -> dst (B, A, PQ): the batch folded into the columns of a pointwise GEMM
 // and back (A, B = N, C or C, N).
 template <class T>
@@ -428,8 +435,7 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
 
   if (batch_pointwise(p, pw)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)
     pointwise_batched<T>(N, C, K, OPQ, w, C, 1, x, y);
-    if (b)
-      for (int64_t n = 0; n < N; ++n) add_bias(b, K, OPQ, y + n * K * OPQ);
+    add_bias_batch(b, N, K, OPQ, y);
     return;
   }
   if (implicit && G == 1 && N > 1 && OPQ < 256) {
@@ -447,8 +453,7 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
     const PhasedB<T> pb{xph, off, &p, pg, img};
     gemm_packed<T>(K, NP, CRS, T(1), w, CRS, 1, &PhasedB<T>::pack, &pb, T(0), ot, NP, 1);
     swap_outer(ot, K, N, OPQ, y);
-    if (b)
-      for (int64_t n = 0; n < N; ++n) add_bias(b, K, OPQ, y + n * K * OPQ);
+    add_bias_batch(b, N, K, OPQ, y);
     return;
   }
 
@@ -544,10 +549,11 @@ void conv_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* dw, T
   // columns, and it leaves threads idle when dW is only a few micro-tiles (32 x 27).
   const bool pos_par = !batch_par && implicit && nt > 1 && N > 0 && wsz <= 16 * OPQ && OPQ >= 64 * nt;
   const int nparts = batch_par || pos_par ? nt : 1;
+  const int ncols = batch_par ? nt : 1;  // the position split shares one phase copy
   static thread_local Buffer scratch;
-  // [nparts col buffers][nparts partial dW (only when batch_par)]
-  T* cols = scratch.get<T>(colsz * nparts + (batch_par || pos_par ? wsz * nparts : 0));
-  T* partial = cols + colsz * nparts;
+  // [ncols col buffers][nparts partial dW (only when split)]
+  T* cols = scratch.get<T>(colsz * ncols + (nparts > 1 ? wsz * nparts : 0));
+  T* partial = cols + colsz * ncols;
 
   // acc (K x CRS) (+)= dy_n @ col(x_n)^T
   auto image = [&](int64_t n, T* col, T* acc, bool first, bool par) {

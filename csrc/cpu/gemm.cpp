@@ -293,37 +293,15 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   using TL = Tile<T>;
   constexpr int64_t MR = TL::MR, NR = TL::NR, KC = TL::KC, MC = TL::MC, NC = TL::NC;
   static thread_local Buffer abuf, bbuf;
-  constexpr int64_t kSmallA = 192 * 1024;  // bytes of packed A kept in L2 for the whole product
   const int64_t nc_max = imin(NC, ceil_div(N, NR) * NR);
   const int64_t mc_max = imin(MC, ceil_div(M, MR) * MR);
   const int64_t kc_max = imin(KC, K);
-  const int64_t mpanels = ceil_div(M, MR);
-  const bool small_a = M <= MC && mpanels * MR * K * int64_t(sizeof(T)) <= kSmallA;
-  T* pa = abuf.get<T>(small_a ? mpanels * MR * K : mc_max * kc_max);
+  T* pa = abuf.get<T>(mc_max * kc_max);
   T* pb = bbuf.get<T>(nc_max * kc_max);
-  if (small_a) {
-    // All of A, packed, fits in L2 (a conv layer with few output channels): pack it once, then
-    // take one NR-wide column panel at a time through the whole K, so its C tile stays in L1
-    // instead of being read and written back once per KC slice (64 x 50176 x 576: 12.8 MB of
-    // C, three times).
-    for (int64_t pc = 0; pc < K; pc += KC) pack_a_block(imin(KC, K - pc), M, A + pc * csa, rsa, csa, pa + pc * mpanels * MR);
-    for (int64_t j = 0; j < N; j += NR) {
-      const int64_t nr = imin(NR, N - j);
-      for (int64_t pc = 0; pc < K; pc += KC) {
-        const int64_t kc = imin(KC, K - pc);
-        const T beta_pc = pc == 0 ? beta : T(1);
-        const T* pa_pc = pa + pc * mpanels * MR;
-        pack(ctx, pc, kc, n0 + j, nr, pb);
-        for (int64_t ip = 0; ip < mpanels; ++ip)
-          ukernel<T>(kc, pa_pc + ip * MR * kc, pb, C + ip * MR * rsc + j * csc, rsc, csc, int(imin(MR, M - ip * MR)),
-                     int(nr), alpha, beta_pc);
-      }
-    }
-    return;
-  }
   if (M <= MC) {
     // All of A fits one MC block, so each B panel is used once: pack it just before use, into
     // L1, instead of packing the whole NC x KC block out to L3 and reading it back.
+    const int64_t mpanels = ceil_div(M, MR);
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = imin(KC, K - pc);
       const T beta_pc = pc == 0 ? beta : T(1);
@@ -400,11 +378,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   bool failed = false;
 #pragma omp parallel num_threads(nthreads)
   {
-    int nt = 1, t = 0;
-#ifdef _OPENMP
-    nt = omp_get_num_threads();
-    t = omp_get_thread_num();
-#endif
+    const int nt = team_size(), t = thread_id();
     int tm, tn;
     thread_grid<T>(M, N, nt, tm, tn);
     const int64_t mp = ceil_div(M, MR), np = ceil_div(N, NR);
