@@ -272,3 +272,44 @@ def test_backward_padding_beyond_kernel(isa, dtype, i, rng):
     x = rng.standard_normal(shape)
     w = rng.standard_normal((shape[1] * m, 1, r, s))
     check_against_reference("depthwise_conv2d", (x, w, None), kw, dtype=dtype, k=r * s, case=f"{isa} {shape} {kw}")
+
+
+# Channel-blocked small planes (csrc/cpu/depthwise.cpp, "channel-blocked small planes"): with
+# M == 1, at least half a vector of channels and planes of up to 1024 outputs (4096 for the
+# weight gradient and the strided forward), L channels run at once in an interleaved scratch.
+# These shapes cover channel tails (C % L != 0, for every ISA's L), planes shorter than one
+# vector and not a multiple of it, strides, dilation, asymmetric and oversized padding, batch,
+# and 1-3 threads (the tasks are channel blocks of each image).
+BLOCKED = [
+    ((1, 16, 7, 7), (3, 3), dict(padding=1)),                               # MobileNetV2 b14
+    ((1, 33, 14, 14), (3, 3), dict(stride=2, padding=1)),                   # b6, channel tail
+    ((3, 17, 9, 13), (5, 5), dict(stride=2, padding=2)),
+    ((2, 8, 5, 5), (3, 3), dict(dilation=2, padding=2)),
+    ((1, 20, 12, 7), (3, 3), dict(stride=(2, 1), padding=(3, 0), dilation=(1, 2))),
+    ((1, 19, 1, 1), (3, 3), dict(padding=1)),                               # 1x1 plane
+    ((1, 24, 6, 9), (2, 4), dict(stride=3, padding=(2, 5))),                # padding > kernel
+    ((2, 12, 11, 1), (3, 1), dict(padding=(1, 0))),                         # W = 1
+    ((1, 9, 4, 6), (1, 1), {}),                                             # 1x1 kernel
+    ((1, 40, 31, 33), (3, 3), dict(padding=1)),                             # 1023 outputs
+    ((1, 18, 59, 61), (3, 3), dict(stride=2, padding=1)),                   # 1800 outputs: strided fwd, weight
+    ((2, 10, 60, 50), (3, 3), dict(padding=1)),                             # 3000 outputs: weight only
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_channel_blocked(isa, dtype, threads):
+    import convkern
+
+    rng = np.random.default_rng(5)
+    old = convkern.get_num_threads()
+    try:
+        convkern.set_num_threads(threads)
+        for shape, (r, s), kw in BLOCKED:
+            x = rng.standard_normal(shape)
+            w = rng.standard_normal((shape[1], 1, r, s))
+            b = rng.standard_normal(shape[1])
+            check_against_reference("depthwise_conv2d", (x, w, b), kw, dtype=dtype, k=r * s,
+                                    case=f"{isa} {threads}t {shape} k{r}x{s} {kw}")
+    finally:
+        convkern.set_num_threads(old)
