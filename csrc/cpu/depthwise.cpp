@@ -436,39 +436,6 @@ void conv_plane_any(const Plane& g, const T* x, const T* w, T bias, bool accum, 
 // code. Planes go in and out through L x L register transposes over their flat (contiguous)
 // index, so a 7-wide row costs no more than a long one.
 
-// v[i][j] <- v[j][i] for an L x L tile held in L vectors: log2(L) butterfly stages, stage k
-// exchanging the off-diagonal k x k blocks of each 2k x 2k block (one index bit of row and
-// column swapped per stage).
-template <class M, int K, int... I>
-inline M bfly_lo(std::integer_sequence<int, I...>) {
-  constexpr int L = int(sizeof...(I));
-  return M{((I & K) ? L + I - K : I)...};
-}
-template <class M, int K, int... I>
-inline M bfly_hi(std::integer_sequence<int, I...>) {
-  constexpr int L = int(sizeof...(I));
-  return M{((I & K) ? L + I : I + K)...};
-}
-template <class T, int K>
-inline void transpose_stage(Vec<T>* v) {
-  using V = Vec<T>;
-  using M = Mask<T>;
-  constexpr int L = kLanes<T>;
-  const M lo = bfly_lo<M, K>(std::make_integer_sequence<int, L>{});
-  const M hi = bfly_hi<M, K>(std::make_integer_sequence<int, L>{});
-  for (int i = 0; i < L; ++i) {
-    if (i & K) continue;
-    const V a = v[i], b = v[i + K];
-    v[i] = V(__builtin_shuffle(a, b, lo));
-    v[i + K] = V(__builtin_shuffle(a, b, hi));
-  }
-  if constexpr (K > 1) transpose_stage<T, K / 2>(v);
-}
-template <class T>
-inline void transpose_tile(Vec<T>* v) {
-  transpose_stage<T, kLanes<T> / 2>(v);
-}
-
 // The geometry shared by every channel block of one call: scratch extent and offset tables
 // (element offsets into the interleaved scratch, already multiplied by L).
 struct Blocked {

@@ -97,7 +97,25 @@ template <class T>
 void pack_a_panel(int64_t kc, int64_t mr, const T* A, int64_t rsa, int64_t csa, T* dst) {
   constexpr int MR = Tile<T>::MR;
   if (mr == MR && csa == 1) {
-    for (int64_t k = 0; k < kc; ++k)
+    // Rows contiguous (weights, row-major): L columns at a time, each group of up to L rows
+    // turned k-major by one L x L register transpose (the scalar loop cost 40% of the
+    // micro-kernel's time on 512 x 4608 weights against 49 columns).
+    using V = Vec<T>;
+    constexpr int L = kLanes<T>;
+    int64_t k = 0;
+    for (; k + L <= kc; k += L)
+      for (int g = 0; g < MR; g += L) {
+        const int rows = MR - g < L ? MR - g : L;
+        V v[L];
+        for (int i = 0; i < L; ++i) v[i] = i < rows ? vload<V>(A + (g + i) * rsa + k) : V{};
+        transpose_tile<T>(v);
+        for (int u = 0; u < L; ++u) {
+          T* d = dst + (k + u) * MR + g;
+          if (rows == L) vstore(d, v[u]);
+          else vstore_head(d, v[u], rows);
+        }
+      }
+    for (; k < kc; ++k)
       for (int i = 0; i < MR; ++i) dst[k * MR + i] = A[i * rsa + k];
     return;
   }
