@@ -308,6 +308,60 @@ def test_shape_subgraph_folded_at_prepare():
     np.testing.assert_array_equal(rep.run([x])[0], x.reshape(2, 12))
 
 
+def test_sum_and_leaky_relu_fusion_match_unoptimized():
+    """Sum + Relu (ResNet's residual joins in the shipped ONNX models) and Conv + LeakyRelu fuse;
+    the fused activations run in place through the native kernel, float32 and float64."""
+    rng = np.random.default_rng(4)
+    for dt, tp in ((np.float32, TensorProto.FLOAT), (np.float64, TensorProto.DOUBLE)):
+        w = (rng.standard_normal((3, 3, 3, 3)) * 0.5).astype(dt)
+        nodes = [helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
+                 helper.make_node("LeakyRelu", ["c"], ["l"], alpha=0.2),
+                 helper.make_node("Sum", ["l", "x", "x"], ["s"]),
+                 helper.make_node("Relu", ["s"], ["y"])]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", tp, [2, 3, 5, 7])],
+                              [helper.make_tensor_value_info("y", tp, None)], [numpy_helper.from_array(w, "W")])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+        x = rng.standard_normal((2, 3, 5, 7)).astype(dt)
+        opt = ckonnx.prepare(m)
+        assert opt.stats["act_fused"] == 2 and len(opt.plan) == 2
+        import convkern.reference as R
+
+        c = R.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
+        want = np.maximum(np.where(c > 0, c, 0.2 * c) + 2 * x, 0)
+        got = opt.run([x])[0]
+        assert got.dtype == dt
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, ckonnx.prepare(m, optimize=False).run([x])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_rebatch_fixed_batch_model():
+    """`convkern onnx bench --batch 8` on a model fixed to batch 1: inputs, outputs and the
+    activation Reshape target follow the new batch; each image's result equals its batch-1 run."""
+    from convkern.onnx.cli import _rebatch
+
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"]),
+             helper.make_node("Reshape", ["c", "shape"], ["r"]),
+             helper.make_node("Reshape", ["WR", "wshape"], ["wr"]),   # a weight's reshape keeps its shape
+             helper.make_node("Gemm", ["r", "wr"], ["y"], transB=1)]
+    wr = rng.standard_normal((6, 36)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "W"), numpy_helper.from_array(np.array([1, 36], np.int64), "shape"),
+             numpy_helper.from_array(wr.reshape(-1), "WR"), numpy_helper.from_array(np.array([6, 36], np.int64), "wshape")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.standard_normal((3, 3, 5, 5)).astype(np.float32)
+    one = ckonnx.prepare(m)
+    per_image = np.concatenate([one.run([x[i:i + 1]])[0] for i in range(3)])
+    with pytest.raises(ValueError, match="expected shape"):
+        one.run([x])
+    m3 = _rebatch(m, 3)
+    assert m3.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 3
+    assert numpy_helper.to_array(m3.graph.initializer[3]).tolist() == [6, 36]
+    np.testing.assert_allclose(ckonnx.prepare(m3).run([x])[0], per_image, rtol=1e-5, atol=1e-6)
+
+
 def test_gelu_pattern_fused():
     c = lambda n, v: numpy_helper.from_array(np.array(v, np.float32), n)  # noqa: E731
     nodes = [helper.make_node("Div", ["x", "sq2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),

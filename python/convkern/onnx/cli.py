@@ -172,12 +172,41 @@ def _randomize_weights(model, seed):
     return model
 
 
+def _rebatch(model, batch):
+    """The model with every graph input's and output's leading dimension set to ``batch`` when
+    it is fixed to another value (the shipped test models are fixed to batch 1). Reshape nodes of
+    activations whose constant target shape starts with the old batch get the new one; stale
+    intermediate shapes (value_info) are dropped. Returns the model (changed in place)."""
+    from onnx import numpy_helper
+
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    olds = {vi.type.tensor_type.shape.dim[0].dim_value for vi in g.input
+            if vi.name not in inits and vi.type.tensor_type.shape.dim and vi.type.tensor_type.shape.dim[0].dim_value}
+    if len(olds) != 1 or batch in olds:
+        return model
+    old = olds.pop()
+    for vi in list(g.input) + list(g.output):
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name not in inits and dims and dims[0].dim_value == old:
+            dims[0].dim_value = batch
+    for n in g.node:
+        if n.op_type == "Reshape" and len(n.input) > 1 and n.input[0] not in inits and n.input[1] in inits:
+            shape = numpy_helper.to_array(inits[n.input[1]]).copy()
+            if shape.ndim == 1 and shape.size and shape[0] == old:
+                shape[0] = batch
+                inits[n.input[1]].CopyFrom(numpy_helper.from_array(shape, n.input[1]))
+    del g.value_info[:]
+    return model
+
+
 def cmd_bench(args):
     from .backend import load_model, prepare
 
     model = load_model(args.model)
     if args.random_weights:
         model = _randomize_weights(model, args.seed)
+    model = _rebatch(model, args.batch)
     rep = prepare(model)
     feeds = _dummy_inputs(rep, args.batch, args.seed)
     t_ck = _median_time(lambda: rep.run(feeds), args.repeat, args.warmup)
@@ -221,7 +250,9 @@ def build_parser(parser=None):
     i.add_argument("--no-optimize", action="store_true")
     b = sub.add_parser("bench", help="median latency, convkern vs onnxruntime")
     b.add_argument("model")
-    b.add_argument("--batch", type=int, default=1)
+    b.add_argument("--batch", type=int, default=1,
+                   help="batch of the random input; a model fixed to another batch is re-batched (inputs, outputs, "
+                        "activation Reshape targets)")
     b.add_argument("--repeat", type=int, default=10)
     b.add_argument("--warmup", type=int, default=2)
     b.add_argument("--ort-threads", type=int, default=2)

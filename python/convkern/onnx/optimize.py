@@ -149,7 +149,7 @@ def fold_batchnorm(g: Graph):
     return n_fold
 
 
-_FUSABLE_PRODUCERS = {"Conv", "ConvTranspose", "Gemm", "BatchNormalization", "MaxPool", "Add"}
+_FUSABLE_PRODUCERS = {"Conv", "ConvTranspose", "Gemm", "BatchNormalization", "MaxPool", "Add", "Sum"}
 
 
 def fuse_activations(g: Graph):
