@@ -566,17 +566,26 @@ inline void lane_weights(const T* w, int64_t RS, int64_t c0, int nl, Vec<T>* wv)
   }
 }
 
-template <class T>
-void blocked_fwd(const DwParams& p, const Blocked& b, const T* x, const T* w, const T* bias, T* y) {
-  using V = Vec<T>;
+// Runs task(n, c0, nl) for every image n and channel block [c0, c0 + nl) (nl <= L lanes), in
+// parallel when the work is large enough.
+template <class T, class F>
+void for_each_block(const DwParams& p, const Blocked& b, F&& task) {
   constexpr int L = kLanes<T>;
   const int64_t nb = ceil_div(p.C, int64_t(L)), tasks = p.N * nb;
   const bool par = tasks > 1 && tasks * L * b.PQ * b.RS > 32768;
 #pragma omp parallel for if (par) schedule(static)
   for (int64_t t = 0; t < tasks; ++t) {
-    static thread_local Buffer xb_buf, yb_buf, wv_buf;
     const int64_t n = t / nb, c0 = (t - n * nb) * L;
-    const int nl = int(imin(L, p.C - c0));
+    task(n, c0, int(imin(L, p.C - c0)));
+  }
+}
+
+template <class T>
+void blocked_fwd(const DwParams& p, const Blocked& b, const T* x, const T* w, const T* bias, T* y) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  for_each_block<T>(p, b, [&](int64_t n, int64_t c0, int nl) {
+    static thread_local Buffer xb_buf, yb_buf, wv_buf;
     T* Xb = xb_buf.get<T>(b.Hb * b.Wb * L);
     T* Yb = yb_buf.get<T>(b.PQ * L);
     V* wv = wv_buf.get<V>(b.RS);
@@ -590,7 +599,7 @@ void blocked_fwd(const DwParams& p, const Blocked& b, const T* x, const T* w, co
     T* dst[L];
     for (int l = 0; l < nl; ++l) dst[l] = y + (n * p.C + c0 + l) * b.PQ;
     deinterleave_planes<T>(Yb, nullptr, b.PQ, dst, nl);
-  }
+  });
 }
 
 // Input gradient: GXb[base[o] + toff[t]] += w[t] * Gb[o] (one tap at a time: no two outputs of a
@@ -599,13 +608,8 @@ template <class T>
 void blocked_bwd_input(const DwParams& p, const Blocked& b, const T* gy, const T* w, T* gx) {
   using V = Vec<T>;
   constexpr int L = kLanes<T>;
-  const int64_t nb = ceil_div(p.C, int64_t(L)), tasks = p.N * nb;
-  const bool par = tasks > 1 && tasks * L * b.PQ * b.RS > 32768;
-#pragma omp parallel for if (par) schedule(static)
-  for (int64_t t = 0; t < tasks; ++t) {
+  for_each_block<T>(p, b, [&](int64_t n, int64_t c0, int nl) {
     static thread_local Buffer xb_buf, gb_buf, wv_buf;
-    const int64_t n = t / nb, c0 = (t - n * nb) * L;
-    const int nl = int(imin(L, p.C - c0));
     T* GXb = xb_buf.get<T>(b.Hb * b.Wb * L);
     T* Gb = gb_buf.get<T>(b.PQ * L);
     V* wv = wv_buf.get<V>(b.RS);
@@ -625,7 +629,7 @@ void blocked_bwd_input(const DwParams& p, const Blocked& b, const T* gy, const T
     T* out[L];
     for (int l = 0; l < nl; ++l) out[l] = gx + (n * p.C + c0 + l) * b.HW;
     deinterleave_planes<T>(GXb, b.xoff, b.HW, out, nl);
-  }
+  });
 }
 
 // Weight gradient: per tap, sum_o Gb[o] * Xb[base[o] + toff[t]] (float vectors over one plane,
