@@ -120,6 +120,9 @@ GRADCHECK = [
     ((2, 1, 6, 5), (2, 2, 3), dict(stride=2, padding=(1, 2)), True),
     ((1, 2, 7, 6), (1, 3, 2), dict(dilation=(2, 1), padding="same"), False),
     ((1, 1, 6, 7), (3, 3, 3), dict(stride=(1, 2), padding=2, dilation=2), True),
+    # at least half a vector of channels with M == 1: the channel-blocked path (float64: L <= 8)
+    ((1, 5, 5, 6), (1, 3, 3), dict(padding=1), True),
+    ((2, 4, 7, 6), (1, 3, 3), dict(stride=2, padding=1), False),
 ]
 
 
