@@ -92,33 +92,38 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
     }
 }
 
+// A W-wide panel made k-major from `rows` <= W runs along k (row i at src + i*ld, unit stride
+// along k): dst[k*W + i] = src[i*ld + k] for i < rows, 0 for rows <= i < W. L columns at a time,
+// each group of up to L runs turned by one L x L register transpose. Serves row-major weights as
+// A and a transposed operand as B (a scalar loop here cost 40% of the micro-kernel's time on
+// 512 x 4608 weights against 49 columns).
+template <class T, int W>
+void pack_transposed(int64_t kc, int rows, const T* src, int64_t ld, T* dst) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  int64_t k = 0;
+  for (; k + L <= kc; k += L)
+    for (int g = 0; g < W; g += L) {
+      const int n = rows - g < 0 ? 0 : (rows - g < L ? rows - g : L);  // runs of this group
+      const int w = W - g < L ? W - g : L;                            // lanes it writes
+      V v[L];
+      for (int i = 0; i < L; ++i) v[i] = i < n ? vload<V>(src + (g + i) * ld + k) : V{};
+      transpose_tile<T>(v);
+      for (int u = 0; u < L; ++u) {
+        T* d = dst + (k + u) * W + g;
+        if (w == L) vstore(d, v[u]);
+        else vstore_head(d, v[u], w);
+      }
+    }
+  for (; k < kc; ++k)
+    for (int i = 0; i < W; ++i) dst[k * W + i] = i < rows ? src[i * ld + k] : T(0);
+}
+
 // Packs one MR-row panel of A: for each k, the MR values A[i][k] (zero past row mr).
 template <class T>
 void pack_a_panel(int64_t kc, int64_t mr, const T* A, int64_t rsa, int64_t csa, T* dst) {
   constexpr int MR = Tile<T>::MR;
-  if (mr == MR && csa == 1) {
-    // Rows contiguous (weights, row-major): L columns at a time, each group of up to L rows
-    // turned k-major by one L x L register transpose (the scalar loop cost 40% of the
-    // micro-kernel's time on 512 x 4608 weights against 49 columns).
-    using V = Vec<T>;
-    constexpr int L = kLanes<T>;
-    int64_t k = 0;
-    for (; k + L <= kc; k += L)
-      for (int g = 0; g < MR; g += L) {
-        const int rows = MR - g < L ? MR - g : L;
-        V v[L];
-        for (int i = 0; i < L; ++i) v[i] = i < rows ? vload<V>(A + (g + i) * rsa + k) : V{};
-        transpose_tile<T>(v);
-        for (int u = 0; u < L; ++u) {
-          T* d = dst + (k + u) * MR + g;
-          if (rows == L) vstore(d, v[u]);
-          else vstore_head(d, v[u], rows);
-        }
-      }
-    for (; k < kc; ++k)
-      for (int i = 0; i < MR; ++i) dst[k * MR + i] = A[i * rsa + k];
-    return;
-  }
+  if (csa == 1) return pack_transposed<T, MR>(kc, int(mr), A, rsa, dst);
   for (int64_t k = 0; k < kc; ++k) {
     int i = 0;
     for (; i < mr; ++i) dst[k * MR + i] = A[i * rsa + k * csa];
@@ -146,30 +151,6 @@ void pack_a_block(int64_t kc, int64_t mc, const T* A, int64_t rsa, int64_t csa, 
     pack_a_panel(kc, imin(MR, mc - ip * MR), A + ip * MR * rsa, rsa, csa, dst + ip * MR * kc);
 }
 
-#if CK_ISA >= 1
-// dst[i*ld + j] = src[j*ls + i] for an 8 x 8 float block (AVX2 in-register transpose).
-inline void transpose8x8(const float* src, int64_t ls, float* dst, int64_t ld) {
-  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ls), r2 = _mm256_loadu_ps(src + 2 * ls),
-         r3 = _mm256_loadu_ps(src + 3 * ls), r4 = _mm256_loadu_ps(src + 4 * ls), r5 = _mm256_loadu_ps(src + 5 * ls),
-         r6 = _mm256_loadu_ps(src + 6 * ls), r7 = _mm256_loadu_ps(src + 7 * ls);
-  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
-               t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
-               u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
-               u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
-               u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-  _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-  _mm256_storeu_ps(dst + ld, _mm256_permute2f128_ps(u1, u5, 0x20));
-  _mm256_storeu_ps(dst + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
-  _mm256_storeu_ps(dst + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
-  _mm256_storeu_ps(dst + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
-  _mm256_storeu_ps(dst + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
-  _mm256_storeu_ps(dst + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
-  _mm256_storeu_ps(dst + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
-#endif
-
 template <class T>
 void pack_b_panel(int64_t kc, int64_t nr, const T* B, int64_t rsb, int64_t csb, T* dst) {
   constexpr int NR = Tile<T>::NR;
@@ -177,18 +158,7 @@ void pack_b_panel(int64_t kc, int64_t nr, const T* B, int64_t rsb, int64_t csb, 
     for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, B + k * rsb, NR * sizeof(T));
     return;
   }
-#if CK_ISA >= 1
-  if (sizeof(T) == 4 && nr == NR && rsb == 1) {  // columns contiguous (a transposed operand): 8x8 transposes
-    const float* b = reinterpret_cast<const float*>(B);
-    float* d = reinterpret_cast<float*>(dst);
-    int64_t k = 0;
-    for (; k + 8 <= kc; k += 8)
-      for (int j = 0; j < NR; j += 8) transpose8x8(b + j * csb + k, csb, d + k * NR + j, NR);
-    for (; k < kc; ++k)
-      for (int j = 0; j < NR; ++j) d[k * NR + j] = b[j * csb + k];
-    return;
-  }
-#endif
+  if (rsb == 1) return pack_transposed<T, NR>(kc, int(nr), B, csb, dst);  // a transposed operand
   for (int64_t k = 0; k < kc; ++k) {
     int j = 0;
     for (; j < nr; ++j) dst[k * NR + j] = B[k * rsb + j * csb];
