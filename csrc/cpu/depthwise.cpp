@@ -451,20 +451,16 @@ struct Blocked {
 // 96 channels, 0.32 -> 0.23 at 144) and so does the strided forward (0.29 -> 0.21), while the
 // unit-stride forward (4 rows per pass) and the input gradient (scatter) are faster row-vectorized.
 enum class Pass { fwd, input, weight };
+// Whether `pass` takes the channel-blocked path; if so, fills b (extent and offset tables).
 template <class T>
-inline bool use_blocked(const DwParams& p, Pass pass, int64_t* Hb, int64_t* Wb) {
-  constexpr int L = kLanes<T>;
+inline bool plan_blocked(const DwParams& p, Pass pass, Blocked& b) {
+  constexpr int64_t L = kLanes<T>;
   const bool strided = p.sh * p.sw > 1;
   const int64_t max_pq = (pass == Pass::weight || (pass == Pass::fwd && strided)) ? 4096 : 1024;
   if (p.M != 1 || p.C < L / 2 || p.P * p.Q > max_pq || p.H * p.W > 4 * max_pq) return false;
-  *Hb = imax(p.ph + p.H, (p.P - 1) * p.sh + (p.R - 1) * p.dh + 1);
-  *Wb = imax(p.pw + p.W, (p.Q - 1) * p.sw + (p.S - 1) * p.dw + 1);
-  return *Hb * *Wb <= 4 * max_pq;
-}
-
-template <class T>
-inline void blocked_tables(const DwParams& p, int64_t Hb, int64_t Wb, Blocked& b) {
-  constexpr int64_t L = kLanes<T>;
+  const int64_t Hb = imax(p.ph + p.H, (p.P - 1) * p.sh + (p.R - 1) * p.dh + 1);
+  const int64_t Wb = imax(p.pw + p.W, (p.Q - 1) * p.sw + (p.S - 1) * p.dw + 1);
+  if (Hb * Wb > 4 * max_pq) return false;
   b.Hb = Hb, b.Wb = Wb, b.HW = p.H * p.W, b.PQ = p.P * p.Q, b.RS = p.R * p.S;
   int64_t* xo = b.xoff_buf.get<int64_t>(b.HW);
   for (int64_t i = 0; i < p.H; ++i)
@@ -476,6 +472,7 @@ inline void blocked_tables(const DwParams& p, int64_t Hb, int64_t Wb, Blocked& b
   for (int64_t r = 0; r < p.R; ++r)
     for (int64_t s = 0; s < p.S; ++s) to[r * p.S + s] = (r * p.dh * Wb + s * p.dw) * L;
   b.xoff = xo, b.base = bo, b.toff = to;
+  return true;
 }
 
 // dst[off[f]] (one vector per flat index f < n) = lanes l < nl: src[l][f], lanes >= nl: 0
@@ -690,12 +687,8 @@ inline Plane fwd_plane(const DwParams& p) {
 
 template <class T>
 void depthwise_fwd_impl(const DwParams& p, const T* x, const T* w, const T* b, T* y) {
-  int64_t Hb, Wb;
-  if (use_blocked<T>(p, Pass::fwd, &Hb, &Wb)) {
-    Blocked bl;
-    blocked_tables<T>(p, Hb, Wb, bl);
-    return blocked_fwd(p, bl, x, w, b, y);
-  }
+  Blocked bl;
+  if (plan_blocked<T>(p, Pass::fwd, bl)) return blocked_fwd(p, bl, x, w, b, y);
   const int64_t K = p.C * p.M, tasks = p.N * K, HW = p.H * p.W, PQ = p.P * p.Q, RS = p.R * p.S;
   const Plane g = fwd_plane(p);
   const bool par = tasks > 1 && tasks * PQ * RS > 32768;
@@ -709,12 +702,8 @@ void depthwise_fwd_impl(const DwParams& p, const T* x, const T* w, const T* b, T
 
 template <class T>
 void depthwise_bwd_input_impl(const DwParams& p, const T* gy, const T* w, T* gx) {
-  int64_t Hb, Wb;
-  if (use_blocked<T>(p, Pass::input, &Hb, &Wb)) {
-    Blocked bl;
-    blocked_tables<T>(p, Hb, Wb, bl);
-    return blocked_bwd_input(p, bl, gy, w, gx);
-  }
+  Blocked bl;
+  if (plan_blocked<T>(p, Pass::input, bl)) return blocked_bwd_input(p, bl, gy, w, gx);
   const int64_t K = p.C * p.M, tasks = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q, RS = p.R * p.S;
   const bool par = tasks > 1 && tasks * p.M * PQ * RS > 32768;
   const int64_t fph = p.dh * (p.R - 1) - p.ph, fpw = p.dw * (p.S - 1) - p.pw;
@@ -838,12 +827,8 @@ void wgrad_plane(const Plane& g, const T* x, const T* gy, double* acc, Scratch<T
 
 template <class T>
 void depthwise_bwd_weight_impl(const DwParams& p, const T* x, const T* gy, T* gw, T* gb) {
-  int64_t Hb, Wb;
-  if (use_blocked<T>(p, Pass::weight, &Hb, &Wb)) {
-    Blocked bl;
-    blocked_tables<T>(p, Hb, Wb, bl);
-    return blocked_bwd_weight(p, bl, x, gy, gw, gb);
-  }
+  Blocked bl;
+  if (plan_blocked<T>(p, Pass::weight, bl)) return blocked_bwd_weight(p, bl, x, gy, gw, gb);
   const int64_t K = p.C * p.M, HW = p.H * p.W, PQ = p.P * p.Q, RS = p.R * p.S;
   const bool par = K > 1 && p.N * K * PQ * RS > 32768;
   const Plane g = fwd_plane(p);
