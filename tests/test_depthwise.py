@@ -316,3 +316,35 @@ def test_channel_blocked(isa, dtype, threads):
                                     case=f"{isa} {threads}t {shape} k{r}x{s} {kw}")
     finally:
         convkern.set_num_threads(old)
+
+
+@pytest.mark.parametrize("channels", [1, 16], ids=["row-vectorized", "channel-blocked"])
+def test_huge_padding_stride_dilation_on_small_planes(isa, channels):
+    """A 5x5 plane with dilation 2^29 / padding 2^29, or stride 2^30 / padding 2^30 - 1 (legal,
+    small outputs): the kernels once sized scratch by the padded geometry (gigabytes: the process
+    was killed, or std::bad_alloc escaped an OpenMP region and aborted it). Checked against the
+    few taps that land inside the input."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, channels, 5, 5))
+    w = rng.standard_normal((channels, 1, 3, 3))
+    kw = dict(dilation=2**29, padding=2**29)       # only the centre tap lands inside
+    y = F.depthwise_conv2d(x, w, **kw)
+    np.testing.assert_allclose(y, w[None, :, 0, 1:2, 1:2] * x, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(y.shape)
+    gx, gw, _ = F.depthwise_conv2d_backward(g, x, w, **kw)
+    np.testing.assert_allclose(gx, w[None, :, 0, 1:2, 1:2] * g, rtol=1e-12, atol=1e-12)
+    want_gw = np.zeros_like(w)
+    want_gw[:, 0, 1, 1] = (g * x).sum((0, 2, 3))
+    np.testing.assert_allclose(gw, want_gw, rtol=1e-12, atol=1e-12)
+
+    kw = dict(stride=2**30, padding=2**30 - 1)     # 3x3 outputs; only output (1, 1) sees the input
+    y = F.depthwise_conv2d(x, w, **kw)
+    want = np.zeros((1, channels, 3, 3))
+    want[0, :, 1, 1] = (w[:, 0] * x[0, :, 1:4, 1:4]).sum((1, 2))
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(y.shape)
+    gx, gw, _ = F.depthwise_conv2d_backward(g, x, w, **kw)
+    want_gx = np.zeros_like(x)
+    want_gx[0, :, 1:4, 1:4] = w[:, 0] * g[0, :, 1, 1][:, None, None]
+    np.testing.assert_allclose(gx, want_gx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw[:, 0], g[0, :, 1, 1][:, None, None] * x[0, :, 1:4, 1:4], rtol=1e-12, atol=1e-12)

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <utility>
 
 #include <immintrin.h>
@@ -212,6 +213,24 @@ struct Buffer {
   }
   static void throw_bad_alloc();
 };
+
+// for (i in [0, n)) body(i), in parallel (static schedule) when par. An exception may not leave
+// an OpenMP region (it terminates the process), so one thrown by a body (std::bad_alloc from
+// scratch memory) is caught, the remaining iterations run, and the first one is rethrown here.
+template <class F>
+void parallel_for(int64_t n, bool par, F&& body) {
+  std::exception_ptr err;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t i = 0; i < n; ++i) {
+    try {
+      body(i);
+    } catch (...) {
+#pragma omp critical(ck_parallel_for_error)
+      if (!err) err = std::current_exception();
+    }
+  }
+  if (err) std::rethrow_exception(err);
+}
 
 // C = alpha * A(MxK) * B(KxN) + beta * C, every matrix given by (row stride, column stride),
 // so transposes cost nothing. beta == 0 never reads C. Parallel (OpenMP) unless called from

@@ -101,6 +101,9 @@ inline PadPlan pad_plan(const Plane& g) {
   // shorter ones are computed L wide into scratch and copied out
   pl.Qp = imax(g.Q, L);
   pl.Wp2 = imax(g.pw + g.W, (pl.Qp - 1) * g.sw + (g.S - 1) * g.dw + 1);
+  // huge padding, stride or dilation on a narrow plane: the copy would be mostly zeros (up to
+  // gigabytes for a 5-wide plane with dilation 2^29); the checked scalar columns are cheaper
+  if (pl.Wp2 > 4 * (g.W + pl.Qp) + 4 * L) pl = PadPlan{false, 0, 0};
   return pl;
 }
 
@@ -570,11 +573,10 @@ void for_each_block(const DwParams& p, const Blocked& b, F&& task) {
   constexpr int L = kLanes<T>;
   const int64_t nb = ceil_div(p.C, int64_t(L)), tasks = p.N * nb;
   const bool par = tasks > 1 && tasks * L * b.PQ * b.RS > 32768;
-#pragma omp parallel for if (par) schedule(static)
-  for (int64_t t = 0; t < tasks; ++t) {
+  parallel_for(tasks, par, [&](int64_t t) {
     const int64_t n = t / nb, c0 = (t - n * nb) * L;
     task(n, c0, int(imin(L, p.C - c0)));
-  }
+  });
 }
 
 template <class T>
@@ -637,8 +639,7 @@ void blocked_bwd_weight(const DwParams& p, const Blocked& b, const T* x, const T
   constexpr int L = kLanes<T>;
   const int64_t nb = ceil_div(p.C, int64_t(L));
   const bool par = nb > 1 && p.N * nb * L * b.PQ * b.RS > 32768;
-#pragma omp parallel for if (par) schedule(static)
-  for (int64_t cb = 0; cb < nb; ++cb) {
+  parallel_for(nb, par, [&](int64_t cb) {
     static thread_local Buffer xb_buf, gb_buf, acc_buf;
     const int64_t c0 = cb * L;
     const int nl = int(imin(L, p.C - c0));
@@ -678,7 +679,7 @@ void blocked_bwd_weight(const DwParams& p, const Blocked& b, const T* x, const T
       for (int64_t k = 0; k < b.RS; ++k) gw[(c0 + l) * b.RS + k] = T(acc[k * L + l]);
       if (gbias) gbias[c0 + l] = T(acc[b.RS * L + l]);
     }
-  }
+  });
 }
 
 inline Plane fwd_plane(const DwParams& p) {
@@ -692,12 +693,11 @@ void depthwise_fwd_impl(const DwParams& p, const T* x, const T* w, const T* b, T
   const int64_t K = p.C * p.M, tasks = p.N * K, HW = p.H * p.W, PQ = p.P * p.Q, RS = p.R * p.S;
   const Plane g = fwd_plane(p);
   const bool par = tasks > 1 && tasks * PQ * RS > 32768;
-#pragma omp parallel for if (par) schedule(static)
-  for (int64_t t = 0; t < tasks; ++t) {
+  parallel_for(tasks, par, [&](int64_t t) {
     static thread_local Scratch<T> sc;
     const int64_t n = t / K, oc = t - n * K, c = oc / p.M;
     conv_plane_any<T>(g, x + (n * p.C + c) * HW, w + oc * RS, b ? b[oc] : T(0), false, y + t * PQ, sc);
-  }
+  });
 }
 
 template <class T>
@@ -710,8 +710,7 @@ void depthwise_bwd_input_impl(const DwParams& p, const T* gy, const T* w, T* gx)
   if (p.sh == 1 && p.sw == 1) {
     // correlation of grad_output (P x Q) with the flipped kernel -> (H x W)
     const Plane g{p.P, p.Q, p.H, p.W, p.R, p.S, 1, 1, fph, fpw, p.dh, p.dw};
-#pragma omp parallel for if (par) schedule(static)
-    for (int64_t t = 0; t < tasks; ++t) {
+    parallel_for(tasks, par, [&](int64_t t) {
       static thread_local Scratch<T> sc;
       static thread_local Buffer wf_buf;
       T* wf = wf_buf.get<T>(RS);
@@ -722,17 +721,19 @@ void depthwise_bwd_input_impl(const DwParams& p, const T* gy, const T* w, T* gx)
         for (int64_t i = 0; i < RS; ++i) wf[i] = wk[RS - 1 - i];
         conv_plane_any<T>(g, gy + (n * K + oc) * PQ, wf, T(0), m > 0, gx + t * HW, sc);
       }
-    }
+    });
     return;
   }
-  // strided: scatter into a phased copy of the grad_input plane (contiguous per tap), then merge
-  const int64_t Wp = ceil_div(p.W, p.sw), Wd = Wp * p.sw;
-#pragma omp parallel for if (par) schedule(static)
-  for (int64_t t = 0; t < tasks; ++t) {
+  // strided: scatter into a phased copy of the grad_input plane (contiguous per tap), then merge.
+  // A stride wider than the plane (up to 2^30) would make that copy mostly empty phases: there
+  // the scatter goes straight into grad_input, q * stride apart.
+  const bool phased = p.sw <= p.W;
+  const int64_t Wp = phased ? ceil_div(p.W, p.sw) : p.W, Wd = phased ? Wp * p.sw : p.W, qs = phased ? 1 : p.sw;
+  parallel_for(tasks, par, [&](int64_t t) {
     static thread_local Buffer gd_buf, toff_buf;
-    T* gd = gd_buf.get<T>(p.H * Wd);
+    T* gd = phased ? gd_buf.get<T>(p.H * Wd) : gx + t * HW;
     int64_t* toff = toff_buf.get<int64_t>(p.S);
-    for (int64_t s = 0; s < p.S; ++s) toff[s] = phased_offset(s * p.dw - p.pw, p.sw, Wp);
+    for (int64_t s = 0; s < p.S; ++s) toff[s] = phased ? phased_offset(s * p.dw - p.pw, p.sw, Wp) : s * p.dw - p.pw;
     std::memset(gd, 0, size_t(p.H * Wd) * sizeof(T));
     const int64_t n = t / p.C, c = t - n * p.C;
     for (int64_t m = 0; m < p.M; ++m) {
@@ -750,13 +751,13 @@ void depthwise_bwd_input_impl(const DwParams& p, const T* gy, const T* w, T* gx)
             const T wv = wk[r * p.S + s];
             const int64_t to = toff[s];
 #pragma omp simd
-            for (int64_t q = cr.lo; q < cr.hi; ++q) gdr[q + to] += wv * gyr[q];
+            for (int64_t q = cr.lo; q < cr.hi; ++q) gdr[q * qs + to] += wv * gyr[q];
           }
         }
       }
     }
-    phase_merge(gd, p.H, p.W, p.sw, Wp, gx + t * HW);
-  }
+    if (phased) phase_merge(gd, p.H, p.W, p.sw, Wp, gx + t * HW);
+  });
 }
 
 template <class T, int KR, int KS>
@@ -833,8 +834,7 @@ void depthwise_bwd_weight_impl(const DwParams& p, const T* x, const T* gy, T* gw
   const bool par = K > 1 && p.N * K * PQ * RS > 32768;
   const Plane g = fwd_plane(p);
   const PadPlan pl = pad_plan<T>(g);
-#pragma omp parallel for if (par) schedule(static)
-  for (int64_t oc = 0; oc < K; ++oc) {
+  parallel_for(K, par, [&](int64_t oc) {
     static thread_local Scratch<T> sc;
     static thread_local Buffer acc_buf;
     double* acc = acc_buf.get<double>(RS);
@@ -865,7 +865,7 @@ void depthwise_bwd_weight_impl(const DwParams& p, const T* x, const T* gy, T* gw
     }
     for (int64_t i = 0; i < RS; ++i) gw[oc * RS + i] = T(acc[i]);
     if (gb) gb[oc] = T(bsum);
-  }
+  });
 }
 
 }  // namespace
