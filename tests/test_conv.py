@@ -435,3 +435,125 @@ def test_implicit_forward_and_weight_gradient(isa, dtype, threads):
             assert_close(dx, R.conv2d_input(x.shape, w, g, **kw), k=4 * K * _prod(ks), case=str((sp, ks, stride)))
     finally:
         convkern.set_num_threads(old)
+
+
+# ----------------------------------------------------------------------------- packed weights, fused relu
+# (N, C, K, spatial, kernel, stride, padding, dilation, groups): every forward path of the im2col
+# kernel (pointwise per image and batch-folded, implicit per image and batch-folded, explicit
+# im2col, the transposed product, one output channel) with bias, tails of the 12-row panels
+# (K % 12 != 0), KC slices (C*kernel > 256), groups, 1-d and 3-d.
+PACKED = [
+    (1, 40, 30, (7, 7), (1, 1), 1, 0, 1, 1),          # pointwise, one image
+    (3, 40, 30, (7, 7), (1, 1), 1, 0, 1, 1),          # pointwise, batch folded into the columns
+    (1, 300, 25, (9, 11), (3, 3), 1, 1, 1, 1),        # implicit, 2700-deep reduction (11 KC slices)
+    (4, 20, 13, (7, 7), (3, 3), 1, 1, 1, 1),          # implicit, batch folded
+    (2, 6, 26, (13, 11), (3, 2), (2, 3), (1, 2), (1, 2), 2),  # mixed strides, groups
+    (2, 8, 24, (5, 6), (3, 3), 1, 0, 1, 4),           # 6 outputs per group
+    (1, 5, 1, (13, 13), (3, 3), 1, 1, 1, 1),          # one output channel (a gemv)
+    (1, 64, 200, (2, 2), (1, 1), 1, 0, 1, 1),         # 4 outputs: the transposed product
+    (2, 3, 16, (9,), (4,), 2, 1, 1, 1),               # 1-d
+    (1, 4, 14, (4, 5, 6), (2, 3, 3), 1, 1, 1, 2),     # 3-d, groups
+]
+
+
+def _packed_case(case, dtype, rng):
+    N, C, K, sp, ks, stride, padding, dilation, groups = case
+    x = rng.standard_normal((N, C) + sp).astype(dtype)
+    w = rng.standard_normal((K, C // groups) + ks).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[len(sp)]
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if len(sp) == 2:
+        kw["algo"] = "im2col"
+    return x, w, b, fn, kw
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_packed_weight_and_fused_relu(isa, dtype, threads):
+    """A PackedConvWeight gives bit for bit the plain weight's result on every forward path, and
+    the relu fused into the GEMM's epilogue the result of a separate relu (NaN kept); both
+    against the float64 NumPy reference."""
+    import convkern
+    from convkern._ops.conv import conv_nd
+
+    rng = np.random.default_rng(5)
+    old = convkern.get_num_threads()
+    try:
+        convkern.set_num_threads(threads)
+        for case in PACKED:
+            x, w, b, fn, kw = _packed_case(case, dtype, rng)
+            if case[1] == 300:
+                x[0, 0, 4, 5] = np.nan  # NaN through the fused relu
+            pw = F.PackedConvWeight(w, kw["groups"])
+            plain = fn(x, w, b, **kw)
+            np.testing.assert_array_equal(fn(x, pw, b, **kw), plain, err_msg=str(case))
+            nd = len(case[3])
+            geo = {k: v for k, v in kw.items() if k != "algo"}
+            relu = np.maximum(plain, 0, where=~np.isnan(plain), out=plain.copy())
+            np.testing.assert_array_equal(conv_nd(nd, x, pw, b, relu=True, **geo), relu, err_msg=str(case))
+            np.testing.assert_array_equal(conv_nd(nd, x, w, b, relu=True, **geo), relu, err_msg=str(case))
+            ref = getattr(R, fn.__name__)(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **geo)
+            ok = ~np.isnan(ref)
+            assert_close(plain[ok], ref[ok], k=(case[1] // case[8]) * _prod(case[4]), case=str(case))
+            assert np.isnan(plain).sum() == np.isnan(ref).sum()
+    finally:
+        convkern.set_num_threads(old)
+
+
+def test_packed_weight_semantics():
+    """The packed copy is the weight at packing time; another ISA, dtype or groups falls back or
+    is refused; the backward functions take it as the plain weight."""
+    import convkern
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 6, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((14, 3, 3, 3)).astype(np.float32)
+    pw = F.PackedConvWeight(w, groups=2)
+    assert pw.shape == w.shape and pw.dtype == w.dtype and pw.packed_size >= w.size and "groups=2" in repr(pw)
+    want = F.conv2d(x, w, padding=1, groups=2, algo="im2col")
+    w[:] = 0  # not seen: packed (and kept) at construction
+    np.testing.assert_array_equal(F.conv2d(x, pw, padding=1, groups=2, algo="im2col"), want)
+    np.testing.assert_array_equal(F.conv2d(x, pw, padding=1, groups=2), F.conv2d(x, pw.weight, padding=1, groups=2))
+    for name in convkern.available_isas():  # packed under the best ISA, used under any
+        with convkern.isa(name):
+            assert_close(F.conv2d(x, pw, padding=1, groups=2, algo="im2col"), want, k=27)
+    # float64 input with a float32 packed weight: the usual dtype error, naming the weight
+    with pytest.raises(TypeError, match="weight"):
+        F.conv2d(x.astype(np.float64), pw, padding=1, groups=2)
+    with pytest.raises(ValueError, match="groups=2"):
+        F.conv2d(x, pw, padding=1, groups=1)
+    with pytest.raises(ValueError, match="weight"):
+        F.PackedConvWeight(np.ones((3, 3), np.float32))
+    with pytest.raises(TypeError, match="weight"):
+        F.PackedConvWeight([[1.0]])
+    g = rng.standard_normal(want.shape).astype(np.float32)
+    got = F.conv2d_backward(g, x, pw, None, padding=1, groups=2)
+    ref = F.conv2d_backward(g, x, pw.weight, None, padding=1, groups=2)
+    for a, r in zip(got[:2], ref[:2]):
+        np.testing.assert_array_equal(a, r)
+
+
+def test_packed_weight_is_read_under_its_isa_only():
+    """The native forward reads the packed array (a zeroed one leaves only the bias) when it was
+    packed under the active ISA, and ignores it under another."""
+    import convkern
+    from convkern import _C
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 8, 1, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((24, 8, 1, 3, 3)).astype(np.float32)  # no ISA computes this one transposed
+    b = rng.standard_normal(24).astype(np.float32)
+    geo = ((1, 1, 1), (0, 1, 1), (1, 1, 1), 1)
+    for name in convkern.available_isas():
+        with convkern.isa(name):
+            n, isa = _C.conv_packed_size(w, 1)
+            y = np.empty((1, 24, 1, 6, 6), np.float32)
+            _C.conv_forward(x, w, b, y, *geo, False, False, np.zeros(n, np.float32), isa)
+            np.testing.assert_array_equal(y, np.broadcast_to(b[None, :, None, None, None], y.shape))
+            plain = np.empty_like(y)
+            _C.conv_forward(x, w, b, plain, *geo)
+            _C.conv_forward(x, w, b, y, *geo, False, False, np.zeros(n, np.float32), isa + 1)
+            np.testing.assert_array_equal(y, plain)
+            with pytest.raises(ValueError, match="packed"):
+                _C.conv_pack_weight(w, np.zeros(n + 1, np.float32), 1)

@@ -48,15 +48,39 @@ ConvParams make_params(const Arr& x, const Arr& w, const Arr& y, const char* xn,
   return p;
 }
 
+// The parameters a packed weight depends on (K, C, G, kernel sizes) from a host weight.
+ConvParams weight_params(const Arr& w, int64_t groups) {
+  check_float(w, "weight");
+  CK_CHECK(!w.on_device(), "weight", "must be a numpy.ndarray (packed weights are for the CPU kernels)");
+  CK_CHECK(w.ndim() == 5, "weight", "must be 5-d (K, C/groups, T, R, S)");
+  CK_CHECK(groups >= 1 && w.dim(0) % groups == 0, "groups", "must divide the output channels");
+  ConvParams p;
+  p.K = w.dim(0); p.G = groups; p.C = w.dim(1) * groups;
+  p.T = w.dim(2); p.R = w.dim(3); p.S = w.dim(4);
+  return p;
+}
+
+// Values of the weight packed under the active ISA.
+int64_t packed_size(const Arr& w, const ConvParams& p) {
+  int64_t n = 0;
+  dispatch_float(w, "weight", [&](auto t) { n = conv_pack_weight_stub.get<decltype(t)>()(p, nullptr, nullptr); });
+  return n;
+}
+
 }  // namespace
 
 CK_BIND(conv) {
-  // conv_forward(x, w, b, y, stride, padding, dilation, groups, direct): y = conv(x, w) + b.
+  // conv_forward(x, w, b, y, stride, padding, dilation, groups, direct, relu, packed, packed_isa):
+  // y = conv(x, w) + b, then max(y, 0) when relu and the kernel can fuse it. packed: the weight
+  // as conv_pack_weight wrote it under ISA packed_isa (used when that is still the active ISA,
+  // the im2col kernel runs and the array has the packed size; None: packed per call). Returns
+  // whether relu was applied (False: the caller applies it).
   m.def(
       "conv_forward",
       [](py::object x_, py::object w_, py::object b_, py::object y_, I3 stride, I3 pad, I3 dil, int64_t groups,
-         bool direct) {
+         bool direct, bool relu, py::object packed_, int packed_isa) {
         Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
+        Arr pk = arr_opt(packed_, "packed");
         check_float(x, "input");
         check_same_dtype(w, x, "weight");
         check_same_dtype(y, x, "output");
@@ -65,6 +89,7 @@ CK_BIND(conv) {
           check_same_dtype(b, x, "bias");
           check_size(b, p.K, "bias");
         }
+        if (pk.data) check_same_dtype(pk, x, "packed");
         if (direct) {
           // The direct kernel copies the input into a zero-padded buffer covering every tap of
           // the (vector-rounded) outputs: with huge strides/padding that buffer is absurd or its
@@ -76,15 +101,58 @@ CK_BIND(conv) {
           const double padded = double(p.N) * double(p.C) * Dp * Hp * Wp;
           if (padded > 4.0 * (double(x.size) + double(y.size)) + 65536.0) direct = false;
         }
-        py::gil_scoped_release nogil;
-        dispatch_float(x, "input", [&](auto t) {
-          using T = decltype(t);
-          auto* fn = direct ? conv_direct_fwd_stub.get<T>() : conv_fwd_stub.get<T>();
-          fn(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>());
-        });
+        const bool ex = !direct && !x.on_device();  // the CPU im2col kernel takes the options
+        bool fused = false;
+        {
+          py::gil_scoped_release nogil;
+          dispatch_float(x, "input", [&](auto t) {
+            using T = decltype(t);
+            if (!ex) {
+              auto* fn = direct ? conv_direct_fwd_stub.get<T>() : conv_fwd_stub.get<T>();
+              fn(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>());
+              return;
+            }
+            ConvFwdOpts<T> o;
+            o.relu = relu;
+            if (pk.data && packed_isa == int(active_isa()) && !pk.on_device() &&
+                pk.size == conv_pack_weight_stub.get<T>()(p, nullptr, nullptr))
+              o.wpacked = pk.ptr<T>();
+            conv_fwd_ex_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>(), o);
+            fused = relu;
+          });
+        }
+        return fused;
       },
       py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("stride"),
-      py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("direct") = false);
+      py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("direct") = false,
+      py::arg("relu") = false, py::arg("packed") = py::none(), py::arg("packed_isa") = -1);
+
+  // conv_packed_size(weight, groups) -> (values, isa): the size of the packed weight under the
+  // active ISA, and that ISA.
+  m.def(
+      "conv_packed_size",
+      [](py::object w_, int64_t groups) {
+        Arr w = arr(w_, "weight");
+        return py::make_tuple(packed_size(w, weight_params(w, groups)), int(active_isa()));
+      },
+      py::arg("weight"), py::arg("groups"));
+
+  // conv_pack_weight(weight, packed, groups): packed (1-d, conv_packed_size's values) = the
+  // weight in the active ISA's GEMM panels, for conv_forward(packed=...).
+  m.def(
+      "conv_pack_weight",
+      [](py::object w_, py::object out_, int64_t groups) {
+        Arr w = arr(w_, "weight"), out = arr(out_, "packed", true);
+        const ConvParams p = weight_params(w, groups);
+        check_same_dtype(out, w, "packed");
+        CK_CHECK(out.size == packed_size(w, p), "packed", "has the wrong size (see conv_packed_size)");
+        py::gil_scoped_release nogil;
+        dispatch_float(w, "weight", [&](auto t) {
+          using T = decltype(t);
+          conv_pack_weight_stub.get<T>()(p, w.ptr<T>(), out.ptr<T>());
+        });
+      },
+      py::arg("weight"), py::arg("packed"), py::arg("groups"));
 
   // conv_backward_data(dy, w, dx, ...): dx = conv^T(dy) (overwritten); dx is the conv input.
   m.def(

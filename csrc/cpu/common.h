@@ -245,11 +245,32 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
 // zero). Used to pack a convolution's im2col matrix straight from the image (implicit im2col).
 // gemm_prefers_transpose<T>(M, N) tells whether gemm() would compute C^T = B^T A^T instead
 // (less tile padding), which a packing function cannot.
+//
+// GemmEpi: what the product may do besides C = alpha A B + beta C. apacked: A already packed
+// by pack_a_whole (all M rows; A is then not read, and is only needed for its shape).
+// bias, relu: once C is complete, C[i][j] += bias[i] (bias non-null), then C = max(C, 0)
+// (NaN stays NaN): a convolution's epilogue, applied while the tile is in registers.
+template <class T>
+struct GemmEpi {
+  const T* apacked = nullptr;
+  const T* bias = nullptr;
+  bool relu = false;
+};
 template <class T>
 using PackB = void (*)(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst);
 template <class T>
 void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, PackB<T> pack,
-                 const void* ctx, T beta, T* C, int64_t rsc, int64_t csc);
+                 const void* ctx, T beta, T* C, int64_t rsc, int64_t csc, const GemmEpi<T>& ex = {});
+// gemm() without its shortcuts (no transposed product, no gemv), so that ex applies as given.
+template <class T>
+void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
+                  int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc, const GemmEpi<T>& ex = {});
+// A (M x K, strides rsa, csa) packed once into this ISA's micro-kernel panels, in the order
+// gemm_packed reads them (KC-deep slices, MR-row panels): packed_a_size<T>(M, K) values.
+template <class T>
+int64_t packed_a_size(int64_t M, int64_t K);
+template <class T>
+void pack_a_whole(int64_t M, int64_t K, const T* A, int64_t rsa, int64_t csa, T* dst);
 template <class T>
 constexpr int64_t kGemmNR = 2 * kLanes<T>;  // the micro-tile's width (cpu/gemm.cpp's Tile<T>::NR)
 template <class T>

@@ -349,21 +349,25 @@ void col2im_add(const ConvParams& p, const T* col, int64_t Cg, T* x, bool parall
   }
 }
 
+// y (K x plane) += b per channel (b may be null), then max(y, 0) if relu: for products that
+// could not apply the epilogue themselves.
 template <class T>
-void add_bias(const T* b, int64_t K, int64_t plane, T* y) {
+void add_bias(const T* b, int64_t K, int64_t plane, T* y, bool relu = false) {
+  if (!b && !relu) return;
   for (int64_t k = 0; k < K; ++k) {
-    const T bk = b[k];
+    const T bk = b ? b[k] : T(0);
     T* yk = y + k * plane;
+    if (relu) {
 #pragma omp simd
-    for (int64_t i = 0; i < plane; ++i) yk[i] += bk;
+      for (int64_t i = 0; i < plane; ++i) {
+        const T v = yk[i] + bk;
+        yk[i] = v < T(0) ? T(0) : v;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < plane; ++i) yk[i] += bk;
+    }
   }
-}
-
-// y (N x K x plane) += b per channel, when there is a bias.
-template <class T>
-void add_bias_batch(const T* b, int64_t N, int64_t K, int64_t plane, T* y) {
-  if (b)
-    for (int64_t n = 0; n < N; ++n) add_bias(b, K, plane, y + n * K * plane);
 }
 
 // src (A, B, PQ) -> dst (B, A, PQ): the batch folded into the columns of a pointwise GEMM
@@ -382,17 +386,30 @@ void swap_outer(const T* src, int64_t A, int64_t B, int64_t PQ, T* dst) {
 // whole weight (up to MBs) for every image and run with an output only PQ wide.
 inline bool batch_pointwise(const ConvParams& p, bool pw) { return pw && p.G == 1 && p.N > 1 && p.out_plane() < 256; }
 
+// C (M x N) = A (M x K) B (K x N) with the epilogue ex (bias and relu per row of C, A
+// prepacked): through gemm_blocked when the epilogue can apply there, else gemm() and a pass.
+template <class T>
+void gemm_epi(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa, const T* B, int64_t rsb,
+              int64_t csb, T* C, int64_t rsc, const GemmEpi<T>& ex) {
+  if (M > 1 && N > 1 && !gemm_prefers_transpose<T>(M, N))
+    return gemm_blocked<T>(M, N, K, T(1), A, rsa, csa, B, rsb, csb, T(0), C, rsc, 1, ex);
+  gemm<T>(M, N, K, T(1), A, rsa, csa, B, rsb, csb, T(0), C, rsc, 1);
+  if (ex.bias || ex.relu)
+    for (int64_t i = 0; i < M; ++i) add_bias(ex.bias ? ex.bias + i : nullptr, 1, N, C + i * rsc, ex.relu);
+}
+
 // out (N x Cout x PQ) = A (Cout x Cin; strides rsa, csa) times in (N x Cin x PQ): the batch
-// folded into the columns of one GEMM (forward: A = W; backward data: A = W^T).
+// folded into the columns of one GEMM (forward: A = W; backward data: A = W^T), with the
+// forward's epilogue ex.
 template <class T>
 void pointwise_batched(int64_t N, int64_t Cin, int64_t Cout, int64_t PQ, const T* A, int64_t rsa, int64_t csa,
-                       const T* in, T* out) {
+                       const T* in, T* out, const GemmEpi<T>& ex = {}) {
   static thread_local Buffer in_buf, out_buf;
   const int64_t NP = N * PQ;
   T* it = in_buf.get<T>(Cin * NP);
   T* ot = out_buf.get<T>(Cout * NP);
   swap_outer(in, N, Cin, PQ, it);
-  gemm<T>(Cout, NP, Cin, T(1), A, rsa, csa, it, NP, 1, T(0), ot, NP, 1);
+  gemm_epi<T>(Cout, NP, Cin, A, rsa, csa, it, NP, 1, ot, NP, ex);
   swap_outer(ot, Cout, N, PQ, out);
 }
 
@@ -418,8 +435,18 @@ void for_each_image(int64_t N, int64_t colsz, F&& image) {
 }
 
 // ---------------------------------------------------------------- forward
+// The weight as the forward's products read it: per group, the Kg x CRS matrix packed into
+// this ISA's micro-kernel panels (pack_a_whole), groups one after another.
 template <class T>
-void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y) {
+int64_t conv_pack_weight_impl(const ConvParams& p, const T* w, T* dst) {
+  const int64_t Kg = p.Kg(), CRS = p.Cg() * p.kernel_volume(), per = packed_a_size<T>(Kg, CRS);
+  if (dst)
+    for (int64_t g = 0; g < p.G; ++g) pack_a_whole<T>(Kg, CRS, w + g * Kg * CRS, CRS, 1, dst + g * per);
+  return per * p.G;
+}
+
+template <class T>
+void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y, const ConvFwdOpts<T>& o) {
   const int64_t N = p.N, C = p.C, K = p.K, G = p.G, Cg = p.Cg(), Kg = p.Kg();
   const int64_t TRS = p.kernel_volume(), OPQ = p.out_plane(), DHW = p.in_plane();
   const int64_t CRS = Cg * TRS;
@@ -432,10 +459,18 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
   static thread_local Buffer off_buf;
   int64_t* off = implicit ? off_buf.get<int64_t>(CRS) : nullptr;
   if (implicit) phase_offsets(p, pg, Cg, off);
+  // group g's epilogue: its bias, the relu, its packed weight
+  const int64_t wper = packed_a_size<T>(Kg, CRS);
+  auto epi = [&](int64_t g) {
+    GemmEpi<T> e;
+    e.apacked = o.wpacked ? o.wpacked + g * wper : nullptr;
+    e.bias = b ? b + g * Kg : nullptr;
+    e.relu = o.relu;
+    return e;
+  };
 
   if (batch_pointwise(p, pw)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)
-    pointwise_batched<T>(N, C, K, OPQ, w, C, 1, x, y);
-    add_bias_batch(b, N, K, OPQ, y);
+    pointwise_batched<T>(N, C, K, OPQ, w, C, 1, x, y, epi(0));
     return;
   }
   if (implicit && G == 1 && N > 1 && OPQ < 256) {
@@ -451,9 +486,8 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t n = 0; n < N; ++n) build_phases(p, pg, x + n * C * DHW, Cg, xph + n * img, false);
     const PhasedB<T> pb{xph, off, &p, pg, img};
-    gemm_packed<T>(K, NP, CRS, T(1), w, CRS, 1, &PhasedB<T>::pack, &pb, T(0), ot, NP, 1);
+    gemm_packed<T>(K, NP, CRS, T(1), w, CRS, 1, &PhasedB<T>::pack, &pb, T(0), ot, NP, 1, epi(0));
     swap_outer(ot, K, N, OPQ, y);
-    add_bias_batch(b, N, K, OPQ, y);
     return;
   }
 
@@ -462,22 +496,27 @@ void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y
     T* yn = y + n * K * OPQ;
     for (int64_t g = 0; g < G; ++g) {
       const T* B = xn + g * Cg * DHW;
+      T* yg = yn + g * Kg * OPQ;
       if (implicit) {
         build_phases(p, pg, B, Cg, col, par);
         const PhasedB<T> pb{col, off, &p, pg};
-        gemm_packed<T>(Kg, OPQ, CRS, T(1), w + g * Kg * CRS, CRS, 1, &PhasedB<T>::pack, &pb, T(0), yn + g * Kg * OPQ,
-                       OPQ, 1);
+        gemm_packed<T>(Kg, OPQ, CRS, T(1), w + g * Kg * CRS, CRS, 1, &PhasedB<T>::pack, &pb, T(0), yg, OPQ, 1,
+                       epi(g));
         continue;
       }
       if (!pw) {
         im2col(p, B, Cg, col, par);
         B = col;
       }
-      gemm<T>(Kg, OPQ, CRS, T(1), w + g * Kg * CRS, CRS, 1, B, OPQ, 1, T(0), yn + g * Kg * OPQ, OPQ, 1);
+      gemm_epi<T>(Kg, OPQ, CRS, w + g * Kg * CRS, CRS, 1, B, OPQ, 1, yg, OPQ, epi(g));
     }
-    if (b) add_bias(b, K, OPQ, yn);
   };
   for_each_image<T>(N, colsz, image);
+}
+
+template <class T>
+void conv_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y) {
+  conv_fwd_ex_impl<T>(p, x, w, b, y, {});
 }
 
 // ---------------------------------------------------------------- backward data
@@ -648,6 +687,8 @@ void conv_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* dw, T
 }  // namespace
 
 CK_REGISTER(conv_fwd_stub, conv_fwd_impl);
+CK_REGISTER(conv_fwd_ex_stub, conv_fwd_ex_impl);
+CK_REGISTER(conv_pack_weight_stub, conv_pack_weight_impl);
 CK_REGISTER(conv_bwd_data_stub, conv_bwd_data_impl);
 CK_REGISTER(conv_bwd_weight_stub, conv_bwd_weight_impl);
 

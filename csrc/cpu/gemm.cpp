@@ -38,10 +38,11 @@ struct Tile {
 };
 
 // One MR x NR tile: acc = sum_k a[k][0:MR] (x) b[k][0:NR], then C = alpha*acc + beta*C
-// for the top-left mr x nr corner. a and b are packed panels (MR resp. NR values per k).
+// for the top-left mr x nr corner; then, when C is final, C += bias[i] per row (bias non-null)
+// and C = max(C, 0) (relu; NaN stays NaN). a and b are packed panels (MR resp. NR values per k).
 template <class T>
 void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c, int64_t rsc,
-             int64_t csc, int mr, int nr, T alpha, T beta) {
+             int64_t csc, int mr, int nr, T alpha, T beta, const T* bias = nullptr, bool relu = false) {
   using V = Vec<T>;
   constexpr int MR = Tile<T>::MR, NV = Tile<T>::NV, L = kLanes<T>, NR = Tile<T>::NR;
   V acc[MR][NV];
@@ -77,6 +78,8 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
         T* p = c + i * rsc + j * L;
         V r = va * acc[i][j];
         if (beta != T(0)) r += vbroadcast<V>(beta) * vload<V>(p);
+        if (bias) r += vbroadcast<V>(bias[i]);
+        if (relu) r = r < T(0) ? V{} : r;
         vstore(p, r);
       }
     return;
@@ -88,7 +91,10 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
     for (int j = 0; j < nr; ++j) {
       T* p = c + i * rsc + j * csc;
       T r = alpha * t[i * NR + j];
-      *p = beta != T(0) ? r + beta * *p : r;
+      if (beta != T(0)) r += beta * *p;
+      if (bias) r += bias[i];
+      if (relu && r < T(0)) r = T(0);
+      *p = r;
     }
 }
 
@@ -224,9 +230,6 @@ void gemv(int64_t L, int64_t K, T alpha, const T* P, int64_t psi, int64_t psk, c
 
 }  // namespace
 
-template <class T>
-void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
-                  int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc);
 
 template <class T>
 void pack_b_columns(int64_t kc, int64_t nr, const T* B, int64_t ld, T* dst) {
@@ -243,6 +246,17 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t rsc, int64_t csc) {
     }
 }
 
+// The epilogue of an empty product (K == 0): C += bias per row, then relu.
+template <class T>
+void epilogue_c(int64_t M, int64_t N, const GemmEpi<T>& ex, T* C, int64_t rsc, int64_t csc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      T* p = C + i * rsc + j * csc;
+      if (ex.bias) *p += ex.bias[i];
+      if (ex.relu && *p < T(0)) *p = T(0);
+    }
+}
+
 template <class T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
           int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
@@ -253,8 +267,8 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
   // Tiles are MR x NR with NR > MR; when N is far below NR and M large, computing
   // C^T = B^T A^T instead pads far fewer lanes. Strides make it free.
   if (gemm_prefers_transpose<T>(M, N))
-    return gemm_blocked<T>(N, M, K, alpha, B, csb, rsb, A, csa, rsa, beta, C, csc, rsc);
-  return gemm_blocked<T>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    return gemm_blocked<T>(N, M, K, alpha, B, csb, rsb, A, csa, rsa, beta, C, csc, rsc, {});
+  return gemm_blocked<T>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, {});
 }
 
 // Packs rows [pc, pc+kc) x columns [n0, n0+nc) of an ordinary strided B into NR-wide panels.
@@ -271,21 +285,36 @@ struct MatrixB {
   }
 };
 
-// One thread's GEMM on columns [n0, n0 + N) of B: loops 5..1 in order, packing into this
-// thread's own panels (reused across calls). No synchronization: the parallel driver below
-// gives each thread its own block of C. B is only seen through `pack` (a strided matrix, or
-// the implicit im2col matrix of a convolution).
+// One thread's GEMM on rows [m0, m0 + M) and columns [n0, n0 + N) of the whole product (A, C
+// and ex.bias already point at row m0, C at column n0): loops 5..1 in order, packing into this
+// thread's own panels (reused across calls), or reading A's panels from ex.apacked (the whole
+// A, packed by pack_a_whole: row m0's panel of slice pc at apacked + pc*mpad + m0*kc). No
+// synchronization: the parallel driver below gives each thread its own block of C. B is only
+// seen through `pack` (a strided matrix, or the implicit im2col matrix of a convolution).
 template <class T>
 void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
-                 PackB<T> pack, const void* ctx, int64_t n0, T beta, T* C, int64_t rsc, int64_t csc) {
+                 PackB<T> pack, const void* ctx, int64_t m0, int64_t n0, T beta, T* C, int64_t rsc, int64_t csc,
+                 const GemmEpi<T>& ex, int64_t mpad) {
   using TL = Tile<T>;
   constexpr int64_t MR = TL::MR, NR = TL::NR, KC = TL::KC, MC = TL::MC, NC = TL::NC;
   static thread_local Buffer abuf, bbuf;
   const int64_t nc_max = imin(NC, ceil_div(N, NR) * NR);
   const int64_t mc_max = imin(MC, ceil_div(M, MR) * MR);
   const int64_t kc_max = imin(KC, K);
-  T* pa = abuf.get<T>(mc_max * kc_max);
+  T* pa = ex.apacked ? nullptr : abuf.get<T>(mc_max * kc_max);
   T* pb = bbuf.get<T>(nc_max * kc_max);
+  // A's panels of rows [ic, ic + mc) of slice pc (packed now unless prepacked)
+  auto a_panels = [&](int64_t pc, int64_t kc, int64_t ic, int64_t mc) -> const T* {
+    if (ex.apacked) return ex.apacked + pc * mpad + (m0 + ic) * kc;
+    pack_a_block(kc, mc, A + ic * rsa + pc * csa, rsa, csa, pa);
+    return pa;
+  };
+  // the epilogue applies once C is complete: on the last K slice
+  auto tile = [&](int64_t kc, const T* a, const T* b, int64_t i, int64_t j, int64_t mr, int64_t nr, T beta_pc,
+                  bool last) {
+    ukernel<T>(kc, a, b, C + i * rsc + j * csc, rsc, csc, int(mr), int(nr), alpha, beta_pc,
+               last && ex.bias ? ex.bias + i : nullptr, last && ex.relu);
+  };
   if (M <= MC) {
     // All of A fits one MC block, so each B panel is used once: pack it just before use, into
     // L1, instead of packing the whole NC x KC block out to L3 and reading it back.
@@ -293,13 +322,12 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = imin(KC, K - pc);
       const T beta_pc = pc == 0 ? beta : T(1);
-      pack_a_block(kc, M, A + pc * csa, rsa, csa, pa);
+      const T* ap = a_panels(pc, kc, 0, M);
       for (int64_t j = 0; j < N; j += NR) {
         const int64_t nr = imin(NR, N - j);
         pack(ctx, pc, kc, n0 + j, nr, pb);
         for (int64_t ip = 0; ip < mpanels; ++ip)
-          ukernel<T>(kc, pa + ip * MR * kc, pb, C + ip * MR * rsc + j * csc, rsc, csc, int(imin(MR, M - ip * MR)),
-                     int(nr), alpha, beta_pc);
+          tile(kc, ap + ip * MR * kc, pb, ip * MR, j, imin(MR, M - ip * MR), nr, beta_pc, pc + kc == K);
       }
     }
     return;
@@ -317,12 +345,12 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = imin(MC, M - ic);
         const int64_t mpanels = ceil_div(mc, MR);
-        pack_a_block(kc, mc, A + ic * rsa + pc * csa, rsa, csa, pa);
+        const T* ap = a_panels(pc, kc, ic, mc);
         // Loops 2 and 1: each NR-wide B panel (in L1) against every MR-tall A panel (in L2).
         for (int64_t jp = 0; jp < npanels; ++jp)
           for (int64_t ip = 0; ip < mpanels; ++ip)
-            ukernel<T>(kc, pa + ip * MR * kc, pb + jp * NR * kc, C + (ic + ip * MR) * rsc + (jc + jp * NR) * csc,
-                       rsc, csc, int(imin(MR, mc - ip * MR)), int(imin(NR, nc - jp * NR)), alpha, beta_pc);
+            tile(kc, ap + ip * MR * kc, pb + jp * NR * kc, ic + ip * MR, jc + jp * NR, imin(MR, mc - ip * MR),
+                 imin(NR, nc - jp * NR), beta_pc, pc + kc == K);
       }
     }
   }
@@ -354,13 +382,17 @@ void thread_grid(int64_t M, int64_t N, int nt, int& tm, int& tn) {
 
 template <class T>
 void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, PackB<T> pack,
-                 const void* ctx, T beta, T* C, int64_t rsc, int64_t csc) {
+                 const void* ctx, T beta, T* C, int64_t rsc, int64_t csc, const GemmEpi<T>& ex) {
   constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
   if (M <= 0 || N <= 0) return;
-  if (K <= 0) return scale_c(M, N, beta, C, rsc, csc);
+  if (K <= 0) {
+    scale_c(M, N, beta, C, rsc, csc);
+    return epilogue_c(M, N, ex, C, rsc, csc);
+  }
+  const int64_t mpad = ceil_div(M, MR) * MR;
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const int nthreads = flops > 2e5 ? max_threads() : 1;
-  if (nthreads == 1) return gemm_serial<T>(M, N, K, alpha, A, rsa, csa, pack, ctx, 0, beta, C, rsc, csc);
+  if (nthreads == 1) return gemm_serial<T>(M, N, K, alpha, A, rsa, csa, pack, ctx, 0, 0, beta, C, rsc, csc, ex, mpad);
   // Each thread computes one block of C on its own: no barriers inside (they cost more than
   // the work on small layers, and a thread that wakes late stalls every other one).
   bool failed = false;
@@ -374,9 +406,11 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     const int64_t m0 = imin(M, mp * ti / tm * MR), m1 = imin(M, mp * (ti + 1) / tm * MR);
     const int64_t n0 = imin(N, np * tj / tn * NR), n1 = imin(N, np * (tj + 1) / tn * NR);
     if (m1 > m0 && n1 > n0) {
+      GemmEpi<T> mine = ex;
+      if (mine.bias) mine.bias += m0;
       try {
-        gemm_serial<T>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, pack, ctx, n0, beta,
-                       C + m0 * rsc + n0 * csc, rsc, csc);
+        gemm_serial<T>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, pack, ctx, m0, n0, beta,
+                       C + m0 * rsc + n0 * csc, rsc, csc, mine, mpad);
       } catch (...) {  // an exception may not leave a parallel region
 #pragma omp atomic write
         failed = true;
@@ -388,9 +422,21 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
 
 template <class T>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
-                  int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+                  int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc, const GemmEpi<T>& ex) {
   const MatrixB<T> mb{B, rsb, csb};
-  gemm_packed<T>(M, N, K, alpha, A, rsa, csa, &MatrixB<T>::pack, &mb, beta, C, rsc, csc);
+  gemm_packed<T>(M, N, K, alpha, A, rsa, csa, &MatrixB<T>::pack, &mb, beta, C, rsc, csc, ex);
+}
+
+template <class T>
+int64_t packed_a_size(int64_t M, int64_t K) {
+  return ceil_div(M, int64_t(Tile<T>::MR)) * Tile<T>::MR * K;
+}
+
+template <class T>
+void pack_a_whole(int64_t M, int64_t K, const T* A, int64_t rsa, int64_t csa, T* dst) {
+  constexpr int64_t KC = Tile<T>::KC;
+  const int64_t mpad = packed_a_size<T>(M, 1);
+  for (int64_t pc = 0; pc < K; pc += KC) pack_a_block(imin(KC, K - pc), M, A + pc * csa, rsa, csa, dst + pc * mpad);
 }
 
 template <class T>
@@ -409,9 +455,18 @@ template void gemm<float>(int64_t, int64_t, int64_t, float, const float*, int64_
 template void gemm<double>(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,
                            const double*, int64_t, int64_t, double, double*, int64_t, int64_t);
 template void gemm_packed<float>(int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t, PackB<float>,
-                                 const void*, float, float*, int64_t, int64_t);
+                                 const void*, float, float*, int64_t, int64_t, const GemmEpi<float>&);
 template void gemm_packed<double>(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t, PackB<double>,
-                                  const void*, double, double*, int64_t, int64_t);
+                                  const void*, double, double*, int64_t, int64_t, const GemmEpi<double>&);
+template void gemm_blocked<float>(int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t, const float*,
+                                  int64_t, int64_t, float, float*, int64_t, int64_t, const GemmEpi<float>&);
+template void gemm_blocked<double>(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,
+                                   const double*, int64_t, int64_t, double, double*, int64_t, int64_t,
+                                   const GemmEpi<double>&);
+template int64_t packed_a_size<float>(int64_t, int64_t);
+template int64_t packed_a_size<double>(int64_t, int64_t);
+template void pack_a_whole<float>(int64_t, int64_t, const float*, int64_t, int64_t, float*);
+template void pack_a_whole<double>(int64_t, int64_t, const double*, int64_t, int64_t, double*);
 template void pack_b_columns<float>(int64_t, int64_t, const float*, int64_t, float*);
 template void pack_b_columns<double>(int64_t, int64_t, const double*, int64_t, double*);
 template bool gemm_prefers_transpose<float>(int64_t, int64_t);

@@ -24,7 +24,24 @@ using conv_bwd_data_sig = void(const ConvParams& p, const T* dy, const T* w, T* 
 template <class T>
 using conv_bwd_weight_sig = void(const ConvParams& p, const T* x, const T* dy, T* dw, T* db);
 
+// The CPU forward with options (no CUDA slot): wpacked = w as conv_pack_weight_stub packed it
+// under the active ISA (null: packed per call); relu = y = max(y, 0) after the bias (NaN stays
+// NaN).
+template <class T>
+struct ConvFwdOpts {
+  const T* wpacked = nullptr;
+  bool relu = false;
+};
+template <class T>
+using conv_fwd_ex_sig = void(const ConvParams& p, const T* x, const T* w, const T* b, T* y, const ConvFwdOpts<T>& o);
+// The weight packed for conv_fwd_ex: returns how many values (dst null), or writes them. The
+// layout belongs to the ISA that packed it. Needs only p's K, C, G and kernel sizes.
+template <class T>
+using conv_pack_weight_sig = int64_t(const ConvParams& p, const T* w, T* dst);
+
 CK_DECLARE_STUB(conv_fwd_stub, conv_fwd_sig);
+CK_DECLARE_STUB(conv_fwd_ex_stub, conv_fwd_ex_sig);
+CK_DECLARE_STUB(conv_pack_weight_stub, conv_pack_weight_sig);
 CK_DECLARE_STUB(conv_direct_fwd_stub, conv_direct_fwd_sig);
 CK_DECLARE_STUB(conv_bwd_data_stub, conv_bwd_data_sig);
 CK_DECLARE_STUB(conv_bwd_weight_stub, conv_bwd_weight_sig);

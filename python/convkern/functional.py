@@ -26,11 +26,12 @@ from ._ops import pool as _pool
 from ._backend import get_num_threads, set_num_threads
 from ._cuda import routed as _routed
 from ._ops._util import SizeError
+from ._ops.conv import PackedConvWeight
 
 _FAMILIES = (_conv, _depthwise, _pool, _norm, _linear, _activation, _loss)
 
 DIFFERENTIABLE: dict = {}
-__all__ = ["DIFFERENTIABLE", "grad", "SizeError", "set_num_threads", "get_num_threads"]
+__all__ = ["DIFFERENTIABLE", "grad", "SizeError", "PackedConvWeight", "set_num_threads", "get_num_threads"]
 for _fam in _FAMILIES:
     for _name in _fam.__all__:
         globals()[_name] = _routed(getattr(_fam, _name))

@@ -274,6 +274,8 @@ class BackendRep(_BaseRep):
         keep = set(self.output_names) | set(g.consts)
         self.plan = []
         for k, n in enumerate(g.nodes):
+            if n.op_type == "Conv":  # a constant weight is packed once, at the first run (ops.conv)
+                n.extra["const_weight"] = len(n.inputs) > 1 and n.inputs[1] in g.consts
             free = [i for i in dict.fromkeys(n.inputs) if i and last_use.get(i) == k and i not in keep]
             free += [o for o in n.outputs if o and o not in last_use and o not in keep]
             self.plan.append((OPS[n.op_type], n, free))

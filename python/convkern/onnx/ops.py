@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _C
 from .. import functional as F
+from .._ops import conv as _convops
 from .._ops.activation import _LEAKY as _ACT_LEAKY, _RELU as _ACT_RELU
 
 OPS: dict = {}
@@ -197,6 +198,18 @@ def _conv_geom(node, x, w):
     return nd, k, s, d
 
 
+def _packed_weight(node, w, g):
+    """A constant weight (node.extra["const_weight"], set by the backend) packed once for the
+    CPU GEMM and kept on the node; anything else as it is."""
+    if not node.extra.get("const_weight"):
+        return w
+    cached = node.extra.get("packed")
+    if cached is None or cached[0] is not w:
+        cached = (w, F.PackedConvWeight(w, g))
+        node.extra["packed"] = cached
+    return cached[1]
+
+
 @register("Conv")
 def conv(node, ins):
     x, w = ins[0], ins[1]
@@ -211,14 +224,17 @@ def conv(node, ins):
     else:
         x = _pad_spatial(x, pb, pe)
         pad = 0
-    fn = getattr(F, _CONV[nd])
+    geom = dict(stride=tuple(s), padding=pad, dilation=tuple(d), groups=g)
     if x.dtype not in _FLOATS:
-        y = fn(x.astype(np.float32), w.astype(np.float32), None if b is None else b.astype(np.float32),
-               stride=tuple(s), padding=pad, dilation=tuple(d), groups=g).astype(x.dtype)
-    else:
-        y = fn(x, _cast_like(w, x), None if b is None else _cast_like(b, x), stride=tuple(s), padding=pad,
-               dilation=tuple(d), groups=g)
-    return [_post(node, y)]
+        y = getattr(F, _CONV[nd])(x.astype(np.float32), w.astype(np.float32),
+                                  None if b is None else b.astype(np.float32), **geom).astype(x.dtype)
+        return [_post(node, y)]
+    w = _cast_like(w, x)
+    if w is ins[1]:
+        w = _packed_weight(node, w, g)
+    relu = node.post == ("relu",)  # fused into the GEMM's epilogue where the kernel can
+    y = _convops.conv_nd(nd, x, w, None if b is None else _cast_like(b, x), relu=relu, **geom)
+    return [y if relu else _post(node, y)]
 
 
 @register("ConvTranspose")
