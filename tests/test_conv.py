@@ -493,6 +493,13 @@ def test_packed_weight_and_fused_relu(isa, dtype, threads):
             relu = np.maximum(plain, 0, where=~np.isnan(plain), out=plain.copy())
             np.testing.assert_array_equal(conv_nd(nd, x, pw, b, relu=True, **geo), relu, err_msg=str(case))
             np.testing.assert_array_equal(conv_nd(nd, x, w, b, relu=True, **geo), relu, err_msg=str(case))
+            # the residual join: + r in the epilogue, with and without the relu
+            r = rng.standard_normal(plain.shape).astype(dtype)
+            joined = plain + r
+            np.testing.assert_array_equal(conv_nd(nd, x, pw, b, residual=r, **geo), joined, err_msg=str(case))
+            np.testing.assert_array_equal(conv_nd(nd, x, w, b, relu=True, residual=r, **geo),
+                                          np.maximum(joined, 0, where=~np.isnan(joined), out=joined.copy()),
+                                          err_msg=str(case))
             ref = getattr(R, fn.__name__)(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **geo)
             ok = ~np.isnan(ref)
             assert_close(plain[ok], ref[ok], k=(case[1] // case[8]) * _prod(case[4]), case=str(case))
@@ -518,6 +525,14 @@ def test_packed_weight_semantics():
     for name in convkern.available_isas():  # packed under the best ISA, used under any
         with convkern.isa(name):
             assert_close(F.conv2d(x, pw, padding=1, groups=2, algo="im2col"), want, k=27)
+    from convkern._ops.conv import conv_nd
+
+    with pytest.raises(ValueError, match="residual"):
+        conv_nd(2, x, pw, padding=1, groups=2, residual=np.zeros((2, 14, 9, 8), np.float32))
+    with pytest.raises(TypeError, match="residual"):
+        conv_nd(2, x, pw, padding=1, groups=2, residual=np.zeros((2, 14, 9, 9)))
+    r = rng.standard_normal((14, 9, 9)).astype(np.float32)  # unbatched input, unbatched residual
+    np.testing.assert_array_equal(conv_nd(2, x[1], pw, padding=1, groups=2, residual=r), want[1] + r)
     # float64 input with a float32 packed weight: the usual dtype error, naming the weight
     with pytest.raises(TypeError, match="weight"):
         F.conv2d(x.astype(np.float64), pw, padding=1, groups=2)

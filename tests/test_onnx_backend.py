@@ -547,3 +547,67 @@ def test_randomize_weights_is_seeded_and_keeps_1d_positive():
     wa, va, sa = (numpy_helper.to_array(i) for i in a.graph.initializer)
     assert np.array_equal(wa, numpy_helper.to_array(b.graph.initializer[0]))
     assert wa.std() > 0.1 and (va >= 0.5).all() and np.array_equal(sa, [0, 1])
+
+
+def _residual_model(tp, w1, w2, wd, extra_nodes=(), add="Add", bshape=None, mean=False, opset=13):
+    """x -> Conv(W1) -> Relu -> Conv(W2, B2) -> Add/Sum(., shortcut) -> Relu, shortcut = Conv(Wd)(x)
+    (a ResNet bottleneck's join; Wd None: the identity shortcut)."""
+    nodes = [helper.make_node("Conv", ["x", "W1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Conv", ["r", "W2", "B2"], ["c"], pads=[1, 1, 1, 1])]
+    inits = [numpy_helper.from_array(w1, "W1"), numpy_helper.from_array(w2, "W2"),
+             numpy_helper.from_array(np.linspace(-1, 1, w2.shape[0]).astype(w2.dtype), "B2")]
+    short = "x"
+    if wd is not None:
+        nodes.insert(0, helper.make_node("Conv", ["x", "Wd"], ["d"]))
+        inits.append(numpy_helper.from_array(wd, "Wd"))
+        short = "d"
+    if bshape is not None:  # an addend that broadcasts
+        inits.append(numpy_helper.from_array(np.full(bshape, 0.25, w2.dtype), "S"))
+        short = "S"
+    if mean:  # a computed addend that broadcasts: fused at prepare, the Add's job at run time
+        nodes.insert(0, helper.make_node("ReduceMean", ["x"], ["m"], axes=[2, 3], keepdims=1))
+        short = "m"
+    nodes += [helper.make_node(add, ["c", short], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    nodes += list(extra_nodes)
+    outs = [helper.make_tensor_value_info("y", tp, None)] + [helper.make_tensor_value_info(n.output[0], tp, None)
+                                                            for n in extra_nodes]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", tp, [2, 4, 6, 7])], outs, inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("dt,tp", [(np.float32, TensorProto.FLOAT), (np.float64, TensorProto.DOUBLE)])
+def test_residual_join_fuses_into_the_conv(dt, tp):
+    """Conv + Add/Sum (+ Relu) of two same-shaped tensors runs as one Conv with the addend in its
+    epilogue (projection and identity shortcuts); a broadcasting addend, or a Conv output used
+    elsewhere too, is left to the Add. Every variant equals the unoptimized graph and the float64
+    reference."""
+    import convkern.reference as R
+
+    rng = np.random.default_rng(8)
+    w1 = (rng.standard_normal((5, 4, 3, 3)) * 0.3).astype(dt)
+    w2 = (rng.standard_normal((4, 5, 3, 3)) * 0.3).astype(dt)
+    wd = (rng.standard_normal((4, 4, 1, 1)) * 0.5).astype(dt)
+    x = rng.standard_normal((2, 4, 6, 7)).astype(dt)
+    f = {k: v.astype(np.float64) for k, v in dict(x=x, w1=w1, w2=w2, wd=wd).items()}
+    c = R.conv2d(np.maximum(R.conv2d(f["x"], f["w1"], padding=1), 0), f["w2"], np.linspace(-1, 1, 4), padding=1)
+    cases = [  # (model kwargs, fused joins, shortcut value)
+        (dict(wd=wd), 1, R.conv2d(f["x"], f["wd"])),
+        (dict(wd=None, add="Sum"), 1, f["x"]),
+        (dict(wd=None, bshape=(4, 1, 1)), 0, 0.25),
+        (dict(wd=None, mean=True), 1, f["x"].mean(axis=(2, 3), keepdims=True)),
+        (dict(wd=wd, extra_nodes=[helper.make_node("Neg", ["c"], ["n"])]), 0, R.conv2d(f["x"], f["wd"])),
+    ]
+    for kw, fused, short in cases:
+        m = _residual_model(tp, w1, w2, **kw)
+        opt = ckonnx.prepare(m)
+        assert opt.stats["residual_fused"] == fused, kw
+        got = opt.run([x])
+        assert got[0].dtype == dt
+        np.testing.assert_allclose(got[0], np.maximum(c + short, 0), rtol=1e-4, atol=1e-4)
+        plain = ckonnx.prepare(m, optimize=False).run([x])
+        for a, b in zip(got, plain):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 if dt == np.float32 else 1e-12)
+        got2 = opt.run([x])  # again: the packed weights are reused
+        for a, b in zip(got, got2):
+            np.testing.assert_array_equal(a, b)

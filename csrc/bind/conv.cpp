@@ -70,17 +70,18 @@ int64_t packed_size(const Arr& w, const ConvParams& p) {
 }  // namespace
 
 CK_BIND(conv) {
-  // conv_forward(x, w, b, y, stride, padding, dilation, groups, direct, relu, packed, packed_isa):
-  // y = conv(x, w) + b, then max(y, 0) when relu and the kernel can fuse it. packed: the weight
-  // as conv_pack_weight wrote it under ISA packed_isa (used when that is still the active ISA,
-  // the im2col kernel runs and the array has the packed size; None: packed per call). Returns
-  // whether relu was applied (False: the caller applies it).
+  // conv_forward(x, w, b, y, stride, padding, dilation, groups, direct, relu, packed, packed_isa,
+  // residual): y = conv(x, w) + b, then + residual (None, or an array of y's shape) and
+  // max(y, 0) when relu, if the kernel can fuse them. packed: the weight as conv_pack_weight
+  // wrote it under ISA packed_isa (used when that is still the active ISA, the im2col kernel
+  // runs and the array has the packed size; None: packed per call). Returns whether the residual
+  // and relu were applied (False: the caller applies them; True for the CPU im2col kernel).
   m.def(
       "conv_forward",
       [](py::object x_, py::object w_, py::object b_, py::object y_, I3 stride, I3 pad, I3 dil, int64_t groups,
-         bool direct, bool relu, py::object packed_, int packed_isa) {
+         bool direct, bool relu, py::object packed_, int packed_isa, py::object res_) {
         Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
-        Arr pk = arr_opt(packed_, "packed");
+        Arr pk = arr_opt(packed_, "packed"), res = arr_opt(res_, "residual");
         check_float(x, "input");
         check_same_dtype(w, x, "weight");
         check_same_dtype(y, x, "output");
@@ -90,6 +91,12 @@ CK_BIND(conv) {
           check_size(b, p.K, "bias");
         }
         if (pk.data) check_same_dtype(pk, x, "packed");
+        if (res.data) {
+          check_same_dtype(res, x, "residual");
+          CK_CHECK(res.ndim() == 5 && res.size == y.size, "residual", "must have the output's shape");
+          for (int i = 0; i < 5; ++i) CK_CHECK(res.dim(i) == y.dim(i), "residual", "must have the output's shape");
+          CK_CHECK(res.data != y.data, "residual", "may not be the output array");
+        }
         if (direct) {
           // The direct kernel copies the input into a zero-padded buffer covering every tap of
           // the (vector-rounded) outputs: with huge strides/padding that buffer is absurd or its
@@ -114,18 +121,20 @@ CK_BIND(conv) {
             }
             ConvFwdOpts<T> o;
             o.relu = relu;
+            o.residual = res.data ? res.ptr<T>() : nullptr;
             if (pk.data && packed_isa == int(active_isa()) && !pk.on_device() &&
                 pk.size == conv_pack_weight_stub.get<T>()(p, nullptr, nullptr))
               o.wpacked = pk.ptr<T>();
             conv_fwd_ex_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>(), o);
-            fused = relu;
+            fused = true;
           });
         }
         return fused;
       },
       py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("direct") = false,
-      py::arg("relu") = false, py::arg("packed") = py::none(), py::arg("packed_isa") = -1);
+      py::arg("relu") = false, py::arg("packed") = py::none(), py::arg("packed_isa") = -1,
+      py::arg("residual") = py::none());
 
   // conv_packed_size(weight, groups) -> (values, isa): the size of the packed weight under the
   // active ISA, and that ISA.

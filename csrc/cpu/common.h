@@ -248,12 +248,14 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
 //
 // GemmEpi: what the product may do besides C = alpha A B + beta C. apacked: A already packed
 // by pack_a_whole (all M rows; A is then not read, and is only needed for its shape).
-// bias, relu: once C is complete, C[i][j] += bias[i] (bias non-null), then C = max(C, 0)
-// (NaN stays NaN): a convolution's epilogue, applied while the tile is in registers.
+// bias, residual, relu: once C is complete, C[i][j] += bias[i] (bias non-null), C += residual
+// (non-null: a matrix with C's strides, which may not overlap C), then C = max(C, 0) (NaN
+// stays NaN): a convolution's epilogue, applied while the tile is in registers.
 template <class T>
 struct GemmEpi {
   const T* apacked = nullptr;
   const T* bias = nullptr;
+  const T* residual = nullptr;
   bool relu = false;
 };
 template <class T>

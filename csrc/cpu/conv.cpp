@@ -349,24 +349,25 @@ void col2im_add(const ConvParams& p, const T* col, int64_t Cg, T* x, bool parall
   }
 }
 
-// y (K x plane) += b per channel (b may be null), then max(y, 0) if relu: for products that
-// could not apply the epilogue themselves.
+// y (K x plane) += b per channel (b may be null), += res (null, or K x plane), then max(y, 0)
+// if relu: the epilogue, for products that could not apply it themselves.
 template <class T>
-void add_bias(const T* b, int64_t K, int64_t plane, T* y, bool relu = false) {
-  if (!b && !relu) return;
+void add_bias(const T* b, int64_t K, int64_t plane, T* y, bool relu = false, const T* res = nullptr) {
   for (int64_t k = 0; k < K; ++k) {
-    const T bk = b ? b[k] : T(0);
     T* yk = y + k * plane;
-    if (relu) {
-#pragma omp simd
-      for (int64_t i = 0; i < plane; ++i) {
-        const T v = yk[i] + bk;
-        yk[i] = v < T(0) ? T(0) : v;
-      }
-    } else {
+    if (b) {
+      const T bk = b[k];
 #pragma omp simd
       for (int64_t i = 0; i < plane; ++i) yk[i] += bk;
     }
+    if (res) {
+      const T* rk = res + k * plane;
+#pragma omp simd
+      for (int64_t i = 0; i < plane; ++i) yk[i] += rk[i];
+    }
+    if (relu)
+#pragma omp simd
+      for (int64_t i = 0; i < plane; ++i) yk[i] = yk[i] < T(0) ? T(0) : yk[i];
   }
 }
 
@@ -394,8 +395,9 @@ void gemm_epi(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t 
   if (M > 1 && N > 1 && !gemm_prefers_transpose<T>(M, N))
     return gemm_blocked<T>(M, N, K, T(1), A, rsa, csa, B, rsb, csb, T(0), C, rsc, 1, ex);
   gemm<T>(M, N, K, T(1), A, rsa, csa, B, rsb, csb, T(0), C, rsc, 1);
-  if (ex.bias || ex.relu)
-    for (int64_t i = 0; i < M; ++i) add_bias(ex.bias ? ex.bias + i : nullptr, 1, N, C + i * rsc, ex.relu);
+  if (ex.bias || ex.residual || ex.relu)
+    for (int64_t i = 0; i < M; ++i)
+      add_bias(ex.bias ? ex.bias + i : nullptr, 1, N, C + i * rsc, ex.relu, ex.residual ? ex.residual + i * rsc : nullptr);
 }
 
 // out (N x Cout x PQ) = A (Cout x Cin; strides rsa, csa) times in (N x Cin x PQ): the batch
@@ -459,18 +461,39 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
   static thread_local Buffer off_buf;
   int64_t* off = implicit ? off_buf.get<int64_t>(CRS) : nullptr;
   if (implicit) phase_offsets(p, pg, Cg, off);
-  // group g's epilogue: its bias, the relu, its packed weight
+  // image n's group g's epilogue: its bias, residual, the relu, its packed weight
   const int64_t wper = packed_a_size<T>(Kg, CRS);
-  auto epi = [&](int64_t g) {
+  auto epi = [&](int64_t n, int64_t g) {
     GemmEpi<T> e;
     e.apacked = o.wpacked ? o.wpacked + g * wper : nullptr;
     e.bias = b ? b + g * Kg : nullptr;
+    e.residual = o.residual ? o.residual + (n * K + g * Kg) * OPQ : nullptr;
     e.relu = o.relu;
     return e;
   };
+  // The batch-folded products below write K x N*OPQ, not y's layout: there the residual and
+  // relu follow the copy back (same order of operations, so the same values).
+  auto folded_epi = [&] {
+    GemmEpi<T> e = epi(0, 0);
+    e.residual = nullptr;
+    e.relu = false;
+    return e;
+  };
+  auto folded_tail = [&] {
+    if (!o.residual && !o.relu) return;
+    const int64_t total = N * K * OPQ;
+    parallel_for(ceil_div(total, kParallelGrain), max_threads() > 1 && total > kParallelGrain, [&](int64_t c) {
+      const int64_t i0 = c * kParallelGrain, i1 = imin(total, i0 + kParallelGrain);
+      if (o.residual)
+        for (int64_t i = i0; i < i1; ++i) y[i] += o.residual[i];
+      if (o.relu)
+        for (int64_t i = i0; i < i1; ++i) y[i] = y[i] < T(0) ? T(0) : y[i];
+    });
+  };
 
   if (batch_pointwise(p, pw)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)
-    pointwise_batched<T>(N, C, K, OPQ, w, C, 1, x, y, epi(0));
+    pointwise_batched<T>(N, C, K, OPQ, w, C, 1, x, y, folded_epi());
+    folded_tail();
     return;
   }
   if (implicit && G == 1 && N > 1 && OPQ < 256) {
@@ -486,8 +509,9 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t n = 0; n < N; ++n) build_phases(p, pg, x + n * C * DHW, Cg, xph + n * img, false);
     const PhasedB<T> pb{xph, off, &p, pg, img};
-    gemm_packed<T>(K, NP, CRS, T(1), w, CRS, 1, &PhasedB<T>::pack, &pb, T(0), ot, NP, 1, epi(0));
+    gemm_packed<T>(K, NP, CRS, T(1), w, CRS, 1, &PhasedB<T>::pack, &pb, T(0), ot, NP, 1, folded_epi());
     swap_outer(ot, K, N, OPQ, y);
+    folded_tail();
     return;
   }
 
@@ -501,14 +525,14 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
         build_phases(p, pg, B, Cg, col, par);
         const PhasedB<T> pb{col, off, &p, pg};
         gemm_packed<T>(Kg, OPQ, CRS, T(1), w + g * Kg * CRS, CRS, 1, &PhasedB<T>::pack, &pb, T(0), yg, OPQ, 1,
-                       epi(g));
+                       epi(n, g));
         continue;
       }
       if (!pw) {
         im2col(p, B, Cg, col, par);
         B = col;
       }
-      gemm_epi<T>(Kg, OPQ, CRS, w + g * Kg * CRS, CRS, 1, B, OPQ, 1, yg, OPQ, epi(g));
+      gemm_epi<T>(Kg, OPQ, CRS, w + g * Kg * CRS, CRS, 1, B, OPQ, 1, yg, OPQ, epi(n, g));
     }
   };
   for_each_image<T>(N, colsz, image);

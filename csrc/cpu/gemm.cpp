@@ -38,11 +38,13 @@ struct Tile {
 };
 
 // One MR x NR tile: acc = sum_k a[k][0:MR] (x) b[k][0:NR], then C = alpha*acc + beta*C
-// for the top-left mr x nr corner; then, when C is final, C += bias[i] per row (bias non-null)
-// and C = max(C, 0) (relu; NaN stays NaN). a and b are packed panels (MR resp. NR values per k).
+// for the top-left mr x nr corner; then, when C is final, C += bias[i] per row (bias non-null),
+// C += res (res non-null: a matrix with C's strides) and C = max(C, 0) (relu; NaN stays NaN).
+// a and b are packed panels (MR resp. NR values per k).
 template <class T>
 void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c, int64_t rsc,
-             int64_t csc, int mr, int nr, T alpha, T beta, const T* bias = nullptr, bool relu = false) {
+             int64_t csc, int mr, int nr, T alpha, T beta, const T* bias = nullptr, const T* res = nullptr,
+             bool relu = false) {
   using V = Vec<T>;
   constexpr int MR = Tile<T>::MR, NV = Tile<T>::NV, L = kLanes<T>, NR = Tile<T>::NR;
   V acc[MR][NV];
@@ -79,6 +81,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
         V r = va * acc[i][j];
         if (beta != T(0)) r += vbroadcast<V>(beta) * vload<V>(p);
         if (bias) r += vbroadcast<V>(bias[i]);
+        if (res) r += vload<V>(res + i * rsc + j * L);
         if (relu) r = r < T(0) ? V{} : r;
         vstore(p, r);
       }
@@ -93,6 +96,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
       T r = alpha * t[i * NR + j];
       if (beta != T(0)) r += beta * *p;
       if (bias) r += bias[i];
+      if (res) r += res[i * rsc + j * csc];
       if (relu && r < T(0)) r = T(0);
       *p = r;
     }
@@ -246,13 +250,14 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t rsc, int64_t csc) {
     }
 }
 
-// The epilogue of an empty product (K == 0): C += bias per row, then relu.
+// The epilogue of an empty product (K == 0): C += bias per row, += residual, then relu.
 template <class T>
 void epilogue_c(int64_t M, int64_t N, const GemmEpi<T>& ex, T* C, int64_t rsc, int64_t csc) {
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j) {
       T* p = C + i * rsc + j * csc;
       if (ex.bias) *p += ex.bias[i];
+      if (ex.residual) *p += ex.residual[i * rsc + j * csc];
       if (ex.relu && *p < T(0)) *p = T(0);
     }
 }
@@ -313,7 +318,8 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   auto tile = [&](int64_t kc, const T* a, const T* b, int64_t i, int64_t j, int64_t mr, int64_t nr, T beta_pc,
                   bool last) {
     ukernel<T>(kc, a, b, C + i * rsc + j * csc, rsc, csc, int(mr), int(nr), alpha, beta_pc,
-               last && ex.bias ? ex.bias + i : nullptr, last && ex.relu);
+               last && ex.bias ? ex.bias + i : nullptr, last && ex.residual ? ex.residual + i * rsc + j * csc : nullptr,
+               last && ex.relu);
   };
   if (M <= MC) {
     // All of A fits one MC block, so each B panel is used once: pack it just before use, into
@@ -408,6 +414,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     if (m1 > m0 && n1 > n0) {
       GemmEpi<T> mine = ex;
       if (mine.bias) mine.bias += m0;
+      if (mine.residual) mine.residual += m0 * rsc + n0 * csc;
       try {
         gemm_serial<T>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, pack, ctx, m0, n0, beta,
                        C + m0 * rsc + n0 * csc, rsc, csc, mine, mpad);

@@ -25,11 +25,12 @@ template <class T>
 using conv_bwd_weight_sig = void(const ConvParams& p, const T* x, const T* dy, T* dw, T* db);
 
 // The CPU forward with options (no CUDA slot): wpacked = w as conv_pack_weight_stub packed it
-// under the active ISA (null: packed per call); relu = y = max(y, 0) after the bias (NaN stays
-// NaN).
+// under the active ISA (null: packed per call); residual (y's shape, not overlapping y): y +=
+// residual after the bias; relu: y = max(y, 0) last (NaN stays NaN). ResNet's join in one pass.
 template <class T>
 struct ConvFwdOpts {
   const T* wpacked = nullptr;
+  const T* residual = nullptr;
   bool relu = false;
 };
 template <class T>

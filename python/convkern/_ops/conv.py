@@ -196,15 +196,16 @@ def _check_workspace(geom, dtype, out_shape, name):
                      f"{tuple(out_shape)} plus the im2col workspace, in all a buffer")
 
 
-def _forward(geom, x, w, b, direct=False, relu=False, packed=None):
-    """(y, whether relu was applied)."""
+def _forward(geom, x, w, b, direct=False, relu=False, packed=None, residual=None):
+    """(y, whether the residual and relu were applied)."""
     _check_workspace(geom, x.dtype, geom.y_shape, "output")
     y = U.empty(geom.y_shape, x.dtype)
     if y.size == 0:
-        return y, relu
+        return y, True
     use = packed is not None and packed.dtype == x.dtype and isinstance(x, np.ndarray)
+    res = None if residual is None else _as5d(residual, geom.nd)
     fused = _C.conv_forward(_as5d(x, geom.nd), _as5d(w, geom.nd), b, _as5d(y, geom.nd), *geom.native(),
-                            bool(direct), bool(relu), packed.data if use else None, packed.isa if use else -1)
+                            bool(direct), bool(relu), packed.data if use else None, packed.isa if use else -1, res)
     return y, fused
 
 
@@ -294,12 +295,17 @@ def _direct(geom, algo):
 
 
 # ----------------------------------------------------------------------------- convolution
-def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algo="im2col", relu=False):
+def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algo="im2col", relu=False, residual=None):
     weight, packed = _unpack(weight, groups)
     x, w, b, unbatched = _inputs(nd, input, weight, bias)
     U.check_choice(algo, _ALGOS, "algo")
     geom = _Geom(nd, x.shape, w.shape, stride, padding, dilation, groups)
     _check_bias(b, w.shape[0])
+    if residual is not None:
+        residual = U.as_float(residual, "residual", like=x)
+        U.check_shape(residual, geom.y_shape[1:] if unbatched else geom.y_shape, "residual")
+        if unbatched:
+            residual = residual[None]
     if _use_depthwise(geom, x, w, algo):
         y = _depthwise.forward_geom(x, w, b, geom)
     elif algo == "winograd" or (algo == "auto" and _cuda.current_device() is None and _winograd_ok(geom) and
@@ -310,8 +316,11 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algo="im2c
                              f"groups {geom.groups}")
         y = _winograd(x, w, b, geom.y_shape, geom.pads[0][0], geom.pads[1][0])
     else:
-        y, done = _forward(geom, x, w, b, direct=_direct(geom, algo), relu=relu, packed=packed)
-        relu = relu and not done
+        y, done = _forward(geom, x, w, b, direct=_direct(geom, algo), relu=relu, packed=packed, residual=residual)
+        if done:
+            relu, residual = False, None
+    if residual is not None:
+        y += residual
     if relu and y.size:
         _C.act_forward(y, y, _activation._RELU, 0.0)
     return y[0] if unbatched else y
@@ -332,11 +341,13 @@ def _conv_backward(nd, grad_output, input, weight, bias, stride, padding, dilati
     return (dx[0] if unbatched else dx), dw, db
 
 
-def conv_nd(nd, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, relu=False):
+def conv_nd(nd, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, relu=False, residual=None):
     """conv1d/2d/3d by rank (nd = 1, 2, 3; the algorithm 'auto' picks for 2-d, im2col else),
-    then max(y, 0) when relu: fused into the GEMM's epilogue on the im2col path, a pass after
-    otherwise. For graph runtimes (the ONNX backend's Conv + Relu)."""
-    return _conv(nd, input, weight, bias, stride, padding, dilation, groups, "auto" if nd == 2 else "im2col", relu)
+    then + residual (an array of the output's shape) and max(y, 0) when relu: fused into the
+    GEMM's epilogue on the im2col path, passes after otherwise. For graph runtimes (the ONNX
+    backend's Conv + Relu and Conv + Add (+ Relu), ResNet's join)."""
+    return _conv(nd, input, weight, bias, stride, padding, dilation, groups, "auto" if nd == 2 else "im2col", relu,
+                 residual)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

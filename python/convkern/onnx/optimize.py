@@ -5,7 +5,9 @@
   Shape nodes whose input shape is static are folded too)
 * BatchNormalization folded into the preceding Conv (or ConvTranspose-free Conv chain)
 * Conv / Gemm / BatchNormalization / Add + Relu / Clip / LeakyRelu fused into one step
-  (the activation runs in place on the producer's fresh output)
+  (the activation runs in place on the producer's fresh output, or in the GEMM's epilogue)
+* Conv + Add / Sum of two tensors (+ Relu): the addend joins the Conv's epilogue (ResNet's
+  residual join, no separate pass)
 * the exported GELU pattern x * 0.5 * (1 + Erf(x / sqrt 2)) -> one convkern gelu call
 * inference Dropout / Identity removed (aliases)
 * Gemm constant B pre-transposed, MatMul constant B transposed once
@@ -188,6 +190,41 @@ def fuse_activations(g: Graph):
     return n_fused
 
 
+def fuse_residual(g: Graph):
+    """Add(conv, other) / Sum(conv, other) -> one Conv node with ``other`` as its last input
+    (node.extra["residual"]; the Add's fused activation moves along). Only when the Conv's
+    output feeds nothing else and ``other`` is computed before the Conv runs and is not a
+    constant; which addend is the Conv's output does not matter (addition commutes; a shape
+    that would broadcast falls back to the Add at run time, ops.conv)."""
+    cons = g.consumers()
+    where = {o: k for k, n in enumerate(g.nodes) for o in n.outputs if o}
+    removed = set()
+    count = 0
+    for s in g.nodes:
+        if s.op_type not in ("Add", "Sum") or len(s.inputs) != 2 or not all(s.inputs) or s.n_outputs != 1:
+            continue
+        if s.op_type == "Add" and s.opset < 7:
+            continue
+        # the addend produced last (the other one then already exists when it runs)
+        for k in sorted((0, 1), key=lambda i: -where.get(s.inputs[i], -1)):
+            name, other = s.inputs[k], s.inputs[1 - k]
+            p = g.nodes[where[name]] if name in where else None
+            if (p is None or p.op_type != "Conv" or p.post is not None or p.n_outputs != 1 or id(p) in removed
+                    or p.extra.get("residual") or other == name or _single_consumer(g, cons, name) is not s
+                    or where.get(other, -1) >= where[name] or other in g.consts):  # (a constant: a bias)
+                continue
+            ins = list(p.inputs) + [""] * (3 - len(p.inputs))
+            p.inputs = ins[:3] + [other]
+            p.extra["residual"] = True
+            p.outputs = list(s.outputs)
+            p.post = s.post
+            removed.add(id(s))
+            count += 1
+            break
+    g.nodes = [n for n in g.nodes if id(n) not in removed]
+    return count
+
+
 def _const_scalar(g, name):
     if name in g.consts and np.asarray(g.consts[name]).size == 1:
         return float(np.asarray(g.consts[name]).reshape(-1)[0])
@@ -271,6 +308,7 @@ def optimize(g: Graph, level=2):
         stats["gelu"] = fuse_gelu(g)
         stats["bn_folded"] = fold_batchnorm(g)
         stats["act_fused"] = fuse_activations(g)
+        stats["residual_fused"] = fuse_residual(g)
         pretranspose(g)
     prune(g)
     return stats
