@@ -387,17 +387,16 @@ void swap_outer(const T* src, int64_t A, int64_t B, int64_t PQ, T* dst) {
 // whole weight (up to MBs) for every image and run with an output only PQ wide.
 inline bool batch_pointwise(const ConvParams& p, bool pw) { return pw && p.G == 1 && p.N > 1 && p.out_plane() < 256; }
 
-// C (M x N) = A (M x K) B (K x N) with the epilogue ex (bias and relu per row of C, A
-// prepacked): through gemm_blocked when the epilogue can apply there, else gemm() and a pass.
+// C (M x N, contiguous) = A (M x K) B (K x N) with the epilogue ex (bias, residual and relu
+// per row of C, A prepacked): through gemm_blocked when the epilogue can apply there, else
+// gemm() and a pass.
 template <class T>
 void gemm_epi(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa, const T* B, int64_t rsb,
-              int64_t csb, T* C, int64_t rsc, const GemmEpi<T>& ex) {
+              int64_t csb, T* C, const GemmEpi<T>& ex) {
   if (M > 1 && N > 1 && !gemm_prefers_transpose<T>(M, N))
-    return gemm_blocked<T>(M, N, K, T(1), A, rsa, csa, B, rsb, csb, T(0), C, rsc, 1, ex);
-  gemm<T>(M, N, K, T(1), A, rsa, csa, B, rsb, csb, T(0), C, rsc, 1);
-  if (ex.bias || ex.residual || ex.relu)
-    for (int64_t i = 0; i < M; ++i)
-      add_bias(ex.bias ? ex.bias + i : nullptr, 1, N, C + i * rsc, ex.relu, ex.residual ? ex.residual + i * rsc : nullptr);
+    return gemm_blocked<T>(M, N, K, T(1), A, rsa, csa, B, rsb, csb, T(0), C, N, 1, ex);
+  gemm<T>(M, N, K, T(1), A, rsa, csa, B, rsb, csb, T(0), C, N, 1);
+  add_bias(ex.bias, M, N, C, ex.relu, ex.residual);
 }
 
 // out (N x Cout x PQ) = A (Cout x Cin; strides rsa, csa) times in (N x Cin x PQ): the batch
@@ -411,7 +410,7 @@ void pointwise_batched(int64_t N, int64_t Cin, int64_t Cout, int64_t PQ, const T
   T* it = in_buf.get<T>(Cin * NP);
   T* ot = out_buf.get<T>(Cout * NP);
   swap_outer(in, N, Cin, PQ, it);
-  gemm_epi<T>(Cout, NP, Cin, A, rsa, csa, it, NP, 1, ot, NP, ex);
+  gemm_epi<T>(Cout, NP, Cin, A, rsa, csa, it, NP, 1, ot, ex);
   swap_outer(ot, Cout, N, PQ, out);
 }
 
@@ -483,11 +482,8 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
     if (!o.residual && !o.relu) return;
     const int64_t total = N * K * OPQ;
     parallel_for(ceil_div(total, kParallelGrain), max_threads() > 1 && total > kParallelGrain, [&](int64_t c) {
-      const int64_t i0 = c * kParallelGrain, i1 = imin(total, i0 + kParallelGrain);
-      if (o.residual)
-        for (int64_t i = i0; i < i1; ++i) y[i] += o.residual[i];
-      if (o.relu)
-        for (int64_t i = i0; i < i1; ++i) y[i] = y[i] < T(0) ? T(0) : y[i];
+      const int64_t i0 = c * kParallelGrain;
+      add_bias<T>(nullptr, 1, imin(total - i0, kParallelGrain), y + i0, o.relu, o.residual ? o.residual + i0 : nullptr);
     });
   };
 
@@ -532,7 +528,7 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
         im2col(p, B, Cg, col, par);
         B = col;
       }
-      gemm_epi<T>(Kg, OPQ, CRS, w + g * Kg * CRS, CRS, 1, B, OPQ, 1, yg, OPQ, epi(n, g));
+      gemm_epi<T>(Kg, OPQ, CRS, w + g * Kg * CRS, CRS, 1, B, OPQ, 1, yg, epi(n, g));
     }
   };
   for_each_image<T>(N, colsz, image);

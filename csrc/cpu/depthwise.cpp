@@ -579,15 +579,30 @@ void for_each_block(const DwParams& p, const Blocked& b, F&& task) {
   });
 }
 
+// A task's scratch for the forward and the input gradient, per thread and reused: the zero-
+// padded interleaved block (Hb x Wb x L), the interleaved output plane (PQ x L) and the
+// per-tap weight vectors.
+template <class T>
+struct BlockScratch {
+  T* padded;
+  T* plane;
+  Vec<T>* wv;
+  explicit BlockScratch(const Blocked& b) {
+    static thread_local Buffer padded_buf, plane_buf, wv_buf;
+    padded = padded_buf.get<T>(b.Hb * b.Wb * kLanes<T>);
+    plane = plane_buf.get<T>(b.PQ * kLanes<T>);
+    wv = wv_buf.get<Vec<T>>(b.RS);
+  }
+};
+
 template <class T>
 void blocked_fwd(const DwParams& p, const Blocked& b, const T* x, const T* w, const T* bias, T* y) {
   using V = Vec<T>;
   constexpr int L = kLanes<T>;
   for_each_block<T>(p, b, [&](int64_t n, int64_t c0, int nl) {
-    static thread_local Buffer xb_buf, yb_buf, wv_buf;
-    T* Xb = xb_buf.get<T>(b.Hb * b.Wb * L);
-    T* Yb = yb_buf.get<T>(b.PQ * L);
-    V* wv = wv_buf.get<V>(b.RS);
+    const BlockScratch<T> sc(b);
+    T *Xb = sc.padded, *Yb = sc.plane;
+    V* wv = sc.wv;
     load_block(p, b, x, n, c0, nl, Xb);
     lane_weights(w, b.RS, c0, nl, wv);
     T bt[L] = {};
@@ -608,10 +623,9 @@ void blocked_bwd_input(const DwParams& p, const Blocked& b, const T* gy, const T
   using V = Vec<T>;
   constexpr int L = kLanes<T>;
   for_each_block<T>(p, b, [&](int64_t n, int64_t c0, int nl) {
-    static thread_local Buffer xb_buf, gb_buf, wv_buf;
-    T* GXb = xb_buf.get<T>(b.Hb * b.Wb * L);
-    T* Gb = gb_buf.get<T>(b.PQ * L);
-    V* wv = wv_buf.get<V>(b.RS);
+    const BlockScratch<T> sc(b);
+    T *GXb = sc.padded, *Gb = sc.plane;
+    V* wv = sc.wv;
     std::memset(GXb, 0, size_t(b.Hb * b.Wb * L) * sizeof(T));
     const T* src[L];
     for (int l = 0; l < nl; ++l) src[l] = gy + (n * p.C + c0 + l) * b.PQ;

@@ -202,7 +202,7 @@ def _forward(geom, x, w, b, direct=False, relu=False, packed=None, residual=None
     y = U.empty(geom.y_shape, x.dtype)
     if y.size == 0:
         return y, True
-    use = packed is not None and packed.dtype == x.dtype and isinstance(x, np.ndarray)
+    use = packed is not None and isinstance(x, np.ndarray)  # (same dtype: checked by _inputs)
     res = None if residual is None else _as5d(residual, geom.nd)
     fused = _C.conv_forward(_as5d(x, geom.nd), _as5d(w, geom.nd), b, _as5d(y, geom.nd), *geom.native(),
                             bool(direct), bool(relu), packed.data if use else None, packed.isa if use else -1, res)

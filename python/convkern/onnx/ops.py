@@ -235,9 +235,8 @@ def conv(node, ins):
     # Conv + Add (+ Relu) fused by the optimizer: the other addend comes last
     res = ins[3] if node.extra.get("residual") else None
     if res is not None:
-        pads = [0] * nd if pad == 0 else list(pad)
-        out = tuple((n + 2 * p - dd * (kk - 1) - 1) // ss + 1 for n, p, dd, kk, ss in zip(x.shape[2:], pads, d, k, s))
-        if not (isinstance(res, np.ndarray) and res.dtype == x.dtype and res.shape == (x.shape[0], w.shape[0]) + out):
+        y_shape = _convops._Geom(nd, x.shape, w.shape, **geom).y_shape
+        if not (isinstance(res, np.ndarray) and res.dtype == x.dtype and res.shape == y_shape):
             y = _convops.conv_nd(nd, x, w, None if b is None else _cast_like(b, x), **geom)
             return [_post(node, np.add(y, res))]  # broadcasting, as the Add did
     relu = node.post == ("relu",)  # fused into the GEMM's epilogue where the kernel can
