@@ -404,6 +404,9 @@ IMPLICIT = [
     (1, 2, 3, (40, 3), (3, 3), 1, 1, 1, 1),         # 3-wide rows: many runs per vector
     (3, 5, 7, (7, 7), (3, 3), 1, 1, 1, 1),          # small planes: the batch folded into the columns
     (4, 4, 6, (13, 11), (3, 3), 2, 1, 1, 1),        # ... strided, runs crossing images
+    (1, 6, 20, (15, 70), (1, 1), 2, 0, 1, 1),       # strided 1x1 (a downsampling shortcut): gathered
+    (3, 5, 7, (13, 13), (1, 1), 2, 0, 1, 1),        # ... small planes, batch folded
+    (2, 4, 6, (9, 10), (1, 1), (2, 3), 1, 1, 2),    # ... padded, mixed strides, groups
 ]
 
 
@@ -451,6 +454,8 @@ PACKED = [
     (2, 8, 24, (5, 6), (3, 3), 1, 0, 1, 4),           # 6 outputs per group
     (1, 5, 1, (13, 13), (3, 3), 1, 1, 1, 1),          # one output channel (a gemv)
     (1, 64, 200, (2, 2), (1, 1), 1, 0, 1, 1),         # 4 outputs: the transposed product
+    (1, 6, 20, (9, 40), (1, 1), 2, 0, 1, 1),          # strided 1x1: gathered, then pointwise
+    (3, 6, 20, (9, 9), (1, 1), 2, 0, 1, 1),           # ... batch folded
     (2, 3, 16, (9,), (4,), 2, 1, 1, 1),               # 1-d
     (1, 4, 14, (4, 5, 6), (2, 3, 3), 1, 1, 1, 2),     # 3-d, groups
 ]

@@ -160,6 +160,21 @@ inline void copy_short(T* __restrict dst, const T* __restrict src, int64_t n, de
   if (CHECK_NAN) *nan |= bad;
 }
 
+// dst[i] = src[2 * i] for i < n: two vector loads turned into one by a lane shuffle (a scalar
+// loop made the stride-2 phase split of strided convolutions 9% of their time). Nothing past
+// src[2 * (n - 1)] is read: the last partial vector is copied lane by lane.
+template <class T>
+inline void copy_stride2(T* __restrict dst, const T* __restrict src, int64_t n) {
+  using V = Vec<T>;
+  using I = decltype(V{} < V{});  // the integer vector of T's width
+  constexpr int L = kLanes<T>;
+  I even{};
+  for (int i = 0; i < L; ++i) even[i] = 2 * i;
+  int64_t i = 0;
+  for (; i + L < n; i += L) vstore(dst + i, __builtin_shuffle(vload<V>(src + 2 * i), vload<V>(src + 2 * i + L), even));
+  for (; i < n; ++i) dst[i] = src[2 * i];
+}
+
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 // b > 0. No a + b - 1 overflow for a >= 0 (huge strides reach here: found by tests/test_fuzz.py).

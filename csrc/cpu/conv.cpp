@@ -27,9 +27,10 @@ inline bool is_pointwise(const ConvParams& p) {
 // Work (elements) below which a loop stays single-threaded.
 constexpr int64_t kParallelGrain = 1 << 15;
 
-// col (Cg*T*R*S x O*P*Q) from the Cg channels of one image starting at x.
+// col (Cg*T*R*S x O*P*Q, rows ld apart; ld = 0: O*P*Q) from the Cg channels of one image
+// starting at x.
 template <class T>
-void im2col(const ConvParams& p, const T* x, int64_t Cg, T* col, bool parallel) {
+void im2col(const ConvParams& p, const T* x, int64_t Cg, T* col, bool parallel, int64_t ld = 0) {
   const int64_t TRS = p.kernel_volume(), RS = p.R * p.S, OPQ = p.out_plane(), HW = p.H * p.W;
   const int64_t DHW = p.in_plane(), PQ = p.P * p.Q;
   const int64_t rows = Cg * TRS;
@@ -41,7 +42,7 @@ void im2col(const ConvParams& p, const T* x, int64_t Cg, T* col, bool parallel) 
     const int64_t c = row / TRS, rem = row % TRS;
     const int64_t t = rem / RS, r = (rem / p.S) % p.R, s = rem % p.S;
     const T* xc = x + c * DHW;
-    T* dst = col + row * OPQ;
+    T* dst = col + row * (ld ? ld : OPQ);
     int64_t o0, o1, p0, p1, q0, q1;
     const int64_t offd = t * p.dilation[0] - p.pad[0];
     const int64_t offh = r * p.dilation[1] - p.pad[1];
@@ -63,6 +64,8 @@ void im2col(const ConvParams& p, const T* x, int64_t Cg, T* col, bool parallel) 
           const T* xh = xd + (pp * sh + offh) * p.W + (offw + q0 * sw);
           if (sw == 1) {
             std::memcpy(dh + q0, xh, sizeof(T) * size_t(q1 - q0));
+          } else if (sw == 2) {
+            copy_stride2(dh + q0, xh, q1 - q0);
           } else {
             for (int64_t q = q0; q < q1; ++q) dh[q] = xh[(q - q0) * sw];
           }
@@ -150,6 +153,7 @@ void build_phases(const ConvParams& p, const PhaseGeom& g, const T* x, int64_t C
           const T* xr = x + c * DHW + id * HW + ih * p.W + (sw * l0 + e - p.pad[2]);  // first in-bounds tap
           std::fill(row, row + l0, T(0));
           if (sw == 1) copy_short(row + l0, xr, l1 - l0);
+          else if (sw == 2) copy_stride2(row + l0, xr, l1 - l0);
           else
             for (int64_t l = l0; l < l1; ++l) row[l] = xr[(l - l0) * sw];
           std::fill(row + l1, row + g.wph, T(0));
@@ -452,9 +456,13 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
   const int64_t TRS = p.kernel_volume(), OPQ = p.out_plane(), DHW = p.in_plane();
   const int64_t CRS = Cg * TRS;
   const bool pw = is_pointwise(p);
+  // A 1x1 kernel with strides (the ResNet downsampling shortcut): its im2col matrix is the
+  // subsampled image, smaller than the image, so it is gathered once and the product runs as
+  // a pointwise one (a phase-split copy would copy every phase to use one).
+  const bool gather = !pw && TRS == 1;
   // Pack the im2col matrix straight from a phase-split copy of the image, unless gemm() would
   // rather transpose the product (a handful of output positions) or the copy would be large.
-  const bool implicit = !pw && Kg > 1 && !gemm_prefers_transpose<T>(Kg, OPQ) && phases_fit(p);
+  const bool implicit = !pw && !gather && Kg > 1 && !gemm_prefers_transpose<T>(Kg, OPQ) && phases_fit(p);
   const PhaseGeom pg = implicit ? PhaseGeom(p) : PhaseGeom();
   const int64_t colsz = pw ? 0 : implicit ? Cg * pg.chan() : CRS * OPQ;
   static thread_local Buffer off_buf;
@@ -489,6 +497,18 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
 
   if (batch_pointwise(p, pw)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)
     pointwise_batched<T>(N, C, K, OPQ, w, C, 1, x, y, folded_epi());
+    folded_tail();
+    return;
+  }
+  if (gather && G == 1 && N > 1 && OPQ < 256) {  // the same, X' the images' gathered columns
+    static thread_local Buffer fold_buf;
+    const int64_t NP = N * OPQ;
+    T* xt = fold_buf.get<T>((C + K) * NP);
+    T* ot = xt + C * NP;
+    parallel_for(N, max_threads() > 1 && C * NP > kParallelGrain,
+                 [&](int64_t n) { im2col(p, x + n * C * DHW, C, xt + n * OPQ, false, NP); });
+    gemm_epi<T>(K, NP, C, w, C, 1, xt, NP, 1, ot, folded_epi());
+    swap_outer(ot, K, N, OPQ, y);
     folded_tail();
     return;
   }
@@ -594,7 +614,7 @@ void conv_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* dw, T
   const bool pw = is_pointwise(p);
   // The columns of the product are packed from a phase-split copy of the image (see the
   // forward), unless the copy would be large.
-  const bool implicit = !pw && phases_fit(p);
+  const bool implicit = !pw && p.kernel_volume() > 1 && phases_fit(p);  // (1x1 kernels: see the forward)
   const PhaseGeom pg = implicit ? PhaseGeom(p) : PhaseGeom();
   const int64_t colsz = pw ? 0 : implicit ? Cg * pg.chan() : CRS * OPQ;
   static thread_local Buffer off_buf;
