@@ -24,6 +24,7 @@ CASES = [  # (N, C, K, H, W, padding)
     (1, 64, 64, 7, 7, 1),
     (1, 16, 32, 28, 28, 1),
     (1, 3, 5, 1, 40, (1, 0)),  # one input row, asymmetric padding
+    (2, 300, 25, 6, 9, 1),   # transformed filters in two K slices (256 + 44) and 3 panels of rows
 ]
 
 

@@ -290,6 +290,14 @@ template <class T>
 void pack_a_whole(int64_t M, int64_t K, const T* A, int64_t rsa, int64_t csa, T* dst);
 template <class T>
 constexpr int64_t kGemmNR = 2 * kLanes<T>;  // the micro-tile's width (cpu/gemm.cpp's Tile<T>::NR)
+constexpr int64_t kGemmMR = CK_ISA == 2 ? 12 : (CK_ISA == 1 ? 6 : 4);  // its height (Tile<T>::MR)
+constexpr int64_t kGemmKC = 256;                                      // K slice depth (Tile<T>::KC)
+// Where A[i][k] of an M x K matrix lies in pack_a_whole's layout (mpad = M rounded up to MR):
+// slice pc = k - k % KC (kc = min(KC, K - pc) deep), then MR-row panels, each k-major.
+inline int64_t packed_a_index(int64_t mpad, int64_t K, int64_t i, int64_t k) {
+  const int64_t pc = k - k % kGemmKC, kc = K - pc < kGemmKC ? K - pc : kGemmKC;
+  return pc * mpad + (i - i % kGemmMR) * kc + (k - pc) * kGemmMR + i % kGemmMR;
+}
 template <class T>
 bool gemm_prefers_transpose(int64_t M, int64_t N);
 // One NR-wide panel of B from nr <= NR columns stored contiguously (column j at B + j*ld):

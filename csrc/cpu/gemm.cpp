@@ -31,8 +31,8 @@ struct Tile {
   static constexpr int NV = 2;                       // vectors per micro-tile row
   static constexpr int NR = NV * kLanes<T>;
   static_assert(NR == kGemmNR<T>, "common.h's kGemmNR is the micro-tile width");
-  static constexpr int MR = CK_ISA == 2 ? 12 : (CK_ISA == 1 ? 6 : 4);
-  static constexpr int KC = 256;
+  static constexpr int MR = int(kGemmMR);
+  static constexpr int KC = int(kGemmKC);
   static constexpr int MC = MR * (CK_ISA == 2 ? 16 : 24);
   static constexpr int NC = NR * 128;
 };
@@ -287,6 +287,15 @@ struct MatrixB {
     for (int64_t jp = 0; jp * NR < nc; ++jp)
       pack_b_panel(kc, imin(NR, nc - jp * NR), m.B + pc * m.rsb + (n0 + jp * NR) * m.csb, m.rsb, m.csb,
                    dst + jp * NR * kc);
+    // One panel at a time (gemm_serial's small-M loop): start fetching the next panel's rows,
+    // which lie a row stride apart (too far apart for the hardware prefetcher; an activation
+    // read from DRAM made a batch-1 1x1 convolution 35% slower than with the same data in cache).
+    if (nc <= NR && m.csb == 1)
+      for (int64_t k = 0; k < kc; ++k) {
+        const T* r = m.B + (pc + k) * m.rsb + (n0 + nc) * m.csb;
+        __builtin_prefetch(r, 0, 2);
+        __builtin_prefetch(r + NR - 1, 0, 2);
+      }
   }
 };
 
@@ -314,6 +323,23 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     pack_a_block(kc, mc, A + ic * rsa + pc * csa, rsa, csa, pa);
     return pa;
   };
+  // Prepacked A (a layer's weights) streams from DRAM once per call; the panels of the block
+  // after (pc, ic) are fetched into L2 while this block's are reused from there, part `part`
+  // of `parts` at a time (without it the first B panel of each block waited on DRAM).
+  auto prefetch_next_a = [&](int64_t pc, int64_t ic, int64_t part, int64_t parts) {
+    if (!ex.apacked) return;
+    ic += MC;
+    if (ic >= M) {
+      ic = 0;
+      pc += KC;
+      if (pc >= K) return;
+    }
+    const int64_t kc = imin(KC, K - pc), mc = imin(MC, M - ic);
+    const char* base = reinterpret_cast<const char*>(ex.apacked + pc * mpad + (m0 + ic) * kc);
+    const int64_t bytes = ceil_div(mc, MR) * MR * kc * int64_t(sizeof(T));
+    const int64_t lo = bytes * part / parts, hi = bytes * (part + 1) / parts;
+    for (int64_t o = lo & ~int64_t(63); o < hi; o += 64) __builtin_prefetch(base + o, 0, 2);
+  };
   // the epilogue applies once C is complete: on the last K slice
   auto tile = [&](int64_t kc, const T* a, const T* b, int64_t i, int64_t j, int64_t mr, int64_t nr, T beta_pc,
                   bool last) {
@@ -329,8 +355,10 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
       const int64_t kc = imin(KC, K - pc);
       const T beta_pc = pc == 0 ? beta : T(1);
       const T* ap = a_panels(pc, kc, 0, M);
+      const int64_t npanels = ceil_div(N, NR);
       for (int64_t j = 0; j < N; j += NR) {
         const int64_t nr = imin(NR, N - j);
+        prefetch_next_a(pc, 0, j / NR, npanels);
         pack(ctx, pc, kc, n0 + j, nr, pb);
         for (int64_t ip = 0; ip < mpanels; ++ip)
           tile(kc, ap + ip * MR * kc, pb, ip * MR, j, imin(MR, M - ip * MR), nr, beta_pc, pc + kc == K);
@@ -353,10 +381,12 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
         const int64_t mpanels = ceil_div(mc, MR);
         const T* ap = a_panels(pc, kc, ic, mc);
         // Loops 2 and 1: each NR-wide B panel (in L1) against every MR-tall A panel (in L2).
-        for (int64_t jp = 0; jp < npanels; ++jp)
+        for (int64_t jp = 0; jp < npanels; ++jp) {
+          prefetch_next_a(pc, ic, jp, npanels);
           for (int64_t ip = 0; ip < mpanels; ++ip)
             tile(kc, ap + ip * MR * kc, pb + jp * NR * kc, ic + ip * MR, jc + jp * NR, imin(MR, mc - ip * MR),
                  imin(NR, nc - jp * NR), beta_pc, pc + kc == K);
+        }
       }
     }
   }

@@ -143,36 +143,42 @@ void winograd_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, 
   tl.count = p.N * tl.TH * tl.TW;
   const int nt = max_threads();
 
-  // U[xi][k][c] = G g G^T, L filters at a time (vectors across filters)
+  // U[xi] = (G g G^T)[xi] for every (k, c): a K x C matrix per xi, written straight into the
+  // GEMM's packed A panels (pack_a_whole's layout), so the 36 products per tile block read it
+  // without packing (each thread used to repack all 36 matrices, several MB, per block).
+  // One MR-row panel of filters and one input channel at a time, c fastest: in every U[xi]
+  // the MR values land next to the previous channel's, so 36 streams fill whole lines.
   static thread_local Buffer u_buf;
-  T* U = u_buf.get<T>(36 * K * C);
+  constexpr int64_t MR = kGemmMR, NCH = (MR + L - 1) / L;  // vectors per panel column
+  const int64_t mpad = packed_a_size<T>(K, 1), per = mpad * C;
+  T* U = u_buf.get<T>(36 * per);
   {
     using Vt = Vec<T>;
-    const int64_t KC = K * C, groups = ceil_div(KC, L);
-    const bool par = nt > 1 && KC * 36 > kGrain;
+    const int64_t items = mpad / MR * C;
+    const bool par = nt > 1 && K * C * 36 > kGrain;
     (void)par;
 #pragma omp parallel for schedule(static) if (par)
-    for (int64_t grp = 0; grp < groups; ++grp) {
-      const int64_t kc0 = grp * L, nl = imin(L, KC - kc0);
-      alignas(64) T g[9][L];
-      for (int l = 0; l < L; ++l)
-        for (int i = 0; i < 9; ++i) g[i][l] = l < nl ? w[(kc0 + l) * 9 + i] : T(0);
-      Vt t[6][3];  // G g
-      for (int j = 0; j < 3; ++j) {
-        Vt o[6];
-        g3<Vt, T>(vload<Vt>(g[0 * 3 + j]), vload<Vt>(g[1 * 3 + j]), vload<Vt>(g[2 * 3 + j]), o);
-        for (int i = 0; i < 6; ++i) t[i][j] = o[i];
-      }
-      for (int i = 0; i < 6; ++i) {
-        Vt o[6];
-        g3<Vt, T>(t[i][0], t[i][1], t[i][2], o);
-        if (nl == L) {
-          for (int j = 0; j < 6; ++j) vstore(U + (i * 6 + j) * KC + kc0, o[j]);
-        } else {
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t c = it % C, k0 = it / C * MR;
+      T* dst = U + packed_a_index(mpad, C, k0, c);
+      for (int64_t v = 0; v < NCH; ++v) {
+        const int64_t kv = k0 + v * L, n = imin(L, MR - v * L);
+        alignas(64) T g[9][L];
+        for (int l = 0; l < L; ++l)
+          for (int i = 0; i < 9; ++i) g[i][l] = l < n && kv + l < K ? w[((kv + l) * C + c) * 9 + i] : T(0);
+        Vt t[6][3];  // G g
+        for (int j = 0; j < 3; ++j) {
+          Vt o[6];
+          g3<Vt, T>(vload<Vt>(g[0 * 3 + j]), vload<Vt>(g[1 * 3 + j]), vload<Vt>(g[2 * 3 + j]), o);
+          for (int i = 0; i < 6; ++i) t[i][j] = o[i];
+        }
+        for (int i = 0; i < 6; ++i) {
+          Vt o[6];
+          g3<Vt, T>(t[i][0], t[i][1], t[i][2], o);
           for (int j = 0; j < 6; ++j) {
-            alignas(64) T tmp[L];
-            vstore(tmp, o[j]);
-            for (int l = 0; l < nl; ++l) U[(i * 6 + j) * KC + kc0 + l] = tmp[l];
+            T* d = dst + (i * 6 + j) * per + v * L;
+            if (n == L) vstore(d, o[j]);
+            else vstore_head(d, o[j], n);
           }
         }
       }
@@ -184,6 +190,9 @@ void winograd_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, 
   TB = imax(2 * L, imin(1024, TB)) / L * L;
   const int64_t per_thread = ceil_div(ceil_div(tl.count, nt), L) * L;
   TB = imax(int64_t(L), imin(TB, per_thread));
+  // as many blocks as a multiple of the threads (7 blocks on 2 threads ran at 4/3.5 of the time)
+  const int64_t even = ceil_div(ceil_div(tl.count, TB), nt) * nt;
+  TB = imax(int64_t(L), ceil_div(ceil_div(tl.count, even), L) * L);
   const int64_t blocks = ceil_div(tl.count, TB);
   const bool outer = nt > 1 && blocks >= nt;
   (void)outer;
@@ -197,8 +206,11 @@ void winograd_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, 
     input_transform(p, tl, x, t0, TB, Vb, inner && C * TB * 36 > kGrain);
     (void)inner;
 #pragma omp parallel for schedule(dynamic, 1) if (inner && K * C * TB > kGrain)
-    for (int xi = 0; xi < 36; ++xi)
-      gemm<T>(K, TB, C, T(1), U + xi * K * C, C, 1, Vb + xi * C * TB, TB, 1, T(0), Mb + xi * K * TB, TB, 1);
+    for (int xi = 0; xi < 36; ++xi) {
+      GemmEpi<T> ex;
+      ex.apacked = U + xi * per;  // (A, with its shape, is then not read)
+      gemm_blocked<T>(K, TB, C, T(1), ex.apacked, C, 1, Vb + xi * C * TB, TB, 1, T(0), Mb + xi * K * TB, TB, 1, ex);
+    }
     output_transform(p, tl, Mb, b, t0, TB, y, inner && K * TB * 36 > kGrain);
   }
 }
