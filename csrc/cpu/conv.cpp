@@ -388,7 +388,8 @@ void swap_outer(const T* src, int64_t A, int64_t B, int64_t PQ, T* dst) {
 
 // Pointwise layers with small planes (the 7x7 and 14x14 1x1 convolutions at batch > 1) run as
 // one GEMM over the whole batch through channel-major copies: per-image GEMMs would repack the
-// whole weight (up to MBs) for every image and run with an output only PQ wide.
+// whole weight (up to MBs) for every image and run with an output only PQ wide. (pw: the layer
+// is pointwise, or, in the forward, a strided 1x1 through its gathered columns.)
 inline bool batch_pointwise(const ConvParams& p, bool pw) { return pw && p.G == 1 && p.N > 1 && p.out_plane() < 256; }
 
 // C (M x N, contiguous) = A (M x K) B (K x N) with the epilogue ex (bias, residual and relu
@@ -403,19 +404,27 @@ void gemm_epi(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t 
   add_bias(ex.bias, M, N, C, ex.relu, ex.residual);
 }
 
-// out (N x Cout x PQ) = A (Cout x Cin; strides rsa, csa) times in (N x Cin x PQ): the batch
+// out (N x Cout x PQ) = A (Cout x Cin; strides rsa, csa) times the images' columns: the batch
 // folded into the columns of one GEMM (forward: A = W; backward data: A = W^T), with the
-// forward's epilogue ex.
-template <class T>
-void pointwise_batched(int64_t N, int64_t Cin, int64_t Cout, int64_t PQ, const T* A, int64_t rsa, int64_t csa,
-                       const T* in, T* out, const GemmEpi<T>& ex = {}) {
+// forward's epilogue ex. fill(it) writes the Cin x N*PQ input (image n's columns at it + n*PQ,
+// rows N*PQ apart).
+template <class T, class Fill>
+void folded_product(int64_t N, int64_t Cin, int64_t Cout, int64_t PQ, const T* A, int64_t rsa, int64_t csa,
+                    Fill&& fill, T* out, const GemmEpi<T>& ex = {}) {
   static thread_local Buffer in_buf, out_buf;
   const int64_t NP = N * PQ;
   T* it = in_buf.get<T>(Cin * NP);
   T* ot = out_buf.get<T>(Cout * NP);
-  swap_outer(in, N, Cin, PQ, it);
+  fill(it);
   gemm_epi<T>(Cout, NP, Cin, A, rsa, csa, it, NP, 1, ot, ex);
   swap_outer(ot, Cout, N, PQ, out);
+}
+
+// the same with in (N x Cin x PQ) as the columns
+template <class T>
+void pointwise_batched(int64_t N, int64_t Cin, int64_t Cout, int64_t PQ, const T* A, int64_t rsa, int64_t csa,
+                       const T* in, T* out, const GemmEpi<T>& ex = {}) {
+  folded_product<T>(N, Cin, Cout, PQ, A, rsa, csa, [&](T* it) { swap_outer(in, N, Cin, PQ, it); }, out, ex);
 }
 
 // Runs image(n, col, par) for n in [0, N): images in parallel, each thread with its own colsz
@@ -495,20 +504,16 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
     });
   };
 
-  if (batch_pointwise(p, pw)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)
-    pointwise_batched<T>(N, C, K, OPQ, w, C, 1, x, y, folded_epi());
-    folded_tail();
-    return;
-  }
-  if (gather && G == 1 && N > 1 && OPQ < 256) {  // the same, X' the images' gathered columns
-    static thread_local Buffer fold_buf;
-    const int64_t NP = N * OPQ;
-    T* xt = fold_buf.get<T>((C + K) * NP);
-    T* ot = xt + C * NP;
-    parallel_for(N, max_threads() > 1 && C * NP > kParallelGrain,
-                 [&](int64_t n) { im2col(p, x + n * C * DHW, C, xt + n * OPQ, false, NP); });
-    gemm_epi<T>(K, NP, C, w, C, 1, xt, NP, 1, ot, folded_epi());
-    swap_outer(ot, K, N, OPQ, y);
+  if (batch_pointwise(p, pw || gather)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)
+    if (pw) {
+      pointwise_batched<T>(N, C, K, OPQ, w, C, 1, x, y, folded_epi());
+    } else {  // X' the images' gathered columns
+      const int64_t NP = N * OPQ;
+      folded_product<T>(N, C, K, OPQ, w, C, 1, [&](T* xt) {
+        parallel_for(N, max_threads() > 1 && C * NP > kParallelGrain,
+                     [&](int64_t n) { im2col(p, x + n * C * DHW, C, xt + n * OPQ, false, NP); });
+      }, y, folded_epi());
+    }
     folded_tail();
     return;
   }
@@ -614,7 +619,7 @@ void conv_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* dw, T
   const bool pw = is_pointwise(p);
   // The columns of the product are packed from a phase-split copy of the image (see the
   // forward), unless the copy would be large.
-  const bool implicit = !pw && p.kernel_volume() > 1 && phases_fit(p);  // (1x1 kernels: see the forward)
+  const bool implicit = !pw && TRS > 1 && phases_fit(p);  // (1x1 kernels: see the forward)
   const PhaseGeom pg = implicit ? PhaseGeom(p) : PhaseGeom();
   const int64_t colsz = pw ? 0 : implicit ? Cg * pg.chan() : CRS * OPQ;
   static thread_local Buffer off_buf;

@@ -319,7 +319,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   T* pb = bbuf.get<T>(nc_max * kc_max);
   // A's panels of rows [ic, ic + mc) of slice pc (packed now unless prepacked)
   auto a_panels = [&](int64_t pc, int64_t kc, int64_t ic, int64_t mc) -> const T* {
-    if (ex.apacked) return ex.apacked + pc * mpad + (m0 + ic) * kc;
+    if (ex.apacked) return ex.apacked + packed_a_index(mpad, K, m0 + ic, pc);
     pack_a_block(kc, mc, A + ic * rsa + pc * csa, rsa, csa, pa);
     return pa;
   };
@@ -335,7 +335,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
       if (pc >= K) return;
     }
     const int64_t kc = imin(KC, K - pc), mc = imin(MC, M - ic);
-    const char* base = reinterpret_cast<const char*>(ex.apacked + pc * mpad + (m0 + ic) * kc);
+    const char* base = reinterpret_cast<const char*>(ex.apacked + packed_a_index(mpad, K, m0 + ic, pc));
     const int64_t bytes = ceil_div(mc, MR) * MR * kc * int64_t(sizeof(T));
     const int64_t lo = bytes * part / parts, hi = bytes * (part + 1) / parts;
     for (int64_t o = lo & ~int64_t(63); o < hi; o += 64) __builtin_prefetch(base + o, 0, 2);
