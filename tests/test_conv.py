@@ -407,6 +407,11 @@ IMPLICIT = [
     (1, 6, 20, (15, 70), (1, 1), 2, 0, 1, 1),       # strided 1x1 (a downsampling shortcut): gathered
     (3, 5, 7, (13, 13), (1, 1), 2, 0, 1, 1),        # ... small planes, batch folded
     (2, 4, 6, (9, 10), (1, 1), (2, 3), 1, 1, 2),    # ... padded, mixed strides, groups
+    # batch 1 channel-last products (output positions as micro-tile rows, channels as lanes):
+    (1, 9, 62, (7, 7), (3, 3), 1, 1, 1, 1),         # 49 positions, 62 channels (a lane tail)
+    (1, 5, 64, (14, 14), (3, 3), 2, 1, 1, 1),       # ... strided
+    (1, 70, 64, (5, 5), (3, 3), 1, 1, 1, 1),        # ... 630-deep reduction (3 KC slices)
+    (1, 7, 64, (9, 9), (1, 1), 2, 0, 1, 1),         # ... strided 1x1, gathered
 ]
 
 
@@ -458,6 +463,8 @@ PACKED = [
     (3, 6, 20, (9, 9), (1, 1), 2, 0, 1, 1),           # ... batch folded
     (2, 3, 16, (9,), (4,), 2, 1, 1, 1),               # 1-d
     (1, 4, 14, (4, 5, 6), (2, 3, 3), 1, 1, 1, 2),     # 3-d, groups
+    (1, 40, 64, (7, 7), (3, 3), 1, 1, 1, 1),          # channel-last product (batch 1, small plane)
+    (1, 33, 94, (7, 7), (1, 1), 1, 0, 1, 1),          # ... pointwise, 94 channels (a lane tail)
 ]
 
 
@@ -561,14 +568,15 @@ def test_packed_weight_is_read_under_its_isa_only():
     from convkern import _C
 
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((1, 8, 1, 6, 6)).astype(np.float32)
-    w = rng.standard_normal((24, 8, 1, 3, 3)).astype(np.float32)  # no ISA computes this one transposed
+    # no ISA computes this one transposed or channel-last (64 positions fill whole NR-wide panels)
+    x = rng.standard_normal((1, 8, 1, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((24, 8, 1, 3, 3)).astype(np.float32)
     b = rng.standard_normal(24).astype(np.float32)
     geo = ((1, 1, 1), (0, 1, 1), (1, 1, 1), 1)
     for name in convkern.available_isas():
         with convkern.isa(name):
             n, isa = _C.conv_packed_size(w, 1)
-            y = np.empty((1, 24, 1, 6, 6), np.float32)
+            y = np.empty((1, 24, 1, 8, 8), np.float32)
             _C.conv_forward(x, w, b, y, *geo, False, False, np.zeros(n, np.float32), isa)
             np.testing.assert_array_equal(y, np.broadcast_to(b[None, :, None, None, None], y.shape))
             plain = np.empty_like(y)

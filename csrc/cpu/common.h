@@ -262,19 +262,23 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
 // (less tile padding), which a packing function cannot.
 //
 // GemmEpi: what the product may do besides C = alpha A B + beta C. apacked: A already packed
-// by pack_a_whole (all M rows; A is then not read, and is only needed for its shape).
+// by pack_a_whole (all M rows; A is then not read, and is only needed for its shape). apack:
+// A given by a packing function like B's (apack(actx, pc, kc, i0, mc, dst) writes rows [i0,
+// i0+mc) x columns [pc, pc+kc) as MR-wide panels, zero past mc; A is then not read).
 // bias, residual, relu: once C is complete, C[i][j] += bias[i] (bias non-null), C += residual
 // (non-null: a matrix with C's strides, which may not overlap C), then C = max(C, 0) (NaN
 // stays NaN): a convolution's epilogue, applied while the tile is in registers.
 template <class T>
+using PackB = void (*)(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst);
+template <class T>
 struct GemmEpi {
   const T* apacked = nullptr;
+  PackB<T> apack = nullptr;
+  const void* actx = nullptr;
   const T* bias = nullptr;
   const T* residual = nullptr;
   bool relu = false;
 };
-template <class T>
-using PackB = void (*)(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst);
 template <class T>
 void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, PackB<T> pack,
                  const void* ctx, T beta, T* C, int64_t rsc, int64_t csc, const GemmEpi<T>& ex = {});

@@ -1,6 +1,7 @@
 // Convolution by im2col + GEMM: forward, backward-data (col2im) and backward-weight.
 // N-d: 1-d and 2-d convolutions arrive as 3-d ones with unit leading dims (see ops/conv.h).
 #include <algorithm>
+#include <cmath>
 
 #include "cpu/common.h"
 
@@ -201,8 +202,12 @@ struct LaneRange {
 #endif
 };
 
-template <class T>
-struct PhasedB {
+// Panels W values wide from the phase-split copy, k-major: panel j holds, for each im2col row
+// k in [pc, pc + kc), the values of W consecutive output positions (n0 + j*W ...; zero past
+// nc). As the GEMM's B (W = NR): the im2col matrix. As its A (W = MR): the transposed im2col
+// matrix (rows: output positions), the product then computing the output channel-last.
+template <class T, int W>
+struct PhasedPanels {
   const T* xph;        // the group's phase-split copy
   const int64_t* off;  // per im2col row
   const ConvParams* p;
@@ -210,24 +215,25 @@ struct PhasedB {
   int64_t img = 0;  // distance between images' copies when the batch is folded into the columns
 
   static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst) {
-    const PhasedB& m = *static_cast<const PhasedB*>(ctx);
+    const PhasedPanels& m = *static_cast<const PhasedPanels*>(ctx);
     const ConvParams& p = *m.p;
     using V = Vec<T>;
-    constexpr int L = kLanes<T>, NV = int(kGemmNR<T>) / L;
+    constexpr int L = kLanes<T>, NV = (W + L - 1) / L;
     const int64_t PQ = p.P * p.Q, OPQ = p.O * PQ;
     const int64_t* off = m.off + pc;
-    for (int64_t j0 = 0; j0 < nc; j0 += NV * L) {
+    for (int64_t j0 = 0; j0 < nc; j0 += W) {
       T* panel = dst + j0 * kc;
-      const int64_t n = n0 + j0, nr = imin(NV * L, nc - j0);
+      const int64_t n = n0 + j0, nr = imin(W, nc - j0);
       // image and output position of lane 0
       int64_t im = n / OPQ, o = n % OPQ / PQ, pp = (n % PQ) / p.Q, q = n % p.Q;
       for (int v = 0; v < NV; ++v) {
+        const int width = W - v * L < L ? W - v * L : L;  // this vector's lanes in the panel
         // This vector's lanes as runs along output rows: lanes [lo, hi) of row k come from
         // xph + off[k] + src (lane 0's address; one run unless output rows are short).
         int64_t src[L];
         LaneRange<T> lanes[L] = {};
         int nrun = 0;
-        for (int lo = 0, end = int(imin(L, nr - v * L)); lo < end;) {
+        for (int lo = 0, end = int(imin(width, nr - v * L)); lo < end;) {
           const int hi = int(imin(end, lo + (p.Q - q)));
           src[nrun] = im * m.img + (o * m.g.hph + pp) * m.g.wph + q - lo;
           lanes[nrun++] = LaneRange<T>(lo, hi);
@@ -244,23 +250,29 @@ struct PhasedB {
             }
           }
         }
-        // Down the rows: a load (merged under masks) per run and one store, lanes past nr zero.
+        // Down the rows: a load (merged under masks) per run and one store, lanes past nr zero
+        // (a panel narrower than the vector stores its lanes only).
         T* d = panel + v * L;
-        if (nrun == 1 && nr - v * L >= L) {
+        if (width == L && nrun == 1 && nr - v * L >= L) {
           const T* x = m.xph + src[0];
-          for (int64_t k = 0; k < kc; ++k) vstore(d + k * kGemmNR<T>, vload<V>(x + off[k]));
+          for (int64_t k = 0; k < kc; ++k) vstore(d + k * W, vload<V>(x + off[k]));
           continue;
         }
         for (int64_t k = 0; k < kc; ++k) {
           V acc{};
           const T* x = m.xph + off[k];
           for (int r = 0; r < nrun; ++r) acc = lanes[r].merge(acc, x + src[r]);
-          vstore(d + k * kGemmNR<T>, acc);
+          if (width == L) vstore(d + k * W, acc);
+          else vstore_head(d + k * W, acc, width);
         }
       }
     }
   }
 };
+template <class T>
+using PhasedB = PhasedPanels<T, int(kGemmNR<T>)>;
+template <class T>
+using PhasedA = PhasedPanels<T, int(kGemmMR)>;
 
 // The transposed im2col matrix of one image's group (rows: output positions n0 + k; columns
 // c,t,r,s), for the weight gradient, packed from the phase-split copy: each panel's columns
@@ -386,6 +398,50 @@ void swap_outer(const T* src, int64_t A, int64_t B, int64_t PQ, T* dst) {
     for (int64_t i = 0; i < A; ++i) std::memcpy(dst + (j * A + i) * PQ, src + (i * B + j) * PQ, sizeof(T) * size_t(PQ));
 }
 
+// y (K x P) = ct (P x K)^T, + b per channel (b may be null), + res (null, or K x P), then
+// max(y, 0) if relu: a channel-last product back to y's layout with the epilogue, in the
+// micro-kernel's order of operations (so the same values as a product that applied it).
+template <class T>
+void transpose_epilogue(const T* ct, int64_t P, int64_t K, const T* b, const T* res, bool relu, T* y) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  parallel_for(ceil_div(K, L), max_threads() > 1 && P * K > kParallelGrain, [&](int64_t blk) {
+    const int64_t k0 = blk * L, kn = imin(L, K - k0);
+    for (int64_t p0 = 0; p0 < P; p0 += L) {
+      const int64_t pn = imin(L, P - p0);
+      V v[L];
+      for (int i = 0; i < L; ++i) {
+        const T* src = ct + (p0 + i) * K + k0;
+        v[i] = i >= pn ? V{} : kn == L ? vload<V>(src) : vload_head<V>(src, kn);
+      }
+      transpose_tile<T>(v);  // v[j]: channel k0 + j at positions p0 ...
+      for (int64_t j = 0; j < kn; ++j) {
+        V r = v[j];
+        T* dst = y + (k0 + j) * P + p0;
+        if (b) r += vbroadcast<V>(b[k0 + j]);
+        if (res) {
+          const T* rs = res + (k0 + j) * P + p0;
+          r += pn == L ? vload<V>(rs) : vload_head<V>(rs, pn);
+        }
+        if (relu) r = r < T(0) ? V{} : r;
+        if (pn == L) vstore(dst, r);
+        else vstore_head(dst, r, pn);
+      }
+    }
+  });
+}
+
+// Whether a batch-1, one-group forward computes its product channel-last: Y^T (OPQ x K) =
+// col^T W^T, output positions in the micro-tile's MR rows (a partial row panel computes its
+// rows only) and channels in its NR lanes, then transposed back. Small planes waste lanes the
+// other way round: 196 positions (14x14) fill 224 lanes, 49 (7x7) fill 64.
+template <class T>
+bool channel_last_product(const ConvParams& p) {
+  if (p.N != 1 || p.G != 1) return false;
+  const double OPQ = double(p.out_plane()), K = double(p.K), NR = double(kGemmNR<T>);
+  return std::ceil(K / NR) * NR * OPQ < 0.9 * std::ceil(OPQ / NR) * NR * K;
+}
+
 // Pointwise layers with small planes (the 7x7 and 14x14 1x1 convolutions at batch > 1) run as
 // one GEMM over the whole batch through channel-major copies: per-image GEMMs would repack the
 // whole weight (up to MBs) for every image and run with an output only PQ wide. (pw: the layer
@@ -504,6 +560,25 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
     });
   };
 
+  if (channel_last_product<T>(p)) {  // Y^T (OPQ x K) = A (OPQ x CRS) W^T, A = col^T
+    static thread_local Buffer ct_buf;
+    T* ct = ct_buf.get<T>(OPQ * K + colsz);
+    T* col = ct + OPQ * K;
+    GemmEpi<T> e;
+    const T* A = x;  // pointwise: A[i][c] = x[c*OPQ + i]
+    const PhasedA<T> pa{col, off, &p, pg};
+    if (implicit) {
+      build_phases(p, pg, x, C, col, true);
+      e.apack = &PhasedA<T>::pack;
+      e.actx = &pa;
+    } else if (!pw) {
+      im2col(p, x, C, col, true);
+      A = col;
+    }
+    gemm_blocked<T>(OPQ, K, CRS, T(1), A, 1, OPQ, w, 1, CRS, T(0), ct, K, 1, e);
+    transpose_epilogue(ct, OPQ, K, b, o.residual, o.relu, y);
+    return;
+  }
   if (batch_pointwise(p, pw || gather)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)
     if (pw) {
       pointwise_batched<T>(N, C, K, OPQ, w, C, 1, x, y, folded_epi());

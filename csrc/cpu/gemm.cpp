@@ -5,8 +5,9 @@
 // Loop 5 (jc) walks N in NC-wide column blocks, loop 4 (pc) walks K in KC-deep slices and
 // packs B(KC x NC) into NR-wide panels, loop 3 (ic) walks M in MC-tall blocks and packs
 // A(MC x KC) into MR-tall panels, loops 2/1 (jr, ir) call the micro-kernel on one MR x NR
-// tile. Packing zero-pads partial panels, so the micro-kernel always runs full MR x NR
-// register tiles and handles an edge tile only when it writes C (through a small buffer).
+// tile. Packing zero-pads partial panels, so the micro-kernel runs NR-wide register tiles
+// (a variant per row count skips a partial panel's zero rows) and handles an edge tile only
+// when it writes C (through a small buffer).
 // Packed panels are contiguous and 64-byte aligned; A and B may have any strides.
 //
 // Tiles per ISA (accumulators must fit the register file: 16 vector registers on AVX2,
@@ -14,7 +15,9 @@
 //   scalar (SSE2 baseline)  float 4 x 8,   double 4 x 4
 //   AVX2                    float 6 x 16,  double 6 x 8    (12 accumulators)
 //   AVX-512                 float 12 x 32, double 12 x 16  (24 accumulators)
+#include <array>
 #include <new>
+#include <utility>
 
 #include "cpu/common.h"
 #include "ops/gemm.h"
@@ -33,20 +36,21 @@ struct Tile {
   static_assert(NR == kGemmNR<T>, "common.h's kGemmNR is the micro-tile width");
   static constexpr int MR = int(kGemmMR);
   static constexpr int KC = int(kGemmKC);
-  static constexpr int MC = MR * (CK_ISA == 2 ? 16 : 24);
+  static constexpr int MC = MR * 24;
   static constexpr int NC = NR * 128;
 };
 
 // One MR x NR tile: acc = sum_k a[k][0:MR] (x) b[k][0:NR], then C = alpha*acc + beta*C
 // for the top-left mr x nr corner; then, when C is final, C += bias[i] per row (bias non-null),
 // C += res (res non-null: a matrix with C's strides) and C = max(C, 0) (relu; NaN stays NaN).
-// a and b are packed panels (MR resp. NR values per k).
-template <class T>
+// a and b are packed panels (MR resp. NR values per k). Only the first ROWS (>= mr) rows are
+// computed: a partial panel's zero rows cost nothing (a 64-row weight is 5 full panels and a
+// 4-row one, not 72 rows of multiply-adds).
+template <class T, int ROWS>
 void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c, int64_t rsc,
-             int64_t csc, int mr, int nr, T alpha, T beta, const T* bias = nullptr, const T* res = nullptr,
-             bool relu = false) {
+             int64_t csc, int mr, int nr, T alpha, T beta, const T* bias, const T* res, bool relu) {
   using V = Vec<T>;
-  constexpr int MR = Tile<T>::MR, NV = Tile<T>::NV, L = kLanes<T>, NR = Tile<T>::NR;
+  constexpr int MR = ROWS, NV = Tile<T>::NV, L = kLanes<T>, NR = Tile<T>::NR, STEP = Tile<T>::MR;
   V acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
@@ -68,7 +72,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
 #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
     }
-    a += MR;
+    a += STEP;
     b += NR;
   }
   if (mr == MR && nr == NR && csc == 1) {
@@ -101,6 +105,17 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
       *p = r;
     }
 }
+
+// ukernel<T, ROWS> for ROWS = 1..MR, indexed by ROWS - 1
+template <class T>
+using UkernelFn = void (*)(int64_t, const T*, const T*, T*, int64_t, int64_t, int, int, T, T, const T*, const T*,
+                           bool);
+template <class T, std::size_t... R>
+constexpr std::array<UkernelFn<T>, sizeof...(R)> ukernel_table(std::index_sequence<R...>) {
+  return {&ukernel<T, int(R) + 1>...};
+}
+template <class T>
+constexpr auto kUkernels = ukernel_table<T>(std::make_index_sequence<Tile<T>::MR>{});
 
 // A W-wide panel made k-major from `rows` <= W runs along k (row i at src + i*ld, unit stride
 // along k): dst[k*W + i] = src[i*ld + k] for i < rows, 0 for rows <= i < W. L columns at a time,
@@ -142,17 +157,22 @@ void pack_a_panel(int64_t kc, int64_t mr, const T* A, int64_t rsa, int64_t csa, 
 }
 
 // Packs rows [0, mc) x cols [0, kc) of A into MR-row panels (panel ip at dst + ip*MR*kc).
-// When A's columns are contiguous (rsa == 1: a transposed operand, e.g. B^T of a transposed
-// product) all panels are filled k by k, so each k reads one run of mc values instead of a
-// short run per panel at a large stride (which defeats the hardware prefetcher).
+// When A's columns are contiguous (rsa == 1: a transposed operand, or the output positions
+// of a channel-last convolution) all panels are filled KB columns at a time, so each column
+// is read as one run of mc values (a short run per panel at a large stride defeats the
+// hardware prefetcher) and each panel is written a few whole cache lines at a time (panels
+// kc*MR values apart often share their cache set: filled one column at a time, 16 of them
+// evicted one another, and the packing cost a quarter of a 1x1 convolution's product).
 template <class T>
 void pack_a_block(int64_t kc, int64_t mc, const T* A, int64_t rsa, int64_t csa, T* dst) {
   constexpr int MR = Tile<T>::MR;
+  constexpr int64_t KB = 16;
   const int64_t full = mc / MR;
   if (rsa == 1 && full > 1) {
-    for (int64_t k = 0; k < kc; ++k) {
-      const T* src = A + k * csa;
-      for (int64_t ip = 0; ip < full; ++ip) std::memcpy(dst + ip * MR * kc + k * MR, src + ip * MR, MR * sizeof(T));
+    for (int64_t k0 = 0; k0 < kc; k0 += KB) {
+      const int64_t k1 = imin(kc, k0 + KB);
+      for (int64_t ip = 0; ip < full; ++ip)
+        for (int64_t k = k0; k < k1; ++k) std::memcpy(dst + ip * MR * kc + k * MR, A + k * csa + ip * MR, MR * sizeof(T));
     }
     if (full * MR < mc) pack_a_panel(kc, mc - full * MR, A + full * MR, rsa, csa, dst + full * MR * kc);
     return;
@@ -320,6 +340,10 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   // A's panels of rows [ic, ic + mc) of slice pc (packed now unless prepacked)
   auto a_panels = [&](int64_t pc, int64_t kc, int64_t ic, int64_t mc) -> const T* {
     if (ex.apacked) return ex.apacked + packed_a_index(mpad, K, m0 + ic, pc);
+    if (ex.apack) {
+      ex.apack(ex.actx, pc, kc, m0 + ic, mc, pa);
+      return pa;
+    }
     pack_a_block(kc, mc, A + ic * rsa + pc * csa, rsa, csa, pa);
     return pa;
   };
@@ -343,7 +367,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   // the epilogue applies once C is complete: on the last K slice
   auto tile = [&](int64_t kc, const T* a, const T* b, int64_t i, int64_t j, int64_t mr, int64_t nr, T beta_pc,
                   bool last) {
-    ukernel<T>(kc, a, b, C + i * rsc + j * csc, rsc, csc, int(mr), int(nr), alpha, beta_pc,
+    kUkernels<T>[mr - 1](kc, a, b, C + i * rsc + j * csc, rsc, csc, int(mr), int(nr), alpha, beta_pc,
                last && ex.bias ? ex.bias + i : nullptr, last && ex.residual ? ex.residual + i * rsc + j * csc : nullptr,
                last && ex.relu);
   };
@@ -406,7 +430,8 @@ void thread_grid(int64_t M, int64_t N, int nt, int& tm, int& tn) {
   for (int a = 1; a <= nt; ++a) {
     if (nt % a) continue;
     const int b = nt / a;
-    const double mt = double(ceil_div(mp, a) * MR), ntl = double(ceil_div(np, b) * NR);
+    // (a partial row panel computes its rows only; a partial column panel all NR lanes)
+    const double mt = double(imin(ceil_div(mp, a) * MR, M)), ntl = double(ceil_div(np, b) * NR);
     const double cost = mt * ntl + 8.0 * (mt + ntl);
     if (a == 1 || cost < best) {
       best = cost;
@@ -446,7 +471,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
       if (mine.bias) mine.bias += m0;
       if (mine.residual) mine.residual += m0 * rsc + n0 * csc;
       try {
-        gemm_serial<T>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, pack, ctx, m0, n0, beta,
+        gemm_serial<T>(m1 - m0, n1 - n0, K, alpha, A ? A + m0 * rsa : A, rsa, csa, pack, ctx, m0, n0, beta,
                        C + m0 * rsc + n0 * csc, rsc, csc, mine, mpad);
       } catch (...) {  // an exception may not leave a parallel region
 #pragma omp atomic write
