@@ -411,7 +411,7 @@ IMPLICIT = [
     (1, 9, 62, (7, 7), (3, 3), 1, 1, 1, 1),         # 49 positions, 62 channels (a lane tail)
     (1, 5, 64, (14, 14), (3, 3), 2, 1, 1, 1),       # ... strided
     (1, 70, 64, (5, 5), (3, 3), 1, 1, 1, 1),        # ... 630-deep reduction (3 KC slices)
-    (1, 7, 64, (9, 9), (1, 1), 2, 0, 1, 1),         # ... strided 1x1, gathered
+    (1, 7, 64, (9, 9), (2, 2), 2, 0, 1, 1),         # ... 2x2 stride 2 (16 positions)
 ]
 
 
@@ -464,7 +464,7 @@ PACKED = [
     (2, 3, 16, (9,), (4,), 2, 1, 1, 1),               # 1-d
     (1, 4, 14, (4, 5, 6), (2, 3, 3), 1, 1, 1, 2),     # 3-d, groups
     (1, 40, 64, (7, 7), (3, 3), 1, 1, 1, 1),          # channel-last product (batch 1, small plane)
-    (1, 33, 94, (7, 7), (1, 1), 1, 0, 1, 1),          # ... pointwise, 94 channels (a lane tail)
+    (1, 33, 94, (7, 7), (3, 3), 1, 1, 1, 1),          # ... 94 channels (a lane tail)
 ]
 
 
@@ -518,6 +518,53 @@ def test_packed_weight_and_fused_relu(isa, dtype, threads):
             assert np.isnan(plain).sum() == np.isnan(ref).sum()
     finally:
         convkern.set_num_threads(old)
+
+
+def test_channel_last_packed_weight():
+    """Batch-1 small planes run channel-last and read the weight's channel-last layout, packed at
+    the first such call (a zeroed one leaves only the bias; another ISA's is ignored); batch 2,
+    groups and 1x1 kernels do not; the layout exists for one group only."""
+    import convkern
+    from convkern import _C
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 40, 1, 7, 7)).astype(np.float32)
+    w = rng.standard_normal((64, 40, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    y = np.empty((1, 64, 1, 7, 7), np.float32)
+    geo = ((1, 1, 1), (0, 1, 1), (1, 1, 1), 1)
+    pw = F.PackedConvWeight(w[:, :, 0], 1)
+    assert pw.data_cl is None
+    want = F.conv2d(x[:, :, 0], w[:, :, 0], b, padding=1, algo="im2col")
+    np.testing.assert_array_equal(F.conv2d(x[:, :, 0], pw, b, padding=1, algo="im2col"), want)
+    assert pw.data_cl is not None and pw.data_cl.size >= w.size
+    for name in convkern.available_isas():
+        with convkern.isa(name):
+            cl = _C.conv_channel_last(x, w, y, *geo)
+            n, isa = _C.conv_packed_size(w, 1, True)
+            plain = np.empty_like(y)
+            _C.conv_forward(x, w, b, plain, *geo)
+            _C.conv_forward(x, w, b, y, *geo, False, False, None, -1, None, np.zeros(n, np.float32), isa)
+            if cl:  # read: only the bias is left
+                np.testing.assert_array_equal(y, np.broadcast_to(b[None, :, None, None, None], y.shape))
+            else:
+                np.testing.assert_array_equal(y, plain)
+            _C.conv_forward(x, w, b, y, *geo, False, False, None, -1, None, np.zeros(n, np.float32), isa + 1)
+            np.testing.assert_array_equal(y, plain)  # another ISA's layout: not read
+            packed = np.empty(n, np.float32)
+            _C.conv_pack_weight(w, packed, 1, True)
+            _C.conv_forward(x, w, b, y, *geo, False, False, None, -1, None, packed, isa)
+            np.testing.assert_array_equal(y, plain)
+    with convkern.isa(convkern.available_isas()[-1]):
+        assert _C.conv_channel_last(x, w, y, *geo)  # 49 positions, 64 channels
+        x2, y2 = np.concatenate([x, x]), np.concatenate([y, y])
+        assert not _C.conv_channel_last(x2, w, y2, *geo)  # batch 2: the batch folds into the columns
+        assert not _C.conv_channel_last(x, w[:, :20].copy(), y, *geo[:3], 2)  # groups
+        assert not _C.conv_channel_last(x, w[:, :, :, :1, :1].copy(), y, geo[0], (0, 0, 0), geo[2], 1)  # 1x1
+    with pytest.raises(ValueError, match="groups"):
+        _C.conv_packed_size(w[:, :20].copy(), 2, True)
+    with pytest.raises(ValueError, match="packed"):
+        _C.conv_pack_weight(w, np.zeros(3, np.float32), 1, True)
 
 
 def test_packed_weight_semantics():

@@ -60,10 +60,13 @@ ConvParams weight_params(const Arr& w, int64_t groups) {
   return p;
 }
 
-// Values of the weight packed under the active ISA.
-int64_t packed_size(const Arr& w, const ConvParams& p) {
+// Values of the weight packed under the active ISA (channel_last: in the channel-last
+// product's layout, which exists for one group only).
+int64_t packed_size(const Arr& w, const ConvParams& p, bool channel_last) {
+  CK_CHECK(!channel_last || p.G == 1, "groups", "must be 1 for the channel-last layout");
   int64_t n = 0;
-  dispatch_float(w, "weight", [&](auto t) { n = conv_pack_weight_stub.get<decltype(t)>()(p, nullptr, nullptr); });
+  dispatch_float(w, "weight",
+                 [&](auto t) { n = conv_pack_weight_stub.get<decltype(t)>()(p, nullptr, nullptr, channel_last); });
   return n;
 }
 
@@ -74,14 +77,17 @@ CK_BIND(conv) {
   // residual): y = conv(x, w) + b, then + residual (None, or an array of y's shape) and
   // max(y, 0) when relu, if the kernel can fuse them. packed: the weight as conv_pack_weight
   // wrote it under ISA packed_isa (used when that is still the active ISA, the im2col kernel
-  // runs and the array has the packed size; None: packed per call). Returns whether the residual
-  // and relu were applied (False: the caller applies them; True for the CPU im2col kernel).
+  // runs and the array has the packed size; None: packed per call). packed_cl, packed_cl_isa: the
+  // same in the channel-last layout, read instead when conv_channel_last is true. Returns whether
+  // the residual and relu were applied (False: the caller applies them; True for the CPU im2col
+  // kernel).
   m.def(
       "conv_forward",
       [](py::object x_, py::object w_, py::object b_, py::object y_, I3 stride, I3 pad, I3 dil, int64_t groups,
-         bool direct, bool relu, py::object packed_, int packed_isa, py::object res_) {
+         bool direct, bool relu, py::object packed_, int packed_isa, py::object res_, py::object packed_cl_,
+         int packed_cl_isa) {
         Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
-        Arr pk = arr_opt(packed_, "packed"), res = arr_opt(res_, "residual");
+        Arr pk = arr_opt(packed_, "packed"), res = arr_opt(res_, "residual"), pkc = arr_opt(packed_cl_, "packed_cl");
         check_float(x, "input");
         check_same_dtype(w, x, "weight");
         check_same_dtype(y, x, "output");
@@ -91,6 +97,7 @@ CK_BIND(conv) {
           check_size(b, p.K, "bias");
         }
         if (pk.data) check_same_dtype(pk, x, "packed");
+        if (pkc.data) check_same_dtype(pkc, x, "packed_cl");
         if (res.data) {
           check_same_dtype(res, x, "residual");
           CK_CHECK(res.ndim() == 5 && res.size == y.size, "residual", "must have the output's shape");
@@ -123,8 +130,11 @@ CK_BIND(conv) {
             o.relu = relu;
             o.residual = res.data ? res.ptr<T>() : nullptr;
             if (pk.data && packed_isa == int(active_isa()) && !pk.on_device() &&
-                pk.size == conv_pack_weight_stub.get<T>()(p, nullptr, nullptr))
+                pk.size == conv_pack_weight_stub.get<T>()(p, nullptr, nullptr, false))
               o.wpacked = pk.ptr<T>();
+            if (pkc.data && packed_cl_isa == int(active_isa()) && !pkc.on_device() && p.G == 1 &&
+                pkc.size == conv_pack_weight_stub.get<T>()(p, nullptr, nullptr, true))
+              o.wpacked_cl = pkc.ptr<T>();
             conv_fwd_ex_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>(), o);
             fused = true;
           });
@@ -134,34 +144,53 @@ CK_BIND(conv) {
       py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("direct") = false,
       py::arg("relu") = false, py::arg("packed") = py::none(), py::arg("packed_isa") = -1,
-      py::arg("residual") = py::none());
+      py::arg("residual") = py::none(), py::arg("packed_cl") = py::none(), py::arg("packed_cl_isa") = -1);
 
-  // conv_packed_size(weight, groups) -> (values, isa): the size of the packed weight under the
-  // active ISA, and that ISA.
+  // conv_channel_last(input, weight, output, stride, padding, dilation, groups): whether
+  // conv_forward's CPU im2col kernel computes this forward channel-last under the active ISA
+  // (and so reads packed_cl rather than packed).
+  m.def(
+      "conv_channel_last",
+      [](py::object x_, py::object w_, py::object y_, I3 stride, I3 pad, I3 dil, int64_t groups) {
+        Arr x = arr(x_, "input"), w = arr(w_, "weight"), y = arr(y_, "output");
+        check_float(x, "input");
+        const ConvParams p = make_params(x, w, y, "input", "weight", "output", stride, pad, dil, groups);
+        bool cl = false;
+        py::gil_scoped_release nogil;
+        dispatch_float(x, "input", [&](auto t) { cl = conv_channel_last_stub.get<decltype(t)>()(p); });
+        return cl;
+      },
+      py::arg("input"), py::arg("weight"), py::arg("output"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"));
+
+  // conv_packed_size(weight, groups, channel_last=False) -> (values, isa): the size of the
+  // packed weight under the active ISA (channel_last: the channel-last layout, groups 1), and
+  // that ISA.
   m.def(
       "conv_packed_size",
-      [](py::object w_, int64_t groups) {
+      [](py::object w_, int64_t groups, bool cl) {
         Arr w = arr(w_, "weight");
-        return py::make_tuple(packed_size(w, weight_params(w, groups)), int(active_isa()));
+        return py::make_tuple(packed_size(w, weight_params(w, groups), cl), int(active_isa()));
       },
-      py::arg("weight"), py::arg("groups"));
+      py::arg("weight"), py::arg("groups"), py::arg("channel_last") = false);
 
-  // conv_pack_weight(weight, packed, groups): packed (1-d, conv_packed_size's values) = the
-  // weight in the active ISA's GEMM panels, for conv_forward(packed=...).
+  // conv_pack_weight(weight, packed, groups, channel_last=False): packed (1-d, conv_packed_size's
+  // values) = the weight in the active ISA's GEMM panels, for conv_forward(packed=...) (or, with
+  // channel_last, packed_cl=...).
   m.def(
       "conv_pack_weight",
-      [](py::object w_, py::object out_, int64_t groups) {
+      [](py::object w_, py::object out_, int64_t groups, bool cl) {
         Arr w = arr(w_, "weight"), out = arr(out_, "packed", true);
         const ConvParams p = weight_params(w, groups);
         check_same_dtype(out, w, "packed");
-        CK_CHECK(out.size == packed_size(w, p), "packed", "has the wrong size (see conv_packed_size)");
+        CK_CHECK(out.size == packed_size(w, p, cl), "packed", "has the wrong size (see conv_packed_size)");
         py::gil_scoped_release nogil;
         dispatch_float(w, "weight", [&](auto t) {
           using T = decltype(t);
-          conv_pack_weight_stub.get<T>()(p, w.ptr<T>(), out.ptr<T>());
+          conv_pack_weight_stub.get<T>()(p, w.ptr<T>(), out.ptr<T>(), cl);
         });
       },
-      py::arg("weight"), py::arg("packed"), py::arg("groups"));
+      py::arg("weight"), py::arg("packed"), py::arg("groups"), py::arg("channel_last") = false);
 
   // conv_backward_data(dy, w, dx, ...): dx = conv^T(dy) (overwritten); dx is the conv input.
   m.def(

@@ -264,7 +264,8 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
 // GemmEpi: what the product may do besides C = alpha A B + beta C. apacked: A already packed
 // by pack_a_whole (all M rows; A is then not read, and is only needed for its shape). apack:
 // A given by a packing function like B's (apack(actx, pc, kc, i0, mc, dst) writes rows [i0,
-// i0+mc) x columns [pc, pc+kc) as MR-wide panels, zero past mc; A is then not read).
+// i0+mc) x columns [pc, pc+kc) as MR-wide panels, zero past mc; A is then not read). bpacked:
+// B already packed by pack_b_whole (all N columns; the packing function is then not called).
 // bias, residual, relu: once C is complete, C[i][j] += bias[i] (bias non-null), C += residual
 // (non-null: a matrix with C's strides, which may not overlap C), then C = max(C, 0) (NaN
 // stays NaN): a convolution's epilogue, applied while the tile is in registers.
@@ -275,6 +276,7 @@ struct GemmEpi {
   const T* apacked = nullptr;
   PackB<T> apack = nullptr;
   const void* actx = nullptr;
+  const T* bpacked = nullptr;
   const T* bias = nullptr;
   const T* residual = nullptr;
   bool relu = false;
@@ -292,6 +294,13 @@ template <class T>
 int64_t packed_a_size(int64_t M, int64_t K);
 template <class T>
 void pack_a_whole(int64_t M, int64_t K, const T* A, int64_t rsa, int64_t csa, T* dst);
+// B (K x N, strides rsb, csb) packed once into NR-wide panels, in the order gemm_packed reads
+// them (KC-deep slices, then panels): packed_b_size<T>(K, N) values. Column n of slice pc
+// starts at pc * npad + (n - n % NR) * kc (npad = N rounded up to NR).
+template <class T>
+int64_t packed_b_size(int64_t K, int64_t N);
+template <class T>
+void pack_b_whole(int64_t K, int64_t N, const T* B, int64_t rsb, int64_t csb, T* dst);
 template <class T>
 constexpr int64_t kGemmNR = 2 * kLanes<T>;  // the micro-tile's width (cpu/gemm.cpp's Tile<T>::NR)
 constexpr int64_t kGemmMR = CK_ISA == 2 ? 12 : (CK_ISA == 1 ? 6 : 4);  // its height (Tile<T>::MR)

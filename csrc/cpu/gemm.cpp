@@ -324,11 +324,12 @@ struct MatrixB {
 // thread's own panels (reused across calls), or reading A's panels from ex.apacked (the whole
 // A, packed by pack_a_whole: row m0's panel of slice pc at apacked + pc*mpad + m0*kc). No
 // synchronization: the parallel driver below gives each thread its own block of C. B is only
-// seen through `pack` (a strided matrix, or the implicit im2col matrix of a convolution).
+// seen through `pack` (a strided matrix, or the implicit im2col matrix of a convolution), or
+// read from ex.bpacked (the whole B, packed by pack_b_whole).
 template <class T>
 void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
                  PackB<T> pack, const void* ctx, int64_t m0, int64_t n0, T beta, T* C, int64_t rsc, int64_t csc,
-                 const GemmEpi<T>& ex, int64_t mpad) {
+                 const GemmEpi<T>& ex, int64_t mpad, int64_t npad) {
   using TL = Tile<T>;
   constexpr int64_t MR = TL::MR, NR = TL::NR, KC = TL::KC, MC = TL::MC, NC = TL::NC;
   static thread_local Buffer abuf, bbuf;
@@ -336,7 +337,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   const int64_t mc_max = imin(MC, ceil_div(M, MR) * MR);
   const int64_t kc_max = imin(KC, K);
   T* pa = ex.apacked ? nullptr : abuf.get<T>(mc_max * kc_max);
-  T* pb = bbuf.get<T>(nc_max * kc_max);
+  T* pb = ex.bpacked ? nullptr : bbuf.get<T>(nc_max * kc_max);
   // A's panels of rows [ic, ic + mc) of slice pc (packed now unless prepacked)
   auto a_panels = [&](int64_t pc, int64_t kc, int64_t ic, int64_t mc) -> const T* {
     if (ex.apacked) return ex.apacked + packed_a_index(mpad, K, m0 + ic, pc);
@@ -346,6 +347,12 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     }
     pack_a_block(kc, mc, A + ic * rsa + pc * csa, rsa, csa, pa);
     return pa;
+  };
+  // B's panels of columns [j, j + nc) of slice pc (packed now unless prepacked)
+  auto b_panels = [&](int64_t pc, int64_t kc, int64_t j, int64_t nc) -> const T* {
+    if (ex.bpacked) return ex.bpacked + pc * npad + (n0 + j) * kc;
+    pack(ctx, pc, kc, n0 + j, nc, pb);
+    return pb;
   };
   // Prepacked A (a layer's weights) streams from DRAM once per call; the panels of the block
   // after (pc, ic) are fetched into L2 while this block's are reused from there, part `part`
@@ -383,9 +390,9 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
       for (int64_t j = 0; j < N; j += NR) {
         const int64_t nr = imin(NR, N - j);
         prefetch_next_a(pc, 0, j / NR, npanels);
-        pack(ctx, pc, kc, n0 + j, nr, pb);
+        const T* bp = b_panels(pc, kc, j, nr);
         for (int64_t ip = 0; ip < mpanels; ++ip)
-          tile(kc, ap + ip * MR * kc, pb, ip * MR, j, imin(MR, M - ip * MR), nr, beta_pc, pc + kc == K);
+          tile(kc, ap + ip * MR * kc, bp, ip * MR, j, imin(MR, M - ip * MR), nr, beta_pc, pc + kc == K);
       }
     }
     return;
@@ -398,7 +405,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = imin(KC, K - pc);
       const T beta_pc = pc == 0 ? beta : T(1);
-      pack(ctx, pc, kc, n0 + jc, nc, pb);
+      const T* bp = b_panels(pc, kc, jc, nc);
       // Loop 3: over M, MC rows at a time.
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = imin(MC, M - ic);
@@ -408,7 +415,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
         for (int64_t jp = 0; jp < npanels; ++jp) {
           prefetch_next_a(pc, ic, jp, npanels);
           for (int64_t ip = 0; ip < mpanels; ++ip)
-            tile(kc, ap + ip * MR * kc, pb + jp * NR * kc, ic + ip * MR, jc + jp * NR, imin(MR, mc - ip * MR),
+            tile(kc, ap + ip * MR * kc, bp + jp * NR * kc, ic + ip * MR, jc + jp * NR, imin(MR, mc - ip * MR),
                  imin(NR, nc - jp * NR), beta_pc, pc + kc == K);
         }
       }
@@ -450,10 +457,11 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     scale_c(M, N, beta, C, rsc, csc);
     return epilogue_c(M, N, ex, C, rsc, csc);
   }
-  const int64_t mpad = ceil_div(M, MR) * MR;
+  const int64_t mpad = ceil_div(M, MR) * MR, npad = ceil_div(N, NR) * NR;
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const int nthreads = flops > 2e5 ? max_threads() : 1;
-  if (nthreads == 1) return gemm_serial<T>(M, N, K, alpha, A, rsa, csa, pack, ctx, 0, 0, beta, C, rsc, csc, ex, mpad);
+  if (nthreads == 1)
+    return gemm_serial<T>(M, N, K, alpha, A, rsa, csa, pack, ctx, 0, 0, beta, C, rsc, csc, ex, mpad, npad);
   // Each thread computes one block of C on its own: no barriers inside (they cost more than
   // the work on small layers, and a thread that wakes late stalls every other one).
   bool failed = false;
@@ -472,7 +480,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
       if (mine.residual) mine.residual += m0 * rsc + n0 * csc;
       try {
         gemm_serial<T>(m1 - m0, n1 - n0, K, alpha, A ? A + m0 * rsa : A, rsa, csa, pack, ctx, m0, n0, beta,
-                       C + m0 * rsc + n0 * csc, rsc, csc, mine, mpad);
+                       C + m0 * rsc + n0 * csc, rsc, csc, mine, mpad, npad);
       } catch (...) {  // an exception may not leave a parallel region
 #pragma omp atomic write
         failed = true;
@@ -499,6 +507,19 @@ void pack_a_whole(int64_t M, int64_t K, const T* A, int64_t rsa, int64_t csa, T*
   constexpr int64_t KC = Tile<T>::KC;
   const int64_t mpad = packed_a_size<T>(M, 1);
   for (int64_t pc = 0; pc < K; pc += KC) pack_a_block(imin(KC, K - pc), M, A + pc * csa, rsa, csa, dst + pc * mpad);
+}
+
+template <class T>
+int64_t packed_b_size(int64_t K, int64_t N) {
+  return ceil_div(N, int64_t(Tile<T>::NR)) * Tile<T>::NR * K;
+}
+
+template <class T>
+void pack_b_whole(int64_t K, int64_t N, const T* B, int64_t rsb, int64_t csb, T* dst) {
+  constexpr int64_t KC = Tile<T>::KC;
+  const MatrixB<T> mb{B, rsb, csb};
+  const int64_t npad = packed_b_size<T>(1, N);
+  for (int64_t pc = 0; pc < K; pc += KC) MatrixB<T>::pack(&mb, pc, imin(KC, K - pc), 0, N, dst + pc * npad);
 }
 
 template <class T>
@@ -529,6 +550,10 @@ template int64_t packed_a_size<float>(int64_t, int64_t);
 template int64_t packed_a_size<double>(int64_t, int64_t);
 template void pack_a_whole<float>(int64_t, int64_t, const float*, int64_t, int64_t, float*);
 template void pack_a_whole<double>(int64_t, int64_t, const double*, int64_t, int64_t, double*);
+template int64_t packed_b_size<float>(int64_t, int64_t);
+template int64_t packed_b_size<double>(int64_t, int64_t);
+template void pack_b_whole<float>(int64_t, int64_t, const float*, int64_t, int64_t, float*);
+template void pack_b_whole<double>(int64_t, int64_t, const double*, int64_t, int64_t, double*);
 template void pack_b_columns<float>(int64_t, int64_t, const float*, int64_t, float*);
 template void pack_b_columns<double>(int64_t, int64_t, const double*, int64_t, double*);
 template bool gemm_prefers_transpose<float>(int64_t, int64_t);

@@ -25,11 +25,13 @@ template <class T>
 using conv_bwd_weight_sig = void(const ConvParams& p, const T* x, const T* dy, T* dw, T* db);
 
 // The CPU forward with options (no CUDA slot): wpacked = w as conv_pack_weight_stub packed it
-// under the active ISA (null: packed per call); residual (y's shape, not overlapping y): y +=
+// under the active ISA (null: packed per call), wpacked_cl the same in the channel-last
+// product's layout (used when conv_channel_last_stub says that product runs); residual (y's shape, not overlapping y): y +=
 // residual after the bias; relu: y = max(y, 0) last (NaN stays NaN). ResNet's join in one pass.
 template <class T>
 struct ConvFwdOpts {
   const T* wpacked = nullptr;
+  const T* wpacked_cl = nullptr;
   const T* residual = nullptr;
   bool relu = false;
 };
@@ -37,12 +39,18 @@ template <class T>
 using conv_fwd_ex_sig = void(const ConvParams& p, const T* x, const T* w, const T* b, T* y, const ConvFwdOpts<T>& o);
 // The weight packed for conv_fwd_ex: returns how many values (dst null), or writes them. The
 // layout belongs to the ISA that packed it. Needs only p's K, C, G and kernel sizes.
+// channel_last (groups 1 only): the layout of wpacked_cl (W^T as the product's B panels).
 template <class T>
-using conv_pack_weight_sig = int64_t(const ConvParams& p, const T* w, T* dst);
+using conv_pack_weight_sig = int64_t(const ConvParams& p, const T* w, T* dst, bool channel_last);
+// Whether conv_fwd_ex computes this forward channel-last (batch 1, one group, small planes:
+// the output positions as the micro-tile's rows), i.e. reads wpacked_cl rather than wpacked.
+template <class T>
+using conv_channel_last_sig = bool(const ConvParams& p);
 
 CK_DECLARE_STUB(conv_fwd_stub, conv_fwd_sig);
 CK_DECLARE_STUB(conv_fwd_ex_stub, conv_fwd_ex_sig);
 CK_DECLARE_STUB(conv_pack_weight_stub, conv_pack_weight_sig);
+CK_DECLARE_STUB(conv_channel_last_stub, conv_channel_last_sig);
 CK_DECLARE_STUB(conv_direct_fwd_stub, conv_direct_fwd_sig);
 CK_DECLARE_STUB(conv_bwd_data_stub, conv_bwd_data_sig);
 CK_DECLARE_STUB(conv_bwd_weight_stub, conv_bwd_weight_sig);

@@ -113,9 +113,14 @@ class PackedConvWeight:
     and belongs to the instruction set active when it was made (after ``convkern.set_isa`` to
     another one, calls fall back to packing per call). The im2col kernel uses it; Winograd,
     direct and depthwise layers, GPU arrays, and backward functions use ``weight``.
+
+    A batch-1 call that the kernel computes channel-last (small planes such as ResNet's 14x14
+    and 7x7 layers: output positions as the micro-kernel's rows, channels as its lanes) reads
+    the weight in another layout, packed at the first such call and kept (``data_cl``, one
+    more weight-sized array; groups=1 only).
     """
 
-    __slots__ = ("weight", "groups", "data", "isa")
+    __slots__ = ("weight", "groups", "data", "isa", "data_cl", "isa_cl")
 
     def __init__(self, weight, groups=1):
         w = U.as_float(weight, "weight")
@@ -129,6 +134,22 @@ class PackedConvWeight:
         n, self.isa = _C.conv_packed_size(w5, self.groups)
         self.data = np.empty(n, w.dtype)
         _C.conv_pack_weight(w5, self.data, self.groups)
+        self.data_cl, self.isa_cl = None, -1
+
+    def _channel_last(self, x5, y5, geom):
+        """(packed_cl, its isa) for conv_forward: the channel-last layout, packed now if this call
+        is the first to need it under the active ISA; (None, -1) when the call does not."""
+        if self.groups != 1 or x5.shape[0] != 1:
+            return None, -1
+        w5 = _as5d(self.weight, self.weight.ndim - 2)
+        if not _C.conv_channel_last(x5, w5, y5, *geom.native()):
+            return None, -1
+        n, isa = _C.conv_packed_size(w5, 1, True)
+        if self.isa_cl != isa or self.data_cl is None or self.data_cl.size != n:
+            data = np.empty(n, self.weight.dtype)
+            _C.conv_pack_weight(w5, data, 1, True)
+            self.data_cl, self.isa_cl = data, isa
+        return self.data_cl, self.isa_cl
 
     @property
     def shape(self):
@@ -204,8 +225,10 @@ def _forward(geom, x, w, b, direct=False, relu=False, packed=None, residual=None
         return y, True
     use = packed is not None and isinstance(x, np.ndarray)  # (same dtype: checked by _inputs)
     res = None if residual is None else _as5d(residual, geom.nd)
-    fused = _C.conv_forward(_as5d(x, geom.nd), _as5d(w, geom.nd), b, _as5d(y, geom.nd), *geom.native(),
-                            bool(direct), bool(relu), packed.data if use else None, packed.isa if use else -1, res)
+    x5, y5 = _as5d(x, geom.nd), _as5d(y, geom.nd)
+    cl, cl_isa = packed._channel_last(x5, y5, geom) if use and not direct else (None, -1)
+    fused = _C.conv_forward(x5, _as5d(w, geom.nd), b, y5, *geom.native(), bool(direct), bool(relu),
+                            packed.data if use else None, packed.isa if use else -1, res, cl, cl_isa)
     return y, fused
 
 
