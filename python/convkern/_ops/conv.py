@@ -145,7 +145,7 @@ class PackedConvWeight:
         if not _C.conv_channel_last(x5, w5, y5, *geom.native()):
             return None, -1
         n, isa = _C.conv_packed_size(w5, 1, True)
-        if self.isa_cl != isa or self.data_cl is None or self.data_cl.size != n:
+        if self.isa_cl != isa:  # none yet (-1), or packed under another ISA
             data = np.empty(n, self.weight.dtype)
             _C.conv_pack_weight(w5, data, 1, True)
             self.data_cl, self.isa_cl = data, isa
