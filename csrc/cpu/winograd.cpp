@@ -56,55 +56,89 @@ struct Tiles {
 };
 
 // V[xi][c][t - t0] for tiles [t0, t0 + tb) (tb a multiple of L; tiles >= count are zero).
+// Each group of L tiles of a channel is copied tile-major (a 6x6 window is 6 runs of 6) into
+// a small buffer, turned xi-major by L x L register transposes, and transformed as vectors
+// across the L tiles. (Scattering the windows value by value into xi-major vectors, then
+// reading them back, stalled on store forwarding; with the tile coordinates divided out per
+// channel it cost a quarter of the products' time.)
 template <class T>
 void input_transform(const ConvParams& p, const Tiles& tl, const T* x, int64_t t0, int64_t tb, T* V, bool par) {
   using Vt = Vec<T>;
   constexpr int L = kLanes<T> > 0 ? kLanes<T> : 1;
-  const int64_t C = p.C, HW = p.H * p.W, groups = tb / L;
+  constexpr int NB = (36 + L - 1) / L, SW = NB * L;  // transposed blocks; buffer row width
+  const int64_t C = p.C, H = p.H, W = p.W, HW = H * W, groups = tb / L;
+  // per tile of the block: its window's top-left corner (may lie in the padding) and offset
+  static thread_local Buffer geo_buf;
+  int64_t* geo = geo_buf.get<int64_t>(3 * tb);
+  int64_t *ih0 = geo, *iw0 = geo + tb, *base = geo + 2 * tb;
+  for (int64_t i = 0; i < tb; ++i) {
+    const int64_t t = t0 + i, n = t / (tl.TH * tl.TW), r = t % (tl.TH * tl.TW);
+    ih0[i] = (r / tl.TW) * 4 - p.pad[1];
+    iw0[i] = (r % tl.TW) * 4 - p.pad[2];
+    base[i] = n * C * HW + ih0[i] * W + iw0[i];
+  }
   (void)par;
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t cg = 0; cg < C * groups; ++cg) {
-    const int64_t c = cg / groups, t1 = t0 + (cg % groups) * L;
-    alignas(64) T d[36][L];
+    const int64_t c = cg / groups, g0 = (cg % groups) * L;
+    alignas(64) T st[L][SW];
     for (int l = 0; l < L; ++l) {
-      const int64_t t = t1 + l;
-      if (t >= tl.count) {
-        for (int i = 0; i < 36; ++i) d[i][l] = T(0);
-        continue;
+      const int64_t i = g0 + l;
+      T* s = st[l];
+      if (t0 + i >= tl.count) {
+        for (int u = 0; u < 36; ++u) s[u] = T(0);
+      } else if (ih0[i] >= 0 && iw0[i] >= 0 && ih0[i] + 6 <= H && iw0[i] + 6 <= W) {
+        const T* src = x + base[i] + c * HW;
+        for (int r = 0; r < 6; ++r)
+          for (int j = 0; j < 6; ++j) s[r * 6 + j] = src[r * W + j];
+      } else {  // rows [rlo, rhi) and columns [jlo, jhi) of the window lie in the image
+        const T* src = x + base[i] + c * HW;
+        const int64_t rlo = imax(0, -ih0[i]), rhi = imin(6, H - ih0[i]);
+        const int64_t jlo = imax(0, -iw0[i]), jhi = imin(6, W - iw0[i]);
+        for (int64_t r = 0; r < 6; ++r)
+          for (int64_t j = 0; j < 6; ++j)
+            s[r * 6 + j] = r >= rlo && r < rhi && j >= jlo && j < jhi ? src[r * W + j] : T(0);
       }
-      const int64_t n = t / (tl.TH * tl.TW), r = t % (tl.TH * tl.TW);
-      const int64_t ih0 = (r / tl.TW) * 4 - p.pad[1], iw0 = (r % tl.TW) * 4 - p.pad[2];
-      const T* xc = x + (n * C + c) * HW;
-      const bool inside = ih0 >= 0 && iw0 >= 0 && ih0 + 6 <= p.H && iw0 + 6 <= p.W;
-      for (int i = 0; i < 6; ++i) {
-        const int64_t ih = ih0 + i;
-        for (int j = 0; j < 6; ++j) {
-          const int64_t iw = iw0 + j;
-          d[i * 6 + j][l] = (inside || (ih >= 0 && ih < p.H && iw >= 0 && iw < p.W)) ? xc[ih * p.W + iw] : T(0);
-        }
-      }
+      for (int u = 36; u < SW; ++u) s[u] = T(0);
     }
-    Vt v[36];
-    for (int i = 0; i < 36; ++i) v[i] = vload<Vt>(d[i]);
+    Vt v[SW];
+    for (int b = 0; b < NB; ++b) {
+      Vt* vb = v + b * L;
+      for (int l = 0; l < L; ++l) vb[l] = vload<Vt>(st[l] + b * L);
+      transpose_tile<T>(vb);
+    }
     for (int j = 0; j < 6; ++j) bt6(v[0 * 6 + j], v[1 * 6 + j], v[2 * 6 + j], v[3 * 6 + j], v[4 * 6 + j], v[5 * 6 + j]);
     for (int i = 0; i < 6; ++i) bt6(v[i * 6 + 0], v[i * 6 + 1], v[i * 6 + 2], v[i * 6 + 3], v[i * 6 + 4], v[i * 6 + 5]);
-    T* dst = V + c * tb + (t1 - t0);
+    T* dst = V + c * tb + g0;
     for (int xi = 0; xi < 36; ++xi) vstore(dst + xi * C * tb, v[xi]);
   }
 }
 
-// y tiles [t0, t0 + tb) from M[xi][k][t - t0], plus bias.
+// y tiles [t0, t0 + tb) from M[xi][k][t - t0], plus bias. The 16 outputs of L tiles come out
+// as 16 vectors across the tiles; L x L register transposes turn them tile-major, so a tile's
+// 4x4 outputs are stored as 4 runs of 4.
 template <class T>
 void output_transform(const ConvParams& p, const Tiles& tl, const T* M, const T* b, int64_t t0, int64_t tb, T* y,
                       bool par) {
   using Vt = Vec<T>;
   constexpr int L = kLanes<T> > 0 ? kLanes<T> : 1;
+  constexpr int NB = (16 + L - 1) / L;  // transposed blocks
   const int64_t K = p.K, PQ = p.P * p.Q, groups = tb / L;
+  // per tile of the block: its output corner's offset in image n's channel 0, and its extent
+  static thread_local Buffer geo_buf;
+  int64_t* geo = geo_buf.get<int64_t>(2 * tb);
+  int64_t *base = geo, *ext = geo + tb;
+  for (int64_t i = 0; i < tb; ++i) {
+    const int64_t t = t0 + i, n = t / (tl.TH * tl.TW), r = t % (tl.TH * tl.TW);
+    const int64_t oh0 = (r / tl.TW) * 4, ow0 = (r % tl.TW) * 4;
+    base[i] = n * K * PQ + oh0 * p.Q + ow0;
+    ext[i] = t < tl.count ? imin(4, p.P - oh0) * 8 + imin(4, p.Q - ow0) : 0;  // rows * 8 + columns
+  }
   (void)par;
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t kg = 0; kg < K * groups; ++kg) {
-    const int64_t k = kg / groups, t1 = t0 + (kg % groups) * L;
-    const T* src = M + k * tb + (t1 - t0);
+    const int64_t k = kg / groups, g0 = (kg % groups) * L;
+    const T* src = M + k * tb + g0;
     Vt m[36];
     for (int xi = 0; xi < 36; ++xi) m[xi] = vload<Vt>(src + xi * K * tb);
     Vt r[6][4];  // A^T m: 4 rows of 6
@@ -114,21 +148,29 @@ void output_transform(const ConvParams& p, const Tiles& tl, const T* M, const T*
       for (int i = 0; i < 4; ++i) r[j][i] = o[i];
     }
     const Vt bias = vbroadcast<Vt>(b ? b[k] : T(0));
-    alignas(64) T out[16][L];
+    Vt out[NB * L];  // out[i * 4 + j]: output (i, j) of the L tiles
     for (int i = 0; i < 4; ++i) {
       Vt o[4];
       at6(r[0][i], r[1][i], r[2][i], r[3][i], r[4][i], r[5][i], o);
-      for (int j = 0; j < 4; ++j) vstore(out[i * 4 + j], o[j] + bias);
+      for (int j = 0; j < 4; ++j) out[i * 4 + j] = o[j] + bias;
+    }
+    for (int u = 16; u < NB * L; ++u) out[u] = Vt{};
+    alignas(64) T tile[L][NB * L];  // tile[l][i * 4 + j]
+    for (int bk = 0; bk < NB; ++bk) {
+      transpose_tile<T>(out + bk * L);
+      for (int l = 0; l < L; ++l) vstore(tile[l] + bk * L, out[bk * L + l]);
     }
     for (int l = 0; l < L; ++l) {
-      const int64_t t = t1 + l;
-      if (t >= tl.count) break;
-      const int64_t n = t / (tl.TH * tl.TW), rr = t % (tl.TH * tl.TW);
-      const int64_t oh0 = (rr / tl.TW) * 4, ow0 = (rr % tl.TW) * 4;
-      T* yk = y + (n * K + k) * PQ;
-      const int64_t ih = imin(4, p.P - oh0), iw = imin(4, p.Q - ow0);
-      for (int64_t i = 0; i < ih; ++i)
-        for (int64_t j = 0; j < iw; ++j) yk[(oh0 + i) * p.Q + ow0 + j] = out[i * 4 + j][l];
+      const int64_t e = ext[g0 + l];
+      if (e == 0) break;
+      T* yk = y + base[g0 + l] + k * PQ;
+      const int64_t ih = e / 8, iw = e % 8;
+      if (iw == 4) {
+        for (int64_t i = 0; i < ih; ++i) std::memcpy(yk + i * p.Q, tile[l] + i * 4, 4 * sizeof(T));
+      } else {
+        for (int64_t i = 0; i < ih; ++i)
+          for (int64_t j = 0; j < iw; ++j) yk[i * p.Q + j] = tile[l][i * 4 + j];
+      }
     }
   }
 }
@@ -146,39 +188,49 @@ void winograd_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, 
   // U[xi] = (G g G^T)[xi] for every (k, c): a K x C matrix per xi, written straight into the
   // GEMM's packed A panels (pack_a_whole's layout), so the 36 products per tile block read it
   // without packing (each thread used to repack all 36 matrices, several MB, per block).
-  // One MR-row panel of filters and one input channel at a time, c fastest: in every U[xi]
-  // the MR values land next to the previous channel's, so 36 streams fill whole lines.
+  // One MR-row panel of filters and CB input channels at a time: the panel's CB*9 weights per
+  // filter (contiguous runs) are first turned k-major by pack_a_whole's register transposes,
+  // so each tap of each channel is one vector over the MR filters (a scalar gather of them,
+  // read back as vectors, stalled on store forwarding and cost 40% of the products' time on
+  // 14x14 planes). Then channel by channel, c fastest: in every U[xi] the MR values land next
+  // to the previous channel's, so 36 streams fill whole lines.
   static thread_local Buffer u_buf;
-  constexpr int64_t MR = kGemmMR, NCH = (MR + L - 1) / L;  // vectors per panel column
+  constexpr int64_t MR = kGemmMR, NCH = (MR + L - 1) / L, CB = 16;  // vectors per panel column
   const int64_t mpad = packed_a_size<T>(K, 1), per = mpad * C;
   T* U = u_buf.get<T>(36 * per);
   {
     using Vt = Vec<T>;
-    const int64_t items = mpad / MR * C;
+    const int64_t cblocks = ceil_div(C, CB), items = mpad / MR * cblocks;
     const bool par = nt > 1 && K * C * 36 > kGrain;
     (void)par;
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t it = 0; it < items; ++it) {
-      const int64_t c = it % C, k0 = it / C * MR;
-      T* dst = U + packed_a_index(mpad, C, k0, c);
-      for (int64_t v = 0; v < NCH; ++v) {
-        const int64_t kv = k0 + v * L, n = imin(L, MR - v * L);
-        alignas(64) T g[9][L];
-        for (int l = 0; l < L; ++l)
-          for (int i = 0; i < 9; ++i) g[i][l] = l < n && kv + l < K ? w[((kv + l) * C + c) * 9 + i] : T(0);
-        Vt t[6][3];  // G g
-        for (int j = 0; j < 3; ++j) {
-          Vt o[6];
-          g3<Vt, T>(vload<Vt>(g[0 * 3 + j]), vload<Vt>(g[1 * 3 + j]), vload<Vt>(g[2 * 3 + j]), o);
-          for (int i = 0; i < 6; ++i) t[i][j] = o[i];
-        }
-        for (int i = 0; i < 6; ++i) {
-          Vt o[6];
-          g3<Vt, T>(t[i][0], t[i][1], t[i][2], o);
-          for (int j = 0; j < 6; ++j) {
-            T* d = dst + (i * 6 + j) * per + v * L;
-            if (n == L) vstore(d, o[j]);
-            else vstore_head(d, o[j], n);
+      const int64_t c0 = it % cblocks * CB, k0 = it / cblocks * MR, cb = imin(CB, C - c0);
+      // g[(cl * 9 + i) * MR + r] = w[k0 + r][c0 + cl][i] (zero for filters past K); the
+      // last vector of a row may read up to L - 1 values past it, into the padding
+      alignas(64) T g[CB * 9 * MR + kLanes<T>];
+      pack_a_whole<T>(imin(MR, K - k0), 9 * cb, w + (k0 * C + c0) * 9, C * 9, 1, g);
+      for (int l = 0; l < kLanes<T>; ++l) g[cb * 9 * MR + l] = T(0);
+      for (int64_t cl = 0; cl < cb; ++cl) {
+        T* dst = U + packed_a_index(mpad, C, k0, c0 + cl);
+        for (int64_t v = 0; v < NCH; ++v) {
+          const int64_t n = imin(L, MR - v * L);
+          const T* gc = g + cl * 9 * MR + v * L;
+          Vt t[6][3];  // G g
+          for (int j = 0; j < 3; ++j) {
+            Vt o[6];
+            g3<Vt, T>(vload<Vt>(gc + (0 * 3 + j) * MR), vload<Vt>(gc + (1 * 3 + j) * MR),
+                      vload<Vt>(gc + (2 * 3 + j) * MR), o);
+            for (int i = 0; i < 6; ++i) t[i][j] = o[i];
+          }
+          for (int i = 0; i < 6; ++i) {
+            Vt o[6];
+            g3<Vt, T>(t[i][0], t[i][1], t[i][2], o);
+            for (int j = 0; j < 6; ++j) {
+              T* d = dst + (i * 6 + j) * per + v * L;
+              if (n == L) vstore(d, o[j]);
+              else vstore_head(d, o[j], n);
+            }
           }
         }
       }
