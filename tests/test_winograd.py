@@ -66,7 +66,7 @@ def test_auto_chooses_winograd_for_float32_only(monkeypatch, rng):
 def test_grad_input_through_winograd(monkeypatch, rng):
     calls = []
     real = _C.conv_winograd_forward
-    monkeypatch.setattr(_C, "conv_winograd_forward", lambda *a: (calls.append(a[4:]), real(*a))[1])
+    monkeypatch.setattr(_C, "conv_winograd_forward", lambda *a: (calls.append(a[4:6]), real(*a))[1])
     for pad in (0, 1, 2):
         x = rng.standard_normal((2, 24, 20, 18)).astype(np.float32)
         w = (rng.standard_normal((20, 24, 3, 3)) * 0.1).astype(np.float32)
@@ -102,3 +102,82 @@ def test_native_binding_checks():
                                  np.zeros((1, 3, 3, 3), np.float32), 0, 0)
     with pytest.raises(TypeError):
         _C.conv_winograd_forward(x, np.zeros((3, 2, 3, 3)), None, np.zeros((1, 3, 3, 3), np.float32), 0, 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_winograd_fused_epilogue_and_transformed_filters(isa, dtype, threads):
+    """The residual and relu applied in the output transform give bit for bit the separate
+    passes (NaN kept); a PackedConvWeight's transformed filters (made at its first Winograd
+    call, kept, remade under another ISA) give bit for bit the per-call transform; a zeroed
+    transform is read (only the bias is left), another ISA's is ignored; bad arguments raise."""
+    import convkern
+    from convkern._ops.conv import conv_nd
+
+    rng = np.random.default_rng(21)
+    old = convkern.get_num_threads()
+    try:
+        convkern.set_num_threads(threads)
+        for n, c, k, h, w_, pad in [(1, 17, 19, 10, 10, 1), (2, 33, 16, 9, 30, 1), (1, 4, 2, 6, 17, 3),
+                                    (2, 300, 25, 6, 9, 1)]:
+            case = (n, c, k, h, w_, pad)
+            x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+            x[0, 0, 1, 2] = np.nan
+            wt = rng.standard_normal((k, c, 3, 3)).astype(dtype)
+            b = rng.standard_normal(k).astype(dtype)
+            plain = F.conv2d(x, wt, b, padding=pad, algo="winograd")
+            r = rng.standard_normal(plain.shape).astype(dtype)
+            joined = plain + r
+            relu = np.maximum(joined, 0, where=~np.isnan(joined), out=joined.copy())
+            y, fused = _conv._winograd(x, wt, b, plain.shape, pad, pad, True, r)
+            assert fused
+            np.testing.assert_array_equal(y, relu, err_msg=str(case))
+            y, _ = _conv._winograd(x, wt, b, plain.shape, pad, pad, False, r)
+            np.testing.assert_array_equal(y, joined, err_msg=str(case))
+            y, _ = _conv._winograd(x, wt, b, plain.shape, pad, pad, True, None)
+            np.testing.assert_array_equal(y, np.maximum(plain, 0, where=~np.isnan(plain), out=plain.copy()))
+            pw = F.PackedConvWeight(wt)
+            assert pw.data_wg is None
+            np.testing.assert_array_equal(F.conv2d(x, pw, b, padding=pad, algo="winograd"), plain, err_msg=str(case))
+            assert pw.data_wg is not None and pw.data_wg.size >= 4 * wt.size and pw.isa_wg >= 0
+            kept = pw.data_wg
+            np.testing.assert_array_equal(F.conv2d(x, pw, b, padding=pad, algo="winograd"), plain)
+            assert pw.data_wg is kept  # made once
+            if dtype == np.float32 and n * -(-h // 4) * -(-w_ // 4) >= 48:  # algo='auto' and the fused join
+                np.testing.assert_array_equal(conv_nd(2, x, pw, b, padding=pad, relu=True, residual=r), relu)
+            x[0, 0, 1, 2] = 0.0  # (NaN times a zeroed filter is NaN)
+            plain = F.conv2d(x, wt, b, padding=pad, algo="winograd")
+            u0 = np.zeros_like(pw.data_wg)
+            y = np.empty_like(plain)
+            _C.conv_winograd_forward(x, wt, b, y, pad, pad, False, None, u0, pw.isa_wg)
+            np.testing.assert_array_equal(y, np.broadcast_to(b[None, :, None, None], y.shape))  # read
+            _C.conv_winograd_forward(x, wt, b, y, pad, pad, False, None, u0, pw.isa_wg + 1)
+            np.testing.assert_array_equal(y, plain)  # another ISA's: not read
+            _C.conv_winograd_forward(x, wt, b, y, pad, pad, False, None, u0[1:], pw.isa_wg)
+            np.testing.assert_array_equal(y, plain)  # the wrong size: not read
+    finally:
+        convkern.set_num_threads(old)
+
+
+def test_transformed_filters_follow_the_isa():
+    import convkern
+
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((1, 20, 12, 12)).astype(np.float32)
+    wt = rng.standard_normal((30, 20, 3, 3)).astype(np.float32)
+    pw = F.PackedConvWeight(wt)
+    for name in convkern.available_isas():
+        with convkern.isa(name):
+            n, isa = _C.winograd_transform_size(wt)
+            np.testing.assert_array_equal(F.conv2d(x, pw, padding=1, algo="winograd"),
+                                          F.conv2d(x, wt, padding=1, algo="winograd"))
+            assert pw.isa_wg == isa and pw.data_wg.size == n
+    with pytest.raises(ValueError, match="u"):
+        _C.winograd_transform(wt, np.empty(5, np.float32))
+    with pytest.raises(TypeError, match="u"):
+        _C.winograd_transform(wt, np.empty(_C.winograd_transform_size(wt)[0]))
+    with pytest.raises(ValueError, match="weight"):
+        _C.winograd_transform_size(np.ones((3, 2, 5, 5), np.float32))
+    with pytest.raises(ValueError, match="residual"):
+        _C.conv_winograd_forward(x, wt, None, np.zeros((1, 30, 12, 12), np.float32), 1, 1, False,
+                                 np.zeros((1, 30, 12, 11), np.float32))

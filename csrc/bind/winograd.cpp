@@ -2,14 +2,36 @@
 #include "ops/winograd.h"
 
 namespace ck {
+namespace {
+
+// Values of the transformed filters of w (K, C, 3, 3) under the active ISA (a size query: no
+// kernel runs).
+int64_t transform_size(const Arr& w) {
+  check_float(w, "weight");
+  CK_CHECK(w.ndim() == 4 && w.dim(2) == 3 && w.dim(3) == 3, "weight", "must have shape (K, C, 3, 3)");
+  CK_CHECK(w.dim(0) >= 1 && w.dim(1) >= 1, "weight", "sizes must be >= 1");
+  int64_t n = 0;
+  dispatch_float(w, "weight",
+                 [&](auto t) { n = winograd_transform_stub.get<decltype(t)>()(w.dim(0), w.dim(1), nullptr, nullptr); });
+  return n;
+}
+
+}  // namespace
 
 CK_BIND(winograd) {
-  // conv_winograd_forward(x (N,C,H,W), w (K,C,3,3), b or None, y (N,K,P,Q), pad_h, pad_w):
-  // y = conv2d(x, w, b, stride 1, leading padding (pad_h, pad_w)); P, Q taken from y.
+  // conv_winograd_forward(x (N,C,H,W), w (K,C,3,3), b or None, y (N,K,P,Q), pad_h, pad_w,
+  // relu=False, residual=None, u=None, u_isa=-1): y = conv2d(x, w, b, stride 1, leading padding
+  // (pad_h, pad_w)); P, Q taken from y. Then + residual (None, or an array of y's shape) and
+  // max(y, 0) when relu, if the kernel can fuse them (the CPU kernel does). u: the filters as
+  // winograd_transform wrote them under ISA u_isa (used when that is still the active ISA and
+  // the array has the right size; None: transformed per call). Returns whether the residual
+  // and relu were applied (False: the caller applies them).
   m.def(
       "conv_winograd_forward",
-      [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t ph, int64_t pw) {
+      [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t ph, int64_t pw, bool relu,
+         py::object res_, py::object u_, int u_isa) {
         Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
+        Arr res = arr_opt(res_, "residual"), u = arr_opt(u_, "u");
         check_float(x, "input");
         check_same_dtype(w, x, "weight");
         check_same_dtype(y, x, "output");
@@ -34,13 +56,58 @@ CK_BIND(winograd) {
           check_same_dtype(b, x, "bias");
           check_size(b, p.K, "bias");
         }
+        if (u.data) check_same_dtype(u, x, "u");
+        if (res.data) {
+          check_same_dtype(res, x, "residual");
+          CK_CHECK(res.ndim() == 4 && res.size == y.size, "residual", "must have the output's shape");
+          for (int i = 0; i < 4; ++i) CK_CHECK(res.dim(i) == y.dim(i), "residual", "must have the output's shape");
+          CK_CHECK(res.data != y.data, "residual", "may not be the output array");
+        }
+        const bool ex = !x.on_device();  // the CPU kernel takes the options
+        const int64_t u_size = u.data && ex ? transform_size(w) : -1;
         py::gil_scoped_release nogil;
         dispatch_float(x, "input", [&](auto t) {
           using T = decltype(t);
-          winograd3x3_fwd_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>());
+          if (!ex) {
+            winograd3x3_fwd_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>());
+            return;
+          }
+          WinogradOpts<T> o;
+          o.relu = relu;
+          o.residual = res.data ? res.ptr<T>() : nullptr;
+          if (u.data && u_isa == int(active_isa()) && !u.on_device() && u.size == u_size) o.u = u.ptr<T>();
+          winograd3x3_fwd_ex_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>(), o);
+        });
+        return ex;
+      },
+      py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("pad_h"), py::arg("pad_w"),
+      py::arg("relu") = false, py::arg("residual") = py::none(), py::arg("u") = py::none(), py::arg("u_isa") = -1);
+
+  // winograd_transform_size(weight (K, C, 3, 3)) -> (values, isa): the size of the transformed
+  // filters under the active ISA, and that ISA's index.
+  m.def(
+      "winograd_transform_size",
+      [](py::object w_) { return py::make_tuple(transform_size(arr(w_, "weight")), int(active_isa())); },
+      py::arg("weight"));
+
+  // winograd_transform(weight (K, C, 3, 3), u): u (1-d, winograd_transform_size's values, the
+  // weight's dtype) = the filters transformed for conv_winograd_forward under the active ISA.
+  m.def(
+      "winograd_transform",
+      [](py::object w_, py::object u_) {
+        Arr w = arr(w_, "weight"), u = arr(u_, "u", true);
+        const int64_t n = transform_size(w);
+        check_same_dtype(u, w, "u");
+        CK_CHECK(u.ndim() == 1, "u", "must be 1-d");
+        CK_CHECK(!w.on_device() && !u.on_device(), "u", "must be a host (NumPy) array");
+        CK_CHECK(u.size == n, "u", "has the wrong size (see winograd_transform_size)");
+        py::gil_scoped_release nogil;
+        dispatch_float(w, "weight", [&](auto t) {
+          using T = decltype(t);
+          winograd_transform_stub.get<T>()(w.dim(0), w.dim(1), w.ptr<T>(), u.ptr<T>());
         });
       },
-      py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("pad_h"), py::arg("pad_w"));
+      py::arg("weight"), py::arg("u"));
 }
 
 }  // namespace ck

@@ -114,12 +114,13 @@ void input_transform(const ConvParams& p, const Tiles& tl, const T* x, int64_t t
   }
 }
 
-// y tiles [t0, t0 + tb) from M[xi][k][t - t0], plus bias. The 16 outputs of L tiles come out
+// y tiles [t0, t0 + tb) from M[xi][k][t - t0], plus bias, plus res (y's layout; null: none),
+// then max(y, 0) when relu (NaN stays NaN). The 16 outputs of L tiles come out
 // as 16 vectors across the tiles; L x L register transposes turn them tile-major, so a tile's
 // 4x4 outputs are stored as 4 runs of 4.
 template <class T>
 void output_transform(const ConvParams& p, const Tiles& tl, const T* M, const T* b, int64_t t0, int64_t tb, T* y,
-                      bool par) {
+                      const T* res, bool relu, bool par) {
   using Vt = Vec<T>;
   constexpr int L = kLanes<T> > 0 ? kLanes<T> : 1;
   constexpr int NB = (16 + L - 1) / L;  // transposed blocks
@@ -163,28 +164,27 @@ void output_transform(const ConvParams& p, const Tiles& tl, const T* M, const T*
     for (int l = 0; l < L; ++l) {
       const int64_t e = ext[g0 + l];
       if (e == 0) break;
-      T* yk = y + base[g0 + l] + k * PQ;
-      const int64_t ih = e / 8, iw = e % 8;
-      if (iw == 4) {
+      const int64_t at = base[g0 + l] + k * PQ, ih = e / 8, iw = e % 8;
+      T* yk = y + at;
+      if (iw == 4 && !res && !relu) {
         for (int64_t i = 0; i < ih; ++i) std::memcpy(yk + i * p.Q, tile[l] + i * 4, 4 * sizeof(T));
-      } else {
-        for (int64_t i = 0; i < ih; ++i)
-          for (int64_t j = 0; j < iw; ++j) yk[i * p.Q + j] = tile[l][i * 4 + j];
+        continue;
       }
+      for (int64_t i = 0; i < ih; ++i)
+        for (int64_t j = 0; j < iw; ++j) {
+          T v = tile[l][i * 4 + j];
+          if (res) v += res[at + i * p.Q + j];
+          if (relu && v < T(0)) v = T(0);
+          yk[i * p.Q + j] = v;
+        }
     }
   }
 }
 
+// The filter transform: U[xi] for every (k, c) of the K x C x 3 x 3 filters w; returns the
+// values it takes (36 packed K x C matrices; only counts them when U is null).
 template <class T>
-void winograd_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y) {
-  constexpr int L = kLanes<T> > 0 ? kLanes<T> : 1;
-  const int64_t C = p.C, K = p.K;
-  Tiles tl;
-  tl.TH = ceil_div(p.P, 4);
-  tl.TW = ceil_div(p.Q, 4);
-  tl.count = p.N * tl.TH * tl.TW;
-  const int nt = max_threads();
-
+int64_t winograd_transform_impl(int64_t K, int64_t C, const T* w, T* U) {
   // U[xi] = (G g G^T)[xi] for every (k, c): a K x C matrix per xi, written straight into the
   // GEMM's packed A panels (pack_a_whole's layout), so the 36 products per tile block read it
   // without packing (each thread used to repack all 36 matrices, several MB, per block).
@@ -194,10 +194,11 @@ void winograd_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, 
   // read back as vectors, stalled on store forwarding and cost 40% of the products' time on
   // 14x14 planes). Then channel by channel, c fastest: in every U[xi] the MR values land next
   // to the previous channel's, so 36 streams fill whole lines.
-  static thread_local Buffer u_buf;
+  constexpr int L = kLanes<T> > 0 ? kLanes<T> : 1;
   constexpr int64_t MR = kGemmMR, NCH = (MR + L - 1) / L, CB = 16;  // vectors per panel column
   const int64_t mpad = packed_a_size<T>(K, 1), per = mpad * C;
-  T* U = u_buf.get<T>(36 * per);
+  if (!U) return 36 * per;
+  const int nt = max_threads();
   {
     using Vt = Vec<T>;
     const int64_t cblocks = ceil_div(C, CB), items = mpad / MR * cblocks;
@@ -236,6 +237,26 @@ void winograd_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, 
       }
     }
   }
+  return 36 * per;
+}
+
+template <class T>
+void winograd_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y, const WinogradOpts<T>& o) {
+  constexpr int L = kLanes<T> > 0 ? kLanes<T> : 1;
+  const int64_t C = p.C, K = p.K;
+  Tiles tl;
+  tl.TH = ceil_div(p.P, 4);
+  tl.TW = ceil_div(p.Q, 4);
+  tl.count = p.N * tl.TH * tl.TW;
+  const int nt = max_threads();
+  const int64_t per = packed_a_size<T>(K, 1) * C;  // values of one U[xi]
+  static thread_local Buffer u_buf;
+  const T* U = o.u;
+  if (!U) {
+    T* u = u_buf.get<T>(winograd_transform_impl<T>(K, C, w, nullptr));
+    winograd_transform_impl<T>(K, C, w, u);
+    U = u;
+  }
 
   // tile block: V (36 x C x TB) within ~8 MB, at most 1024 tiles, a multiple of L
   int64_t TB = (int64_t(8) << 20) / (36 * C * int64_t(sizeof(T)));
@@ -248,28 +269,52 @@ void winograd_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, 
   const int64_t blocks = ceil_div(tl.count, TB);
   const bool outer = nt > 1 && blocks >= nt;
   (void)outer;
+  // An exception may not leave an OpenMP region: a failed scratch allocation is caught in the
+  // region, and thrown again after it.
+  bool failed = false;
+  auto fail = [&] {
+#pragma omp atomic write
+    failed = true;
+  };
 #pragma omp parallel for schedule(dynamic, 1) if (outer)
   for (int64_t blk = 0; blk < blocks; ++blk) {
-    static thread_local Buffer v_buf, m_buf;
-    const int64_t t0 = blk * TB;
-    T* Vb = v_buf.get<T>(36 * C * TB);
-    T* Mb = m_buf.get<T>(36 * K * TB);
-    const bool inner = !outer && nt > 1;
-    input_transform(p, tl, x, t0, TB, Vb, inner && C * TB * 36 > kGrain);
-    (void)inner;
+    try {
+      static thread_local Buffer v_buf, m_buf;
+      const int64_t t0 = blk * TB;
+      T* Vb = v_buf.get<T>(36 * C * TB);
+      T* Mb = m_buf.get<T>(36 * K * TB);
+      const bool inner = !outer && nt > 1;
+      input_transform(p, tl, x, t0, TB, Vb, inner && C * TB * 36 > kGrain);
+      (void)inner;
 #pragma omp parallel for schedule(dynamic, 1) if (inner && K * C * TB > kGrain)
-    for (int xi = 0; xi < 36; ++xi) {
-      GemmEpi<T> ex;
-      ex.apacked = U + xi * per;  // (A, with its shape, is then not read)
-      gemm_blocked<T>(K, TB, C, T(1), ex.apacked, C, 1, Vb + xi * C * TB, TB, 1, T(0), Mb + xi * K * TB, TB, 1, ex);
+      for (int xi = 0; xi < 36; ++xi) {
+        try {
+          GemmEpi<T> ex;
+          ex.apacked = U + xi * per;  // (A, with its shape, is then not read)
+          gemm_blocked<T>(K, TB, C, T(1), ex.apacked, C, 1, Vb + xi * C * TB, TB, 1, T(0), Mb + xi * K * TB, TB, 1,
+                          ex);
+        } catch (...) {
+          fail();
+        }
+      }
+      output_transform(p, tl, Mb, b, t0, TB, y, o.residual, o.relu, inner && K * TB * 36 > kGrain);
+    } catch (...) {
+      fail();
     }
-    output_transform(p, tl, Mb, b, t0, TB, y, inner && K * TB * 36 > kGrain);
   }
+  if (failed) Buffer::throw_bad_alloc();
+}
+
+template <class T>
+void winograd_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, T* y) {
+  winograd_fwd_ex_impl<T>(p, x, w, b, y, {});
 }
 
 }  // namespace
 
 CK_REGISTER(winograd3x3_fwd_stub, winograd_fwd_impl);
+CK_REGISTER(winograd3x3_fwd_ex_stub, winograd_fwd_ex_impl);
+CK_REGISTER(winograd_transform_stub, winograd_transform_impl);
 
 }  // namespace CK_ISA_NS
 }  // namespace ck

@@ -17,4 +17,24 @@ namespace ck {
 template <class T>
 using winograd_fwd_sig = void(const ConvParams& p, const T* x, const T* w, const T* b, T* y);
 CK_DECLARE_STUB(winograd3x3_fwd_stub, winograd_fwd_sig);
+
+// The CPU forward with options (no CUDA slot): u = the filters as winograd_transform_stub
+// transformed them under the active ISA (null: transformed per call); residual (y's shape, not
+// overlapping y): y += residual after the bias; relu: y = max(y, 0) last (NaN stays NaN), in
+// the output transform (the order of conv_fwd_ex's epilogue).
+template <class T>
+struct WinogradOpts {
+  const T* u = nullptr;
+  const T* residual = nullptr;
+  bool relu = false;
+};
+template <class T>
+using winograd_fwd_ex_sig = void(const ConvParams& p, const T* x, const T* w, const T* b, T* y,
+                                 const WinogradOpts<T>& o);
+// The K x C filters (w: K x C x 3 x 3) transformed into the 36 matrices U[xi] in the GEMM's
+// packed-A layout of the active ISA: returns how many values (dst null), or writes them.
+template <class T>
+using winograd_transform_sig = int64_t(int64_t K, int64_t C, const T* w, T* dst);
+CK_DECLARE_STUB(winograd3x3_fwd_ex_stub, winograd_fwd_ex_sig);
+CK_DECLARE_STUB(winograd_transform_stub, winograd_transform_sig);
 }  // namespace ck
