@@ -140,6 +140,15 @@ inline void check_size(const Arr& a, int64_t n, const char* name) {
   CK_CHECK(a.size == n, name, "has " + std::to_string(a.size) + " elements, expected " + std::to_string(n));
 }
 
+// An epilogue's residual: None, or an array of y's shape and x's dtype that is not y itself.
+inline void check_residual(const Arr& res, const Arr& x, const Arr& y) {
+  if (!res.data) return;
+  check_same_dtype(res, x, "residual");
+  CK_CHECK(res.ndim() == y.ndim() && res.size == y.size, "residual", "must have the output's shape");
+  for (int64_t i = 0; i < y.ndim(); ++i) CK_CHECK(res.dim(int(i)) == y.dim(int(i)), "residual", "must have the output's shape");
+  CK_CHECK(res.data != y.data, "residual", "may not be the output array");
+}
+
 // Calls f(float{}) or f(double{}) for a float32 / float64 array. For a device array, inside
 // a cuda::Scope on its device and stream: the stubs called by f then run their CUDA kernels.
 template <class F>

@@ -98,12 +98,7 @@ CK_BIND(conv) {
         }
         if (pk.data) check_same_dtype(pk, x, "packed");
         if (pkc.data) check_same_dtype(pkc, x, "packed_cl");
-        if (res.data) {
-          check_same_dtype(res, x, "residual");
-          CK_CHECK(res.ndim() == 5 && res.size == y.size, "residual", "must have the output's shape");
-          for (int i = 0; i < 5; ++i) CK_CHECK(res.dim(i) == y.dim(i), "residual", "must have the output's shape");
-          CK_CHECK(res.data != y.data, "residual", "may not be the output array");
-        }
+        check_residual(res, x, y);
         if (direct) {
           // The direct kernel copies the input into a zero-padded buffer covering every tap of
           // the (vector-rounded) outputs: with huge strides/padding that buffer is absurd or its

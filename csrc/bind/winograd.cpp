@@ -57,12 +57,7 @@ CK_BIND(winograd) {
           check_size(b, p.K, "bias");
         }
         if (u.data) check_same_dtype(u, x, "u");
-        if (res.data) {
-          check_same_dtype(res, x, "residual");
-          CK_CHECK(res.ndim() == 4 && res.size == y.size, "residual", "must have the output's shape");
-          for (int i = 0; i < 4; ++i) CK_CHECK(res.dim(i) == y.dim(i), "residual", "must have the output's shape");
-          CK_CHECK(res.data != y.data, "residual", "may not be the output array");
-        }
+        check_residual(res, x, y);
         const bool ex = !x.on_device();  // the CPU kernel takes the options
         const int64_t u_size = u.data && ex ? transform_size(w) : -1;
         py::gil_scoped_release nogil;
