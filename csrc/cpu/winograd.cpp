@@ -53,6 +53,13 @@ inline void at6(const V& m0, const V& m1, const V& m2, const V& m3, const V& m4,
 
 struct Tiles {
   int64_t TH, TW, count;
+  // tile t's image and the top-left output position of its 4x4 outputs
+  void corner(int64_t t, int64_t& n, int64_t& oh0, int64_t& ow0) const {
+    n = t / (TH * TW);
+    const int64_t r = t % (TH * TW);
+    oh0 = r / TW * 4;
+    ow0 = r % TW * 4;
+  }
 };
 
 // V[xi][c][t - t0] for tiles [t0, t0 + tb) (tb a multiple of L; tiles >= count are zero).
@@ -72,9 +79,10 @@ void input_transform(const ConvParams& p, const Tiles& tl, const T* x, int64_t t
   int64_t* geo = geo_buf.get<int64_t>(3 * tb);
   int64_t *ih0 = geo, *iw0 = geo + tb, *base = geo + 2 * tb;
   for (int64_t i = 0; i < tb; ++i) {
-    const int64_t t = t0 + i, n = t / (tl.TH * tl.TW), r = t % (tl.TH * tl.TW);
-    ih0[i] = (r / tl.TW) * 4 - p.pad[1];
-    iw0[i] = (r % tl.TW) * 4 - p.pad[2];
+    int64_t n, oh0, ow0;
+    tl.corner(t0 + i, n, oh0, ow0);
+    ih0[i] = oh0 - p.pad[1];
+    iw0[i] = ow0 - p.pad[2];
     base[i] = n * C * HW + ih0[i] * W + iw0[i];
   }
   (void)par;
@@ -115,7 +123,7 @@ void input_transform(const ConvParams& p, const Tiles& tl, const T* x, int64_t t
 }
 
 // y tiles [t0, t0 + tb) from M[xi][k][t - t0], plus bias, plus res (y's layout; null: none),
-// then max(y, 0) when relu (NaN stays NaN). The 16 outputs of L tiles come out
+// then max(y, 0) when relu (NaN stays NaN; without res, on the vectors). The 16 outputs of L tiles come out
 // as 16 vectors across the tiles; L x L register transposes turn them tile-major, so a tile's
 // 4x4 outputs are stored as 4 runs of 4.
 template <class T>
@@ -130,10 +138,10 @@ void output_transform(const ConvParams& p, const Tiles& tl, const T* M, const T*
   int64_t* geo = geo_buf.get<int64_t>(2 * tb);
   int64_t *base = geo, *ext = geo + tb;
   for (int64_t i = 0; i < tb; ++i) {
-    const int64_t t = t0 + i, n = t / (tl.TH * tl.TW), r = t % (tl.TH * tl.TW);
-    const int64_t oh0 = (r / tl.TW) * 4, ow0 = (r % tl.TW) * 4;
+    int64_t n, oh0, ow0;
+    tl.corner(t0 + i, n, oh0, ow0);
     base[i] = n * K * PQ + oh0 * p.Q + ow0;
-    ext[i] = t < tl.count ? imin(4, p.P - oh0) * 8 + imin(4, p.Q - ow0) : 0;  // rows * 8 + columns
+    ext[i] = t0 + i < tl.count ? imin(4, p.P - oh0) * 8 + imin(4, p.Q - ow0) : 0;  // rows * 8 + columns
   }
   (void)par;
 #pragma omp parallel for schedule(static) if (par)
@@ -153,7 +161,10 @@ void output_transform(const ConvParams& p, const Tiles& tl, const T* M, const T*
     for (int i = 0; i < 4; ++i) {
       Vt o[4];
       at6(r[0][i], r[1][i], r[2][i], r[3][i], r[4][i], r[5][i], o);
-      for (int j = 0; j < 4; ++j) out[i * 4 + j] = o[j] + bias;
+      for (int j = 0; j < 4; ++j) {
+        out[i * 4 + j] = o[j] + bias;
+        if (relu && !res) out[i * 4 + j] = out[i * 4 + j] < T(0) ? Vt{} : out[i * 4 + j];  // (else after res)
+      }
     }
     for (int u = 16; u < NB * L; ++u) out[u] = Vt{};
     alignas(64) T tile[L][NB * L];  // tile[l][i * 4 + j]
@@ -166,15 +177,17 @@ void output_transform(const ConvParams& p, const Tiles& tl, const T* M, const T*
       if (e == 0) break;
       const int64_t at = base[g0 + l] + k * PQ, ih = e / 8, iw = e % 8;
       T* yk = y + at;
-      if (iw == 4 && !res && !relu) {
+      if (!res && iw == 4) {  // (the relu, if any, is applied)
         for (int64_t i = 0; i < ih; ++i) std::memcpy(yk + i * p.Q, tile[l] + i * 4, 4 * sizeof(T));
         continue;
       }
       for (int64_t i = 0; i < ih; ++i)
         for (int64_t j = 0; j < iw; ++j) {
           T v = tile[l][i * 4 + j];
-          if (res) v += res[at + i * p.Q + j];
-          if (relu && v < T(0)) v = T(0);
+          if (res) {
+            v += res[at + i * p.Q + j];
+            if (relu && v < T(0)) v = T(0);
+          }
           yk[i * p.Q + j] = v;
         }
     }
