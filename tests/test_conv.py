@@ -483,11 +483,12 @@ def _packed_case(case, dtype, rng):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_packed_weight_and_fused_relu(isa, dtype, threads):
-    """A PackedConvWeight gives bit for bit the plain weight's result on every forward path, and
-    the relu fused into the GEMM's epilogue the result of a separate relu (NaN kept); both
-    against the float64 NumPy reference."""
+    """A PackedConvWeight gives bit for bit the plain weight's result on every forward path
+    (im2col + GEMM, and the channel-last implicit GEMM for 2-d one-group layers), and the relu
+    and residual fused into the epilogue the result of separate passes (NaN kept); both against
+    the float64 NumPy reference."""
     import convkern
-    from convkern._ops.conv import conv_nd
+    from convkern._ops.conv import _conv
 
     rng = np.random.default_rng(5)
     old = convkern.get_num_threads()
@@ -498,24 +499,35 @@ def test_packed_weight_and_fused_relu(isa, dtype, threads):
             if case[1] == 300:
                 x[0, 0, 4, 5] = np.nan  # NaN through the fused relu
             pw = F.PackedConvWeight(w, kw["groups"])
-            plain = fn(x, w, b, **kw)
-            np.testing.assert_array_equal(fn(x, pw, b, **kw), plain, err_msg=str(case))
             nd = len(case[3])
             geo = {k: v for k, v in kw.items() if k != "algo"}
-            relu = np.maximum(plain, 0, where=~np.isnan(plain), out=plain.copy())
-            np.testing.assert_array_equal(conv_nd(nd, x, pw, b, relu=True, **geo), relu, err_msg=str(case))
-            np.testing.assert_array_equal(conv_nd(nd, x, w, b, relu=True, **geo), relu, err_msg=str(case))
-            # the residual join: + r in the epilogue, with and without the relu
-            r = rng.standard_normal(plain.shape).astype(dtype)
-            joined = plain + r
-            np.testing.assert_array_equal(conv_nd(nd, x, pw, b, residual=r, **geo), joined, err_msg=str(case))
-            np.testing.assert_array_equal(conv_nd(nd, x, w, b, relu=True, residual=r, **geo),
-                                          np.maximum(joined, 0, where=~np.isnan(joined), out=joined.copy()),
-                                          err_msg=str(case))
-            ref = getattr(R, fn.__name__)(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **geo)
-            ok = ~np.isnan(ref)
-            assert_close(plain[ok], ref[ok], k=(case[1] // case[8]) * _prod(case[4]), case=str(case))
-            assert np.isnan(plain).sum() == np.isnan(ref).sum()
+            algos = ["im2col", "nhwc"] if nd == 2 and kw["groups"] == 1 else ["im2col"]
+            for algo in algos:
+                msg = f"{case} {algo}"
+                if nd == 2:
+                    kw["algo"] = algo
+                plain = fn(x, w, b, **kw)
+                np.testing.assert_array_equal(fn(x, pw, b, **kw), plain, err_msg=msg)
+
+                def fused(weight, **ex):
+                    return _conv(nd, x, weight, b, geo["stride"], geo["padding"], geo["dilation"], geo["groups"],
+                                 algo, **ex)
+
+                relu = np.maximum(plain, 0, where=~np.isnan(plain), out=plain.copy())
+                np.testing.assert_array_equal(fused(pw, relu=True), relu, err_msg=msg)
+                np.testing.assert_array_equal(fused(w, relu=True), relu, err_msg=msg)
+                # the residual join: + r in the epilogue, with and without the relu
+                r = rng.standard_normal(plain.shape).astype(dtype)
+                joined = plain + r
+                np.testing.assert_array_equal(fused(pw, residual=r), joined, err_msg=msg)
+                np.testing.assert_array_equal(fused(w, relu=True, residual=r),
+                                              np.maximum(joined, 0, where=~np.isnan(joined), out=joined.copy()),
+                                              err_msg=msg)
+                ref = getattr(R, fn.__name__)(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                                              **geo)
+                ok = ~np.isnan(ref)
+                assert_close(plain[ok], ref[ok], k=(case[1] // case[8]) * _prod(case[4]), case=msg)
+                assert np.isnan(plain).sum() == np.isnan(ref).sum()
     finally:
         convkern.set_num_threads(old)
 

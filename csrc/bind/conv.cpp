@@ -70,6 +70,25 @@ int64_t packed_size(const Arr& w, const ConvParams& p, bool channel_last) {
   return n;
 }
 
+// Whether conv_nhwc_forward's channel-last copy (N x Hp x Wp x C: the rows and columns the taps
+// of the outputs read) stays near the input's size: 2-d, one group, and no huge strides,
+// dilations or paddings (which would make it absurd, or overflow its size).
+bool nhwc_fits(const ConvParams& p) {
+  if (p.D != 1 || p.T != 1 || p.O != 1 || p.G != 1) return false;
+  const double Hp = double(p.P - 1) * double(p.stride[1]) + double(p.R - 1) * double(p.dilation[1]) + 1;
+  const double Wp = double(p.Q - 1) * double(p.stride[2]) + double(p.S - 1) * double(p.dilation[2]) + 1;
+  return Hp * Wp <= 4.0 * double(p.H) * double(p.W) + 4096.0;
+}
+
+// Values of the weight (K, C, 1, R, S) packed for conv_nhwc_forward under the active ISA.
+int64_t nhwc_packed_size(const Arr& w) {
+  const ConvParams p = weight_params(w, 1);
+  CK_CHECK(p.T == 1, "weight", "must be a 2-d kernel (K, C, 1, R, S) for the channel-last forward");
+  int64_t n = 0;
+  dispatch_float(w, "weight", [&](auto t) { n = conv_nhwc_pack_stub.get<decltype(t)>()(p, nullptr, nullptr); });
+  return n;
+}
+
 }  // namespace
 
 CK_BIND(conv) {
@@ -140,6 +159,76 @@ CK_BIND(conv) {
       py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("direct") = false,
       py::arg("relu") = false, py::arg("packed") = py::none(), py::arg("packed_isa") = -1,
       py::arg("residual") = py::none(), py::arg("packed_cl") = py::none(), py::arg("packed_cl_isa") = -1);
+
+  // conv_nhwc_forward(x, w, b, y, stride, padding, dilation, relu=False, residual=None,
+  // packed=None, packed_isa=-1): y = conv2d(x, w) + b (5-d arrays of a 2-d convolution, one
+  // group, NumPy), then + residual and max(y, 0) when relu, through the channel-last implicit
+  // GEMM (cpu/conv_nhwc.cpp). packed: the weight as conv_nhwc_pack_weight wrote it under ISA
+  // packed_isa (used when that is still the active ISA and the size matches; None: packed per
+  // call). A geometry whose channel-last copy would be far larger than the input (huge strides,
+  // dilations or padding) runs the im2col kernel instead. Returns True (residual and relu applied).
+  m.def(
+      "conv_nhwc_forward",
+      [](py::object x_, py::object w_, py::object b_, py::object y_, I3 stride, I3 pad, I3 dil, bool relu,
+         py::object res_, py::object packed_, int packed_isa) {
+        Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
+        Arr pk = arr_opt(packed_, "packed"), res = arr_opt(res_, "residual");
+        check_float(x, "input");
+        check_same_dtype(w, x, "weight");
+        check_same_dtype(y, x, "output");
+        CK_CHECK(!x.on_device() && !w.on_device() && !y.on_device(), "input",
+                 "must be a host (NumPy) array for the channel-last forward");
+        const ConvParams p = make_params(x, w, y, "input", "weight", "output", stride, pad, dil, 1);
+        CK_CHECK(p.D == 1 && p.T == 1 && p.O == 1, "weight", "must be a 2-d kernel for the channel-last forward");
+        if (b.data) {
+          check_same_dtype(b, x, "bias");
+          check_size(b, p.K, "bias");
+        }
+        if (pk.data) check_same_dtype(pk, x, "packed");
+        check_residual(res, x, y);
+        const bool fits = nhwc_fits(p);
+        const bool use_pk = pk.data && fits && packed_isa == int(active_isa()) && !pk.on_device() &&
+                            pk.size == nhwc_packed_size(w);
+        py::gil_scoped_release nogil;
+        dispatch_float(x, "input", [&](auto t) {
+          using T = decltype(t);
+          ConvFwdOpts<T> o;
+          o.relu = relu;
+          o.residual = res.data ? res.ptr<T>() : nullptr;
+          if (use_pk) o.wpacked = pk.ptr<T>();
+          auto* fn = fits ? conv_nhwc_fwd_stub.get<T>() : conv_fwd_ex_stub.get<T>();
+          fn(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>(), o);
+        });
+        return true;
+      },
+      py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("stride"),
+      py::arg("padding"), py::arg("dilation"), py::arg("relu") = false, py::arg("residual") = py::none(),
+      py::arg("packed") = py::none(), py::arg("packed_isa") = -1);
+
+  // conv_nhwc_packed_size(weight (K, C, 1, R, S)) -> (values, isa): the size of the weight packed
+  // for conv_nhwc_forward under the active ISA, and that ISA.
+  m.def(
+      "conv_nhwc_packed_size",
+      [](py::object w_) { return py::make_tuple(nhwc_packed_size(arr(w_, "weight")), int(active_isa())); },
+      py::arg("weight"));
+
+  // conv_nhwc_pack_weight(weight, packed): packed (1-d, conv_nhwc_packed_size's values) = the
+  // weight in conv_nhwc_forward's channel blocks under the active ISA.
+  m.def(
+      "conv_nhwc_pack_weight",
+      [](py::object w_, py::object out_) {
+        Arr w = arr(w_, "weight"), out = arr(out_, "packed", true);
+        const int64_t n = nhwc_packed_size(w);
+        const ConvParams p = weight_params(w, 1);
+        check_same_dtype(out, w, "packed");
+        CK_CHECK(out.ndim() == 1 && out.size == n, "packed", "has the wrong size (see conv_nhwc_packed_size)");
+        py::gil_scoped_release nogil;
+        dispatch_float(w, "weight", [&](auto t) {
+          using T = decltype(t);
+          conv_nhwc_pack_stub.get<T>()(p, w.ptr<T>(), out.ptr<T>());
+        });
+      },
+      py::arg("weight"), py::arg("packed"));
 
   // conv_channel_last(input, weight, output, stride, padding, dilation, groups): whether
   // conv_forward's CPU im2col kernel computes this forward channel-last under the active ISA

@@ -247,6 +247,42 @@ void parallel_for(int64_t n, bool par, F&& body) {
   if (err) std::rethrow_exception(err);
 }
 
+// Work (elements) below which a loop stays single-threaded.
+constexpr int64_t kParallelGrain = 1 << 15;
+
+// y (K x P) = ct (P x K, rows ld >= K apart)^T, + b per channel (b may be null), + res (null, or K x P), then
+// max(y, 0) if relu: a channel-last product back to y's layout with the epilogue, in the
+// micro-kernel's order of operations (so the same values as a product that applied it).
+template <class T>
+void transpose_epilogue(const T* ct, int64_t P, int64_t K, int64_t ld, const T* b, const T* res, bool relu, T* y) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  parallel_for(ceil_div(K, L), max_threads() > 1 && P * K > kParallelGrain, [&](int64_t blk) {
+    const int64_t k0 = blk * L, kn = imin(L, K - k0);
+    for (int64_t p0 = 0; p0 < P; p0 += L) {
+      const int64_t pn = imin(L, P - p0);
+      V v[L];
+      for (int i = 0; i < L; ++i) {
+        const T* src = ct + (p0 + i) * ld + k0;
+        v[i] = i >= pn ? V{} : kn == L ? vload<V>(src) : vload_head<V>(src, kn);
+      }
+      transpose_tile<T>(v);  // v[j]: channel k0 + j at positions p0 ...
+      for (int64_t j = 0; j < kn; ++j) {
+        V r = v[j];
+        T* dst = y + (k0 + j) * P + p0;
+        if (b) r += vbroadcast<V>(b[k0 + j]);
+        if (res) {
+          const T* rs = res + (k0 + j) * P + p0;
+          r += pn == L ? vload<V>(rs) : vload_head<V>(rs, pn);
+        }
+        if (relu) r = r < T(0) ? V{} : r;
+        if (pn == L) vstore(dst, r);
+        else vstore_head(dst, r, pn);
+      }
+    }
+  });
+}
+
 // C = alpha * A(MxK) * B(KxN) + beta * C, every matrix given by (row stride, column stride),
 // so transposes cost nothing. beta == 0 never reads C. Parallel (OpenMP) unless called from
 // inside a parallel region. Defined in cpu/gemm.cpp.

@@ -25,9 +25,6 @@ inline bool is_pointwise(const ConvParams& p) {
          p.pad[0] == 0 && p.pad[1] == 0 && p.pad[2] == 0 && p.O == p.D && p.P == p.H && p.Q == p.W;
 }
 
-// Work (elements) below which a loop stays single-threaded.
-constexpr int64_t kParallelGrain = 1 << 15;
-
 // col (Cg*T*R*S x O*P*Q, rows ld apart; ld = 0: O*P*Q) from the Cg channels of one image
 // starting at x.
 template <class T>
@@ -398,39 +395,6 @@ void swap_outer(const T* src, int64_t A, int64_t B, int64_t PQ, T* dst) {
     for (int64_t i = 0; i < A; ++i) std::memcpy(dst + (j * A + i) * PQ, src + (i * B + j) * PQ, sizeof(T) * size_t(PQ));
 }
 
-// y (K x P) = ct (P x K)^T, + b per channel (b may be null), + res (null, or K x P), then
-// max(y, 0) if relu: a channel-last product back to y's layout with the epilogue, in the
-// micro-kernel's order of operations (so the same values as a product that applied it).
-template <class T>
-void transpose_epilogue(const T* ct, int64_t P, int64_t K, const T* b, const T* res, bool relu, T* y) {
-  using V = Vec<T>;
-  constexpr int L = kLanes<T>;
-  parallel_for(ceil_div(K, L), max_threads() > 1 && P * K > kParallelGrain, [&](int64_t blk) {
-    const int64_t k0 = blk * L, kn = imin(L, K - k0);
-    for (int64_t p0 = 0; p0 < P; p0 += L) {
-      const int64_t pn = imin(L, P - p0);
-      V v[L];
-      for (int i = 0; i < L; ++i) {
-        const T* src = ct + (p0 + i) * K + k0;
-        v[i] = i >= pn ? V{} : kn == L ? vload<V>(src) : vload_head<V>(src, kn);
-      }
-      transpose_tile<T>(v);  // v[j]: channel k0 + j at positions p0 ...
-      for (int64_t j = 0; j < kn; ++j) {
-        V r = v[j];
-        T* dst = y + (k0 + j) * P + p0;
-        if (b) r += vbroadcast<V>(b[k0 + j]);
-        if (res) {
-          const T* rs = res + (k0 + j) * P + p0;
-          r += pn == L ? vload<V>(rs) : vload_head<V>(rs, pn);
-        }
-        if (relu) r = r < T(0) ? V{} : r;
-        if (pn == L) vstore(dst, r);
-        else vstore_head(dst, r, pn);
-      }
-    }
-  });
-}
-
 // Whether a batch-1, one-group forward computes its product channel-last: Y^T (OPQ x K) =
 // col^T W^T, output positions in the micro-tile's MR rows (a partial row panel computes its
 // rows only) and channels in its NR lanes, then transposed back. Small planes waste lanes the
@@ -583,7 +547,7 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
       im2col(p, x, C, col, true);
     }
     gemm_blocked<T>(OPQ, K, CRS, T(1), A, 1, OPQ, w, 1, CRS, T(0), ct, K, 1, e);
-    transpose_epilogue(ct, OPQ, K, b, o.residual, o.relu, y);
+    transpose_epilogue(ct, OPQ, K, K, b, o.residual, o.relu, y);
     return;
   }
   if (batch_pointwise(p, pw || gather)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)

@@ -47,7 +47,17 @@ using conv_pack_weight_sig = int64_t(const ConvParams& p, const T* w, T* dst, bo
 template <class T>
 using conv_channel_last_sig = bool(const ConvParams& p);
 
+// The CPU forward as an implicit GEMM over a channel-last copy of the input (cpu/conv_nhwc.cpp;
+// 2-d, one group: D = T = O = 1, G = 1): the same result as conv_fwd_ex up to the order of the
+// sums. o.wpacked: w as conv_nhwc_pack_stub packed it under the active ISA (null: packed per
+// call); o.wpacked_cl unused. The copy is N x Hp x Wp x C with Hp, Wp the rows and columns the
+// taps of the outputs read: callers keep it near the input's size (conv_nhwc_fits in bind/).
+template <class T>
+using conv_nhwc_pack_sig = int64_t(const ConvParams& p, const T* w, T* dst);
+
 CK_DECLARE_STUB(conv_fwd_stub, conv_fwd_sig);
+CK_DECLARE_STUB(conv_nhwc_fwd_stub, conv_fwd_ex_sig);
+CK_DECLARE_STUB(conv_nhwc_pack_stub, conv_nhwc_pack_sig);
 CK_DECLARE_STUB(conv_fwd_ex_stub, conv_fwd_ex_sig);
 CK_DECLARE_STUB(conv_pack_weight_stub, conv_pack_weight_sig);
 CK_DECLARE_STUB(conv_channel_last_stub, conv_channel_last_sig);

@@ -36,7 +36,7 @@ DIFFERENTIABLE = {
     "conv_transpose3d": ("input", "weight", "bias"),
 }
 
-_ALGOS = ("auto", "im2col", "direct", "winograd")
+_ALGOS = ("auto", "im2col", "direct", "winograd", "nhwc")
 _LETTERS = {1: "W", 2: "H, W", 3: "D, H, W"}
 
 
@@ -123,7 +123,7 @@ class PackedConvWeight:
     28x28 layer with 512 channels).
     """
 
-    __slots__ = ("weight", "groups", "data", "isa", "data_cl", "isa_cl", "data_wg", "isa_wg")
+    __slots__ = ("weight", "groups", "data", "isa", "data_cl", "isa_cl", "data_wg", "isa_wg", "data_nh", "isa_nh")
 
     def __init__(self, weight, groups=1):
         w = U.as_float(weight, "weight")
@@ -139,6 +139,7 @@ class PackedConvWeight:
         _C.conv_pack_weight(w5, self.data, self.groups)
         self.data_cl, self.isa_cl = None, -1
         self.data_wg, self.isa_wg = None, -1
+        self.data_nh, self.isa_nh = None, -1
 
     def _channel_last(self, x5, y5, geom):
         """(packed_cl, its isa) for conv_forward: the channel-last layout, packed now if this call
@@ -164,6 +165,17 @@ class PackedConvWeight:
             _C.winograd_transform(self.weight, data)
             self.data_wg, self.isa_wg = data, isa
         return self.data_wg, self.isa_wg
+
+    def _nhwc(self):
+        """(packed, its isa) for conv_nhwc_forward: the weight in the channel-last forward's
+        channel blocks, packed now if this is the first such call under the active ISA."""
+        w5 = _as5d(self.weight, 2)
+        n, isa = _C.conv_nhwc_packed_size(w5)
+        if self.isa_nh != isa:  # none yet (-1), or packed under another ISA
+            data = np.empty(n, self.weight.dtype)
+            _C.conv_nhwc_pack_weight(w5, data)
+            self.data_nh, self.isa_nh = data, isa
+        return self.data_nh, self.isa_nh
 
     @property
     def shape(self):
@@ -275,6 +287,40 @@ def _winograd(x, w, b, y_shape, pad_h, pad_w, relu=False, residual=None, packed=
     return y, _C.conv_winograd_forward(x, w, b, y, pad_h, pad_w, bool(relu), residual, u, u_isa)
 
 
+def _nhwc_ok(geom):
+    """The channel-last forward applies: 2-d, one group."""
+    return geom.nd == 2 and geom.groups == 1
+
+
+def _prefer_nhwc(geom):
+    """algo='auto' (CPU, after Winograd and the direct kernel declined): the channel-last
+    implicit GEMM for 2-d, one-group layers with a kernel larger than 1x1, at least 16 input
+    channels and at least 196 output positions (batch times plane). Measured against im2col +
+    GEMM (AVX-512, 2 threads, calls interleaved, benchmarks/results/2026-11-23-xeon-h): with
+    packed weights 0.46-0.98 of the time on ResNet-50, VGG, AlexNet and GoogLeNet layers (5x5
+    480->48 on 14x14: 0.55 at batch 1, 0.74 at batch 8; 3x3/2 128 on 28x28: 0.56), but the 7x7
+    stem (3 channels) 1.37. A plain weight is repacked on every call, which costs more than
+    the gain on small planes (512 channels on 7x7 at batch 1: 1.7x im2col's time), so those stay
+    with im2col. The rule looks at the geometry only, so a PackedConvWeight gives bit for bit
+    the plain weight's result."""
+    kvol = math.prod(geom.w_shape[2:])
+    positions = geom.y_shape[0] * math.prod(geom.out)
+    return _nhwc_ok(geom) and kvol > 1 and geom.w_shape[1] >= 16 and positions >= 196
+
+
+def _nhwc(geom, x, w, b, relu=False, residual=None, packed=None):
+    """(y, True): the channel-last forward with the residual and relu applied."""
+    _check_workspace(geom, x.dtype, geom.y_shape, "output")
+    y = U.empty(geom.y_shape, x.dtype)
+    if y.size == 0:
+        return y, True
+    pk, isa = packed._nhwc() if packed is not None else (None, -1)
+    res = None if residual is None else _as5d(residual, 2)
+    stride, pad, dil, _ = geom.native()
+    return y, _C.conv_nhwc_forward(_as5d(x, 2), _as5d(w, 2), b, _as5d(y, 2), stride, pad, dil, bool(relu), res,
+                                   pk, isa)
+
+
 def _grad_input(geom, dy, w, dtype):
     # 3x3 stride 1: grad_input is the convolution of grad_output with the flipped, transposed
     # kernel and leading padding 2 - pad (Winograd when it pays)
@@ -358,6 +404,16 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algo="im2c
                              f"kernel {tuple(geom.w_shape[2:])}, stride {geom.stride}, dilation {geom.dilation}, "
                              f"groups {geom.groups}")
         y, done = _winograd(x, w, b, geom.y_shape, geom.pads[0][0], geom.pads[1][0], relu, residual, packed)
+        if done:
+            relu, residual = False, None
+    elif algo == "nhwc" or (algo == "auto" and _cuda.current_device() is None and isinstance(x, np.ndarray)
+                            and not _direct(geom, algo) and _prefer_nhwc(geom)):
+        if not _nhwc_ok(geom):
+            raise ValueError(f"algo: 'nhwc' needs a 2-d convolution with groups 1, got {geom.nd}-d with groups "
+                             f"{geom.groups}")
+        if not isinstance(x, np.ndarray):
+            raise ValueError("algo: 'nhwc' runs on the CPU only (NumPy arrays)")
+        y, done = _nhwc(geom, x, w, b, relu, residual, packed)
         if done:
             relu, residual = False, None
     else:

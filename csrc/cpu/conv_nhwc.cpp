@@ -1,0 +1,257 @@
+// The forward of a 2-d, one-group convolution as an implicit GEMM over a channel-last copy of
+// the input (algo='nhwc'):
+//
+//   Y^T (positions x K) = X (positions x R*S*C) W^T,
+//
+// where row n of X is, for each tap (r, s), the C channels of the input position that tap of
+// output n reads. In the copy xp (N x Hp x Wp x C, zero-padded) those C values are contiguous,
+// so the micro-kernel broadcasts them straight from xp through one pointer per output position
+// (MR positions, any of them on another output row or image): no im2col, no packing of the
+// activation side. The weights are packed once into blocks of NB = NV vectors of output
+// channels ([block][tap][c][NB], zero past K), the micro-tile's vector operand. The MR x NB
+// tile accumulates in a channel-last scratch (positions x K rounded up to NB), which
+// transpose_epilogue turns into NCHW with the bias, residual and relu.
+//
+// Against im2col + GEMM on the same layer, this saves packing the B panels from a phase-split
+// copy each time (a 16-lane vector of a 7- or 14-wide output row is 2-3 masked loads) and
+// wastes no lanes on planes that are not a multiple of the tile's width; it costs the NHWC copy
+// (the size of the input) and a transposition of the output.
+#include "cpu/common.h"
+#include "ops/conv.h"
+
+namespace ck {
+namespace CK_ISA_NS {
+namespace {
+
+// Widest channel block, in vectors: 32 vector registers hold 24 accumulators and 4 weight
+// vectors on AVX-512; 16 registers hold 12 and 3 elsewhere.
+constexpr int kMaxNV = CK_ISA == 2 ? 4 : 3;
+
+// Output positions per micro-tile for NV vectors of channels: NV * MR accumulators, plus NV
+// weight vectors and a broadcast, fit the register file.
+constexpr int tile_rows(int nv) {
+  return CK_ISA == 2 ? (nv <= 2 ? 12 : nv == 3 ? 8 : 6) : (nv == 1 ? 8 : nv == 2 ? 6 : 4);
+}
+
+// The channel block for K output channels: the fewest padded lanes, ties to the wider block;
+// one vector costs a little more per lane (its tile is load-bound: a broadcast per FMA).
+template <class T>
+int block_vectors(int64_t K) {
+  constexpr int L = kLanes<T>;
+  int best = 1;
+  double best_cost = 0;
+  for (int nv = kMaxNV; nv >= 1; --nv) {
+    const double cost = double(ceil_div(K, int64_t(nv) * L) * nv * L) * (nv == 1 ? 1.15 : 1.0);
+    if (nv == kMaxNV || cost < best_cost) {
+      best = nv;
+      best_cost = cost;
+    }
+  }
+  return best;
+}
+
+// One MR x NB tile: for the taps [0, ntap) and channels [0, cn),
+//   acc[i][:] += px[i][tapoff[t] + c] * w[t * wtap + c * NB + :]
+// then ct[i * ldc + :] = acc (or += acc when accumulate).
+template <class T, int NV, int MR>
+void ukernel(int64_t ntap, const int64_t* tapoff, int64_t wtap, int64_t cn, const T* const* px, const T* w, T* ct,
+             int64_t ldc, bool accumulate) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>, NB = NV * L;
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  for (int64_t t = 0; t < ntap; ++t) {
+    const T* p[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) p[i] = px[i] + tapoff[t];
+    const T* wt = w + t * wtap;
+#pragma GCC unroll 2
+    for (int64_t c = 0; c < cn; ++c) {
+      V wv[NV];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) wv[j] = vload<V>(wt + c * NB + j * L);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const V a = vbroadcast<V>(p[i][c]);
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) acc[i][j] += a * wv[j];
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      T* q = ct + i * ldc + j * L;
+      vstore(q, accumulate ? vload<V>(q) + acc[i][j] : acc[i][j]);
+    }
+}
+
+// xp (N x Hp x Wp x C) = x (N x C x H x W) zero-padded, channel-last: L x L register
+// transposes of (channels x columns) blocks, parallel over the copy's rows.
+template <class T>
+void to_nhwc(const ConvParams& p, const T* x, int64_t Hp, int64_t Wp, T* xp) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  const int64_t C = p.C, HW = p.H * p.W;
+  const int64_t ph = p.pad[1], pw = p.pad[2];
+  const int64_t lo = imin(pw, Wp), hi = imax(lo, imin(Wp, pw + p.W));  // copy columns [lo, hi)
+  parallel_for(p.N * Hp, max_threads() > 1 && p.N * Hp * Wp * C > kParallelGrain, [&](int64_t row) {
+    const int64_t n = row / Hp, ih = row % Hp - ph;
+    T* d = xp + row * Wp * C;
+    if (ih < 0 || ih >= p.H) {
+      std::fill(d, d + Wp * C, T(0));
+      return;
+    }
+    std::fill(d, d + lo * C, T(0));
+    std::fill(d + hi * C, d + Wp * C, T(0));
+    const T* s = x + n * C * HW + ih * p.W + (lo - pw);
+    for (int64_t w0 = lo; w0 < hi; w0 += L) {
+      const int64_t wn = imin(L, hi - w0);
+      for (int64_t c0 = 0; c0 < C; c0 += L) {
+        const int64_t cn = imin(L, C - c0);
+        V v[L];
+        for (int i = 0; i < L; ++i) {
+          const T* src = s + (c0 + i) * HW + (w0 - lo);
+          v[i] = i >= cn ? V{} : wn == L ? vload<V>(src) : vload_head<V>(src, wn);
+        }
+        transpose_tile<T>(v);  // v[j]: column w0 + j, channels c0 ...
+        for (int64_t j = 0; j < wn; ++j) {
+          T* dst = d + (w0 + j) * C + c0;
+          if (cn == L) vstore(dst, v[j]);
+          else vstore_head(dst, v[j], cn);
+        }
+      }
+    }
+  });
+}
+
+// The packed weight: [block][tap][c][NB], channel k = block * NB + lane, zero past K.
+template <class T, int NV>
+int64_t pack(const ConvParams& p, const T* w, T* dst) {
+  constexpr int64_t NB = NV * kLanes<T>;
+  const int64_t RS = p.R * p.S, C = p.C, nblk = ceil_div(p.K, NB);
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  const int64_t CRS = C * RS;
+  // L channels x L consecutive (c, tap) values of w at a time, turned by a register transpose
+  // into L vectors of channels (a lane-by-lane loop took 2.4 ms on a 512 x 4608 weight).
+  if (dst)
+    parallel_for(ceil_div(p.K, L), max_threads() > 1 && nblk * NB * CRS > kParallelGrain, [&](int64_t kb) {
+      const int64_t k0 = kb * L, kn = imin(L, p.K - k0);
+      T* d0 = dst + (k0 / NB) * RS * C * NB + k0 % NB;  // lane k0 % NB of block k0 / NB
+      for (int64_t j0 = 0; j0 < CRS; j0 += L) {
+        const int64_t jn = imin(L, CRS - j0);
+        V v[L];
+        for (int i = 0; i < L; ++i) {
+          const T* src = w + (k0 + i) * CRS + j0;
+          v[i] = i >= kn ? V{} : jn == L ? vload<V>(src) : vload_head<V>(src, jn);
+        }
+        transpose_tile<T>(v);  // v[j]: value j0 + j = (c, tap) of channels k0 ...
+        for (int64_t j = 0; j < jn; ++j) {
+          const int64_t c = (j0 + j) / RS, t = (j0 + j) % RS;
+          vstore(d0 + (t * C + c) * NB, v[j]);
+        }
+      }
+    });
+  // (lanes past K in a vector holding channels are zero from the transpose; whole vectors past K:)
+  if (dst)
+    for (int64_t k0 = ceil_div(p.K, L) * L; k0 < nblk * NB; k0 += L)
+      for (int64_t t = 0; t < RS * C; ++t) vstore(dst + ((nblk - 1) * RS * C + t) * NB + k0 % NB, V{});
+  return nblk * RS * C * NB;
+}
+
+// The whole forward with NV-vector channel blocks.
+template <class T, int NV>
+void forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, const ConvFwdOpts<T>& o) {
+  constexpr int MR = tile_rows(NV);
+  constexpr int64_t NB = NV * kLanes<T>;
+  const int64_t C = p.C, K = p.K, RS = p.R * p.S, PQ = p.P * p.Q;
+  const int64_t sh = p.stride[1], sw = p.stride[2], dh = p.dilation[1], dw = p.dilation[2];
+  const int64_t Hp = (p.P - 1) * sh + (p.R - 1) * dh + 1, Wp = (p.Q - 1) * sw + (p.S - 1) * dw + 1;
+  const int64_t npos = p.N * PQ, ntile = ceil_div(npos, MR), nblk = ceil_div(K, NB), ldc = nblk * NB;
+  static thread_local Buffer xbuf, wbuf, cbuf, obuf;
+  T* xp = xbuf.get<T>(p.N * Hp * Wp * C);
+  T* ct = cbuf.get<T>(ntile * MR * ldc);
+  int64_t* tapoff = obuf.get<int64_t>(RS);
+  const T* wp = o.wpacked;
+  if (!wp) {
+    T* t = wbuf.get<T>(pack<T, NV>(p, w, nullptr));
+    pack<T, NV>(p, w, t);
+    wp = t;
+  }
+  to_nhwc(p, x, Hp, Wp, xp);
+  for (int64_t r = 0; r < p.R; ++r)
+    for (int64_t s = 0; s < p.S; ++s) tapoff[r * p.S + s] = (r * dh * Wp + s * dw) * C;
+  // K slices: taps [t0, t0 + tg) x channels [c0, c0 + cc), about kSlice multiply-adds deep, so
+  // a block's weight slice (kSlice x NB) stays in L2 while every tile of positions reads it.
+  constexpr int64_t kSlice = 2048;
+  const int64_t cc = C <= kSlice ? C : ceil_div(C, ceil_div(C, kSlice));
+  const int64_t tg = C <= kSlice ? imax(1, imin(RS, kSlice / C)) : 1;
+  const int nt = max_threads();
+  // Threads split the tiles of positions, or the channel blocks when there are few tiles.
+  const bool split_blocks = ntile < 4 * int64_t(nt) && nblk >= nt;
+  const bool par = nt > 1 && double(npos) * double(K) * double(RS * C) > 2e5;
+#pragma omp parallel num_threads(par ? nt : 1)
+  {
+    const int tn = team_size(), ti = thread_id();
+    const int64_t t0 = split_blocks ? 0 : ntile * ti / tn, t1 = split_blocks ? ntile : ntile * (ti + 1) / tn;
+    const int64_t b0 = split_blocks ? nblk * ti / tn : 0, b1 = split_blocks ? nblk * (ti + 1) / tn : nblk;
+    for (int64_t cb = b0; cb < b1; ++cb)
+      for (int64_t c0 = 0; c0 < C; c0 += cc)
+        for (int64_t tap = 0; tap < RS; tap += tg) {
+          const int64_t cn = imin(cc, C - c0), ntap = imin(tg, RS - tap);
+          const T* wk = wp + ((cb * RS + tap) * C + c0) * NB;
+          const bool accumulate = c0 > 0 || tap > 0;
+          for (int64_t tile = t0; tile < t1; ++tile) {
+            const T* px[MR];
+            for (int i = 0; i < MR; ++i) {
+              const int64_t n = imin(tile * MR + i, npos - 1);  // past the end: a real position, result unused
+              const int64_t im = n / PQ, pp = n % PQ / p.Q, q = n % p.Q;
+              px[i] = xp + ((im * Hp + pp * sh) * Wp + q * sw) * C + c0;
+            }
+            ukernel<T, NV, MR>(ntap, tapoff + tap, C * NB, cn, px, wk, ct + tile * MR * ldc + cb * NB, ldc,
+                               accumulate);
+          }
+        }
+  }
+  for (int64_t n = 0; n < p.N; ++n)
+    transpose_epilogue(ct + n * PQ * ldc, PQ, K, ldc, b, o.residual ? o.residual + n * K * PQ : nullptr, o.relu,
+                       y + n * K * PQ);
+}
+
+template <class T>
+void conv_nhwc_fwd(const ConvParams& p, const T* x, const T* w, const T* b, T* y, const ConvFwdOpts<T>& o) {
+  switch (block_vectors<T>(p.K)) {
+    case 1: return forward<T, 1>(p, x, w, b, y, o);
+    case 2: return forward<T, 2>(p, x, w, b, y, o);
+    case 3: return forward<T, 3>(p, x, w, b, y, o);
+#if CK_ISA == 2
+    case 4: return forward<T, 4>(p, x, w, b, y, o);
+#endif
+  }
+}
+
+template <class T>
+int64_t conv_nhwc_pack(const ConvParams& p, const T* w, T* dst) {
+  switch (block_vectors<T>(p.K)) {
+    case 1: return pack<T, 1>(p, w, dst);
+    case 2: return pack<T, 2>(p, w, dst);
+    case 3: return pack<T, 3>(p, w, dst);
+#if CK_ISA == 2
+    case 4: return pack<T, 4>(p, w, dst);
+#endif
+  }
+  return 0;
+}
+
+}  // namespace
+
+CK_REGISTER(conv_nhwc_fwd_stub, conv_nhwc_fwd);
+CK_REGISTER(conv_nhwc_pack_stub, conv_nhwc_pack);
+
+}  // namespace CK_ISA_NS
+}  // namespace ck
