@@ -7,8 +7,9 @@
 // output n reads. In the copy xp (N x Hp x Wp x C, zero-padded) those C values are contiguous,
 // so the micro-kernel broadcasts them straight from xp through one pointer per output position
 // (MR positions, any of them on another output row or image): no im2col, no packing of the
-// activation side. The weights are packed once into blocks of NB = NV vectors of output
-// channels ([block][tap][c][NB], zero past K), the micro-tile's vector operand. The MR x NB
+// activation side. The weights, the micro-tile's vector operand, are packed into blocks of
+// NB = NV vectors of output channels, each a run of slices [tap][c][NB] of a chunk of channels
+// (zero past K): once (PackedConvWeight), or slice by slice just before use. The MR x NB
 // tile accumulates in a channel-last scratch (positions x K rounded up to NB), which
 // transpose_epilogue turns into NCHW with the bias, residual and relu.
 //
@@ -51,11 +52,11 @@ int block_vectors(int64_t K) {
 }
 
 // One MR x NB tile: for the taps [0, ntap) and channels [0, cn),
-//   acc[i][:] += px[i][tapoff[t] + c] * w[t * wtap + c * NB + :]
+//   acc[i][:] += px[i][tapoff[t] + c] * w[(t * cn + c) * NB + :]
 // then ct[i * ldc + :] = acc (or += acc when accumulate).
 template <class T, int NV, int MR>
 void ukernel(int64_t ntap, const int64_t* tapoff, int64_t wtap, int64_t cn, const T* const* px, const T* w, T* ct,
-             int64_t ldc, bool accumulate) {
+             int64_t ldc, bool accumulate) {  // (wtap = cn * NB)
   using V = Vec<T>;
   constexpr int L = kLanes<T>, NB = NV * L;
   V acc[MR][NV];
@@ -129,38 +130,56 @@ void to_nhwc(const ConvParams& p, const T* x, int64_t Hp, int64_t Wp, T* xp) {
   });
 }
 
-// The packed weight: [block][tap][c][NB], channel k = block * NB + lane, zero past K.
+// K is walked in slices of all R*S taps of `chunk` channels, about kSlice multiply-adds deep,
+// so a block's weight slice (kSlice x NB values) stays in L2 while every tile reads it.
+constexpr int64_t kSlice = 2048;
+inline int64_t chunk_channels(const ConvParams& p) {
+  const int64_t RS = p.R * p.S, cn = imax(1, imin(p.C, kSlice / RS));
+  return ceil_div(p.C, ceil_div(p.C, cn));  // equal chunks
+}
+
+// One slice of the packed weight: channels [c0, c0 + cn) of block cb as [tap][c][NB], channel
+// k = cb * NB + lane, zero past K. L channels x L consecutive (c, tap) values of w at a time,
+// turned by a register transpose into L vectors of channels (lane by lane, a 512 x 4608 weight
+// took 2.4 ms).
+template <class T, int NV>
+void pack_slice(const ConvParams& p, const T* w, int64_t cb, int64_t c0, int64_t cn, T* dst) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  constexpr int64_t NB = NV * L;
+  const int64_t RS = p.R * p.S, CRS = p.C * RS, j1 = (c0 + cn) * RS;
+  for (int64_t kv = 0; kv < NV; ++kv) {
+    const int64_t k0 = cb * NB + kv * L, kn = imin(L, p.K - k0);
+    T* d0 = dst + kv * L;
+    if (kn <= 0) {  // a whole vector past K
+      for (int64_t i = 0; i < RS * cn; ++i) vstore(d0 + i * NB, V{});
+      continue;
+    }
+    for (int64_t j0 = c0 * RS; j0 < j1; j0 += L) {
+      const int64_t jn = imin(L, j1 - j0);
+      V v[L];
+      for (int i = 0; i < L; ++i) {
+        const T* src = w + (k0 + i) * CRS + j0;
+        v[i] = i >= kn ? V{} : jn == L ? vload<V>(src) : vload_head<V>(src, jn);
+      }
+      transpose_tile<T>(v);  // v[j]: value j0 + j = (c, tap) of channels k0 ... (zero past K)
+      for (int64_t j = 0; j < jn; ++j) {
+        const int64_t c = (j0 + j) / RS - c0, t = (j0 + j) % RS;
+        vstore(d0 + (t * cn + c) * NB, v[j]);
+      }
+    }
+  }
+}
+
+// The whole packed weight: slice (cb, c0) at (cb * C + c0) * RS * NB.
 template <class T, int NV>
 int64_t pack(const ConvParams& p, const T* w, T* dst) {
   constexpr int64_t NB = NV * kLanes<T>;
-  const int64_t RS = p.R * p.S, C = p.C, nblk = ceil_div(p.K, NB);
-  using V = Vec<T>;
-  constexpr int L = kLanes<T>;
-  const int64_t CRS = C * RS;
-  // L channels x L consecutive (c, tap) values of w at a time, turned by a register transpose
-  // into L vectors of channels (a lane-by-lane loop took 2.4 ms on a 512 x 4608 weight).
+  const int64_t RS = p.R * p.S, C = p.C, nblk = ceil_div(p.K, NB), cc = chunk_channels(p);
   if (dst)
-    parallel_for(ceil_div(p.K, L), max_threads() > 1 && nblk * NB * CRS > kParallelGrain, [&](int64_t kb) {
-      const int64_t k0 = kb * L, kn = imin(L, p.K - k0);
-      T* d0 = dst + (k0 / NB) * RS * C * NB + k0 % NB;  // lane k0 % NB of block k0 / NB
-      for (int64_t j0 = 0; j0 < CRS; j0 += L) {
-        const int64_t jn = imin(L, CRS - j0);
-        V v[L];
-        for (int i = 0; i < L; ++i) {
-          const T* src = w + (k0 + i) * CRS + j0;
-          v[i] = i >= kn ? V{} : jn == L ? vload<V>(src) : vload_head<V>(src, jn);
-        }
-        transpose_tile<T>(v);  // v[j]: value j0 + j = (c, tap) of channels k0 ...
-        for (int64_t j = 0; j < jn; ++j) {
-          const int64_t c = (j0 + j) / RS, t = (j0 + j) % RS;
-          vstore(d0 + (t * C + c) * NB, v[j]);
-        }
-      }
+    parallel_for(nblk, max_threads() > 1 && nblk * NB * C * RS > kParallelGrain, [&](int64_t cb) {
+      for (int64_t c0 = 0; c0 < C; c0 += cc) pack_slice<T, NV>(p, w, cb, c0, imin(cc, C - c0), dst + (cb * C + c0) * RS * NB);
     });
-  // (lanes past K in a vector holding channels are zero from the transpose; whole vectors past K:)
-  if (dst)
-    for (int64_t k0 = ceil_div(p.K, L) * L; k0 < nblk * NB; k0 += L)
-      for (int64_t t = 0; t < RS * C; ++t) vstore(dst + ((nblk - 1) * RS * C + t) * NB + k0 % NB, V{});
   return nblk * RS * C * NB;
 }
 
@@ -173,39 +192,35 @@ void forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, cons
   const int64_t sh = p.stride[1], sw = p.stride[2], dh = p.dilation[1], dw = p.dilation[2];
   const int64_t Hp = (p.P - 1) * sh + (p.R - 1) * dh + 1, Wp = (p.Q - 1) * sw + (p.S - 1) * dw + 1;
   const int64_t npos = p.N * PQ, ntile = ceil_div(npos, MR), nblk = ceil_div(K, NB), ldc = nblk * NB;
-  static thread_local Buffer xbuf, wbuf, cbuf, obuf;
+  const int64_t cc = chunk_channels(p);
+  static thread_local Buffer xbuf, cbuf, obuf;
   T* xp = xbuf.get<T>(p.N * Hp * Wp * C);
   T* ct = cbuf.get<T>(ntile * MR * ldc);
   int64_t* tapoff = obuf.get<int64_t>(RS);
-  const T* wp = o.wpacked;
-  if (!wp) {
-    T* t = wbuf.get<T>(pack<T, NV>(p, w, nullptr));
-    pack<T, NV>(p, w, t);
-    wp = t;
-  }
   to_nhwc(p, x, Hp, Wp, xp);
   for (int64_t r = 0; r < p.R; ++r)
     for (int64_t s = 0; s < p.S; ++s) tapoff[r * p.S + s] = (r * dh * Wp + s * dw) * C;
-  // K slices: taps [t0, t0 + tg) x channels [c0, c0 + cc), about kSlice multiply-adds deep, so
-  // a block's weight slice (kSlice x NB) stays in L2 while every tile of positions reads it.
-  constexpr int64_t kSlice = 2048;
-  const int64_t cc = C <= kSlice ? C : ceil_div(C, ceil_div(C, kSlice));
-  const int64_t tg = C <= kSlice ? imax(1, imin(RS, kSlice / C)) : 1;
   const int nt = max_threads();
-  // Threads split the tiles of positions, or the channel blocks when there are few tiles.
-  const bool split_blocks = ntile < 4 * int64_t(nt) && nblk >= nt;
   const bool par = nt > 1 && double(npos) * double(K) * double(RS * C) > 2e5;
+  // Threads split the channel blocks when they divide evenly enough (each thread then reads,
+  // or packs, only its own blocks' weights: on 7x7 planes at batch 1 the weight is most of the
+  // traffic), or when there are few tiles; else the tiles of positions.
+  const bool split_blocks =
+      par && nblk >= nt && (nblk % nt == 0 || nblk >= 4 * int64_t(nt) || ntile < 4 * int64_t(nt));
+  std::exception_ptr err;
 #pragma omp parallel num_threads(par ? nt : 1)
   {
     const int tn = team_size(), ti = thread_id();
     const int64_t t0 = split_blocks ? 0 : ntile * ti / tn, t1 = split_blocks ? ntile : ntile * (ti + 1) / tn;
     const int64_t b0 = split_blocks ? nblk * ti / tn : 0, b1 = split_blocks ? nblk * (ti + 1) / tn : nblk;
-    for (int64_t cb = b0; cb < b1; ++cb)
-      for (int64_t c0 = 0; c0 < C; c0 += cc)
-        for (int64_t tap = 0; tap < RS; tap += tg) {
-          const int64_t cn = imin(cc, C - c0), ntap = imin(tg, RS - tap);
-          const T* wk = wp + ((cb * RS + tap) * C + c0) * NB;
-          const bool accumulate = c0 > 0 || tap > 0;
+    static thread_local Buffer sbuf;
+    try {
+      T* slice = o.wpacked ? nullptr : sbuf.get<T>(cc * RS * NB);
+      for (int64_t cb = b0; cb < b1; ++cb)
+        for (int64_t c0 = 0; c0 < C; c0 += cc) {
+          const int64_t cn = imin(cc, C - c0);
+          const T* wk = o.wpacked ? o.wpacked + (cb * C + c0) * RS * NB : slice;
+          if (!o.wpacked) pack_slice<T, NV>(p, w, cb, c0, cn, slice);
           for (int64_t tile = t0; tile < t1; ++tile) {
             const T* px[MR];
             for (int i = 0; i < MR; ++i) {
@@ -213,11 +228,15 @@ void forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, cons
               const int64_t im = n / PQ, pp = n % PQ / p.Q, q = n % p.Q;
               px[i] = xp + ((im * Hp + pp * sh) * Wp + q * sw) * C + c0;
             }
-            ukernel<T, NV, MR>(ntap, tapoff + tap, C * NB, cn, px, wk, ct + tile * MR * ldc + cb * NB, ldc,
-                               accumulate);
+            ukernel<T, NV, MR>(RS, tapoff, cn * NB, cn, px, wk, ct + tile * MR * ldc + cb * NB, ldc, c0 > 0);
           }
         }
+    } catch (...) {  // an exception may not leave a parallel region
+#pragma omp critical(ck_nhwc_error)
+      if (!err) err = std::current_exception();
+    }
   }
+  if (err) std::rethrow_exception(err);
   for (int64_t n = 0; n < p.N; ++n)
     transpose_epilogue(ct + n * PQ * ldc, PQ, K, ldc, b, o.residual ? o.residual + n * K * PQ : nullptr, o.relu,
                        y + n * K * PQ);

@@ -305,7 +305,7 @@ def _prefer_nhwc(geom):
     the plain weight's result."""
     kvol = math.prod(geom.w_shape[2:])
     positions = geom.y_shape[0] * math.prod(geom.out)
-    return _nhwc_ok(geom) and kvol > 1 and geom.w_shape[1] >= 16 and positions >= 196
+    return _nhwc_ok(geom) and kvol > 1 and geom.w_shape[1] >= 16 and positions >= 32
 
 
 def _nhwc(geom, x, w, b, relu=False, residual=None, packed=None):
@@ -463,11 +463,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     on the right/bottom like torch). algo: 'im2col' (im2col + GEMM), 'direct' (direct
     kernel vectorized over the output width), 'winograd' (Winograd F(4x4, 3x3): 3x3 kernels,
     stride 1, dilation 1, groups 1; 4x fewer multiplies, float32 error a few times the
-    direct sum's, see docs/WINOGRAD.md) or 'auto' (the depthwise kernel for depthwise
-    convolutions; Winograd for float32 3x3 stride-1 layers with at least 16 channels and
-    enough output tiles; the direct kernel for unit-stride wide rows with few channels per
-    group; im2col + GEMM otherwise). The backward uses the im2col kernels, and Winograd for
-    the grad_input of float32 layers where 'auto' would choose it."""
+    direct sum's, see docs/WINOGRAD.md), 'nhwc' (CPU, groups 1: an implicit GEMM over a
+    channel-last copy of the input, output positions broadcast from it, no im2col; see
+    docs/NHWC.md) or 'auto' (the depthwise kernel for depthwise convolutions; Winograd for
+    float32 3x3 stride-1 layers with at least 16 channels and enough output tiles; the direct
+    kernel for unit-stride wide rows with few channels per group; 'nhwc' for one-group layers
+    with a kernel larger than 1x1, at least 16 input channels and 196 output positions;
+    im2col + GEMM otherwise). The backward uses the im2col kernels, and Winograd for the
+    grad_input of float32 layers where 'auto' would choose it."""
     return _conv(2, input, weight, bias, stride, padding, dilation, groups, algo)
 
 
