@@ -164,3 +164,51 @@ def test_nhwc_bad_arguments(rng):
         _C.conv_nhwc_pack_weight(w5, np.empty(n + 1, np.float32))
     with pytest.raises(ValueError, match="weight"):
         _C.conv_nhwc_packed_size(np.zeros((4, 8, 2, 3, 3), np.float32))
+
+
+GRAD_CASES = [  # (N, C, K, H, W, (R, S), padding, dilation): stride 1, as the channel-last grad_input runs
+    (1, 3, 16, 7, 9, (3, 3), 1, 1),
+    (2, 20, 17, 6, 5, (5, 5), 2, 1),
+    (1, 5, 33, 9, 8, (2, 3), (0, 2), 1),        # padding below and above half the kernel
+    (2, 7, 48, 10, 11, (3, 3), (2, 1), (2, 3)),  # dilation
+    (1, 70, 16, 4, 12, (1, 3), 0, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", GRAD_CASES, ids=[str(c) for c in GRAD_CASES])
+def test_grad_input_through_nhwc(isa, dtype, case, monkeypatch, rng):
+    """Stride-1 grad_input runs as a channel-last forward over the weight read transposed and
+    flipped (flipped_weight=True): against the NumPy reference's backward."""
+    n, c, k, h, w, ks, pad, dil = case
+    calls = []
+    real = _C.conv_nhwc_forward
+    monkeypatch.setattr(_C, "conv_nhwc_forward", lambda *a, **kw: (calls.append(kw.get("flipped_weight")),
+                                                                     real(*a, **kw))[1])
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((k, c) + ks).astype(dtype)
+    y_shape = R.conv2d(x, wt, padding=pad, dilation=dil).shape
+    dy = rng.standard_normal(y_shape).astype(dtype)
+    dx = F.conv2d_input(x.shape, wt, dy, padding=pad, dilation=dil)
+    assert calls == [True]
+    ref = R.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), wt.astype(np.float64), padding=pad,
+                            dilation=dil)[0]
+    assert dx.dtype == dtype
+    assert_close(dx, ref, k=k * ks[0] * ks[1], case=str(case))
+
+
+def test_flipped_weight_is_checked(rng):
+    """flipped_weight=True takes the forward's own weight (K, C, 1, R, S) for a grad_input with
+    C channels: the same values as the im2col kernel's backward; a weight that does not match
+    grad_output's and grad_input's channels is refused."""
+    dy = rng.standard_normal((1, 16, 1, 6, 6)).astype(np.float32)
+    w5 = rng.standard_normal((16, 8, 1, 3, 3)).astype(np.float32)  # the forward: 8 -> 16 channels, 3x3, pad 0
+    dx = np.empty((1, 8, 1, 8, 8), np.float32)
+    _C.conv_nhwc_forward(dy, w5, None, dx, (1, 1, 1), (0, 2, 2), (1, 1, 1), flipped_weight=True)
+    ref = np.empty_like(dx)
+    _C.conv_backward_data(dy, w5, ref, (1, 1, 1), (0, 0, 0), (1, 1, 1), 1)
+    np.testing.assert_allclose(dx, ref, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="output"):
+        _C.conv_nhwc_forward(dy, w5[:, :4].copy(), None, dx, (1, 1, 1), (0, 2, 2), (1, 1, 1), flipped_weight=True)
+    with pytest.raises(ValueError, match="weight"):
+        _C.conv_nhwc_forward(dy, w5[:8].copy(), None, dx, (1, 1, 1), (0, 2, 2), (1, 1, 1), flipped_weight=True)

@@ -166,11 +166,14 @@ CK_BIND(conv) {
   // GEMM (cpu/conv_nhwc.cpp). packed: the weight as conv_nhwc_pack_weight wrote it under ISA
   // packed_isa (used when that is still the active ISA and the size matches; None: packed per
   // call). A geometry whose channel-last copy would be far larger than the input (huge strides,
-  // dilations or padding) runs the im2col kernel instead. Returns True (residual and relu applied).
+  // dilations or padding) runs the im2col kernel instead. flipped_weight: w is (C, K, 1, R, S),
+  // the weight of the convolution whose grad_input this computes, read transposed with its taps
+  // reversed (packed is then ignored; refused where the im2col kernel would run). Returns True
+  // (residual and relu applied).
   m.def(
       "conv_nhwc_forward",
       [](py::object x_, py::object w_, py::object b_, py::object y_, I3 stride, I3 pad, I3 dil, bool relu,
-         py::object res_, py::object packed_, int packed_isa) {
+         py::object res_, py::object packed_, int packed_isa, bool flipped) {
         Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
         Arr pk = arr_opt(packed_, "packed"), res = arr_opt(res_, "residual");
         check_float(x, "input");
@@ -178,7 +181,10 @@ CK_BIND(conv) {
         check_same_dtype(y, x, "output");
         CK_CHECK(!x.on_device() && !w.on_device() && !y.on_device(), "input",
                  "must be a host (NumPy) array for the channel-last forward");
-        const ConvParams p = make_params(x, w, y, "input", "weight", "output", stride, pad, dil, 1);
+        Arr wk = w;  // flipped: (C, K, 1, R, S), checked as the (K, C, 1, R, S) it stands for
+        if (flipped && wk.ndim() == 5) std::swap(wk.shape[0], wk.shape[1]);
+        const ConvParams p = make_params(x, wk, y, "input", "weight", "output", stride, pad, dil, 1);
+        if (flipped) pk = Arr();  // a packed weight is of the plain layout
         CK_CHECK(p.D == 1 && p.T == 1 && p.O == 1, "weight", "must be a 2-d kernel for the channel-last forward");
         if (b.data) {
           check_same_dtype(b, x, "bias");
@@ -189,6 +195,7 @@ CK_BIND(conv) {
         const bool fits = nhwc_fits(p);
         const bool use_pk = pk.data && fits && packed_isa == int(active_isa()) && !pk.on_device() &&
                             pk.size == nhwc_packed_size(w);
+        CK_CHECK(fits || !flipped, "weight", "flipped: only for geometries the channel-last forward runs");
         py::gil_scoped_release nogil;
         dispatch_float(x, "input", [&](auto t) {
           using T = decltype(t);
@@ -196,6 +203,7 @@ CK_BIND(conv) {
           o.relu = relu;
           o.residual = res.data ? res.ptr<T>() : nullptr;
           if (use_pk) o.wpacked = pk.ptr<T>();
+          o.w_flipped = flipped;
           auto* fn = fits ? conv_nhwc_fwd_stub.get<T>() : conv_fwd_ex_stub.get<T>();
           fn(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>(), o);
         });
@@ -203,7 +211,7 @@ CK_BIND(conv) {
       },
       py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("relu") = false, py::arg("residual") = py::none(),
-      py::arg("packed") = py::none(), py::arg("packed_isa") = -1);
+      py::arg("packed") = py::none(), py::arg("packed_isa") = -1, py::arg("flipped_weight") = false);
 
   // conv_nhwc_packed_size(weight (K, C, 1, R, S)) -> (values, isa): the size of the weight packed
   // for conv_nhwc_forward under the active ISA, and that ISA.

@@ -139,15 +139,15 @@ inline int64_t chunk_channels(const ConvParams& p) {
 }
 
 // One slice of the packed weight: channels [c0, c0 + cn) of block cb as [tap][c][NB], channel
-// k = cb * NB + lane, zero past K. L channels x L consecutive (c, tap) values of w at a time,
-// turned by a register transpose into L vectors of channels (lane by lane, a 512 x 4608 weight
-// took 2.4 ms).
+// k = cb * NB + lane, zero past K. L channels x L consecutive values of w at a time, turned by
+// a register transpose into L vectors of channels (lane by lane, a 512 x 4608 weight took
+// 2.4 ms). flipped: w is (C, K, R, S), read transposed with the taps reversed (ConvFwdOpts).
 template <class T, int NV>
-void pack_slice(const ConvParams& p, const T* w, int64_t cb, int64_t c0, int64_t cn, T* dst) {
+void pack_slice(const ConvParams& p, const T* w, bool flipped, int64_t cb, int64_t c0, int64_t cn, T* dst) {
   using V = Vec<T>;
   constexpr int L = kLanes<T>;
   constexpr int64_t NB = NV * L;
-  const int64_t RS = p.R * p.S, CRS = p.C * RS, j1 = (c0 + cn) * RS;
+  const int64_t RS = p.R * p.S, CRS = p.C * RS;
   for (int64_t kv = 0; kv < NV; ++kv) {
     const int64_t k0 = cb * NB + kv * L, kn = imin(L, p.K - k0);
     T* d0 = dst + kv * L;
@@ -155,18 +155,24 @@ void pack_slice(const ConvParams& p, const T* w, int64_t cb, int64_t c0, int64_t
       for (int64_t i = 0; i < RS * cn; ++i) vstore(d0 + i * NB, V{});
       continue;
     }
-    for (int64_t j0 = c0 * RS; j0 < j1; j0 += L) {
-      const int64_t jn = imin(L, j1 - j0);
+    // rows i < kn (channels k0 + i) of L consecutive values from src(i); after the transpose
+    // v[j] holds value j of every channel (zero past K), stored at slot(j)
+    auto block = [&](auto src, int64_t jn, auto slot) {
       V v[L];
-      for (int i = 0; i < L; ++i) {
-        const T* src = w + (k0 + i) * CRS + j0;
-        v[i] = i >= kn ? V{} : jn == L ? vload<V>(src) : vload_head<V>(src, jn);
-      }
-      transpose_tile<T>(v);  // v[j]: value j0 + j = (c, tap) of channels k0 ... (zero past K)
-      for (int64_t j = 0; j < jn; ++j) {
-        const int64_t c = (j0 + j) / RS - c0, t = (j0 + j) % RS;
-        vstore(d0 + (t * cn + c) * NB, v[j]);
-      }
+      for (int i = 0; i < L; ++i) v[i] = i >= kn ? V{} : jn == L ? vload<V>(src(i)) : vload_head<V>(src(i), jn);
+      transpose_tile<T>(v);
+      for (int64_t j = 0; j < jn; ++j) vstore(d0 + slot(j) * NB, v[j]);
+    };
+    if (!flipped) {  // w (K, C, R, S): values (c, tap) of channel k contiguous
+      const int64_t j1 = (c0 + cn) * RS;
+      for (int64_t j0 = c0 * RS; j0 < j1; j0 += L)
+        block([&](int i) { return w + (k0 + i) * CRS + j0; }, imin(L, j1 - j0),
+              [&](int64_t j) { return ((j0 + j) % RS) * cn + (j0 + j) / RS - c0; });
+    } else {  // w (C, K, R, S): the taps of (c, k) contiguous, reversed
+      for (int64_t c = c0; c < c0 + cn; ++c)
+        for (int64_t t0 = 0; t0 < RS; t0 += L)
+          block([&](int i) { return w + (c * p.K + k0 + i) * RS + t0; }, imin(L, RS - t0),
+                [&](int64_t j) { return (RS - 1 - (t0 + j)) * cn + c - c0; });
     }
   }
 }
@@ -178,7 +184,8 @@ int64_t pack(const ConvParams& p, const T* w, T* dst) {
   const int64_t RS = p.R * p.S, C = p.C, nblk = ceil_div(p.K, NB), cc = chunk_channels(p);
   if (dst)
     parallel_for(nblk, max_threads() > 1 && nblk * NB * C * RS > kParallelGrain, [&](int64_t cb) {
-      for (int64_t c0 = 0; c0 < C; c0 += cc) pack_slice<T, NV>(p, w, cb, c0, imin(cc, C - c0), dst + (cb * C + c0) * RS * NB);
+      for (int64_t c0 = 0; c0 < C; c0 += cc)
+        pack_slice<T, NV>(p, w, false, cb, c0, imin(cc, C - c0), dst + (cb * C + c0) * RS * NB);
     });
   return nblk * RS * C * NB;
 }
@@ -220,7 +227,7 @@ void forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, cons
         for (int64_t c0 = 0; c0 < C; c0 += cc) {
           const int64_t cn = imin(cc, C - c0);
           const T* wk = o.wpacked ? o.wpacked + (cb * C + c0) * RS * NB : slice;
-          if (!o.wpacked) pack_slice<T, NV>(p, w, cb, c0, cn, slice);
+          if (!o.wpacked) pack_slice<T, NV>(p, w, o.w_flipped, cb, c0, cn, slice);
           for (int64_t tile = t0; tile < t1; ++tile) {
             const T* px[MR];
             for (int i = 0; i < MR; ++i) {

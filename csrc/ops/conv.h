@@ -34,6 +34,10 @@ struct ConvFwdOpts {
   const T* wpacked_cl = nullptr;
   const T* residual = nullptr;
   bool relu = false;
+  // conv_nhwc_fwd_stub only: w is (C, K, R, S), the weight of the convolution whose input
+  // gradient this forward computes, read transposed and flipped (tap (r, s) of output channel k
+  // from input channel c is w[c][k][R-1-r][S-1-s]); wpacked is then unused.
+  bool w_flipped = false;
 };
 template <class T>
 using conv_fwd_ex_sig = void(const ConvParams& p, const T* x, const T* w, const T* b, T* y, const ConvFwdOpts<T>& o);

@@ -321,6 +321,19 @@ def _nhwc(geom, x, w, b, relu=False, residual=None, packed=None):
                                    pk, isa)
 
 
+def _grad_input_nhwc(geom, dy):
+    """grad_input runs as a channel-last forward (the convolution of grad_output with the
+    flipped, transposed kernel) where 'auto' would pick that forward for it: CPU arrays, 2-d,
+    one group, stride 1, leading padding within the dilated kernel, and _prefer_nhwc's
+    kernel, channel and position counts with grad_output's channels as the input's."""
+    if _cuda.current_device() is not None or not isinstance(dy, np.ndarray) or not _nhwc_ok(geom):
+        return False
+    ks = geom.w_shape[2:]
+    return (geom.stride == (1, 1) and math.prod(ks) > 1 and geom.w_shape[0] >= 16
+            and all(lo <= d * (k - 1) for (lo, _), d, k in zip(geom.pads, geom.dilation, ks))
+            and geom.x_shape[0] * math.prod(geom.x_shape[2:]) >= 32)
+
+
 def _grad_input(geom, dy, w, dtype):
     # 3x3 stride 1: grad_input is the convolution of grad_output with the flipped, transposed
     # kernel and leading padding 2 - pad (Winograd when it pays)
@@ -329,6 +342,17 @@ def _grad_input(geom, dy, w, dtype):
             and _prefer_winograd(np.dtype(dtype), N, geom.x_shape[2:], K, geom.x_shape[1])):
         wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         return _winograd(dy, wt, None, geom.x_shape, 2 - geom.pads[0][0], 2 - geom.pads[1][0])[0]
+    if _grad_input_nhwc(geom, dy):
+        # any stride-1 2-d kernel: the same convolution, through the channel-last GEMM, with
+        # leading padding dilation * (k - 1) - pad
+        # (w read transposed and flipped by the kernel: a NumPy copy took 6 ms for 512 x 512 x 3 x 3)
+        ks, dil = geom.w_shape[2:], geom.dilation
+        _check_workspace(geom, dtype, geom.x_shape, "grad_input")
+        dx = U.empty(geom.x_shape, dtype, "grad_input")
+        pads = [d * (k - 1) - lo for (lo, _), d, k in zip(geom.pads, dil, ks)]
+        _C.conv_nhwc_forward(_as5d(dy, 2), _as5d(np.ascontiguousarray(w), 2), None, _as5d(dx, 2), (1, 1, 1),
+                             (0, pads[0], pads[1]), (1, dil[0], dil[1]), flipped_weight=True)
+        return dx
     _check_workspace(geom, dtype, geom.x_shape, "grad_input")
     dx = U.empty(geom.x_shape, dtype, "grad_input")
     if dx.size == 0:
