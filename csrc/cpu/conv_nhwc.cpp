@@ -55,8 +55,8 @@ int block_vectors(int64_t K) {
 //   acc[i][:] += px[i][tapoff[t] + c] * w[(t * cn + c) * NB + :]
 // then ct[i * ldc + :] = acc (or += acc when accumulate).
 template <class T, int NV, int MR>
-void ukernel(int64_t ntap, const int64_t* tapoff, int64_t wtap, int64_t cn, const T* const* px, const T* w, T* ct,
-             int64_t ldc, bool accumulate) {  // (wtap = cn * NB)
+void ukernel(int64_t ntap, const int64_t* tapoff, int64_t cn, const T* const* px, const T* w, T* ct, int64_t ldc,
+             bool accumulate) {
   using V = Vec<T>;
   constexpr int L = kLanes<T>, NB = NV * L;
   V acc[MR][NV];
@@ -68,7 +68,7 @@ void ukernel(int64_t ntap, const int64_t* tapoff, int64_t wtap, int64_t cn, cons
     const T* p[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) p[i] = px[i] + tapoff[t];
-    const T* wt = w + t * wtap;
+    const T* wt = w + t * cn * NB;
 #pragma GCC unroll 2
     for (int64_t c = 0; c < cn; ++c) {
       V wv[NV];
@@ -203,10 +203,17 @@ void forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, cons
   static thread_local Buffer xbuf, cbuf, obuf;
   T* xp = xbuf.get<T>(p.N * Hp * Wp * C);
   T* ct = cbuf.get<T>(ntile * MR * ldc);
-  int64_t* tapoff = obuf.get<int64_t>(RS);
+  // where each tap sits from an output's corner, and where each output's corner sits in the
+  // copy (rows past the last output: the last one again, their results unused)
+  int64_t* tapoff = obuf.get<int64_t>(RS + ntile * MR);
+  int64_t* posoff = tapoff + RS;
   to_nhwc(p, x, Hp, Wp, xp);
   for (int64_t r = 0; r < p.R; ++r)
     for (int64_t s = 0; s < p.S; ++s) tapoff[r * p.S + s] = (r * dh * Wp + s * dw) * C;
+  for (int64_t i = 0; i < ntile * MR; ++i) {
+    const int64_t n = imin(i, npos - 1), im = n / PQ, pp = n % PQ / p.Q, q = n % p.Q;
+    posoff[i] = ((im * Hp + pp * sh) * Wp + q * sw) * C;
+  }
   const int nt = max_threads();
   const bool par = nt > 1 && double(npos) * double(K) * double(RS * C) > 2e5;
   // Threads split the channel blocks when they divide evenly enough (each thread then reads,
@@ -230,12 +237,8 @@ void forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, cons
           if (!o.wpacked) pack_slice<T, NV>(p, w, o.w_flipped, cb, c0, cn, slice);
           for (int64_t tile = t0; tile < t1; ++tile) {
             const T* px[MR];
-            for (int i = 0; i < MR; ++i) {
-              const int64_t n = imin(tile * MR + i, npos - 1);  // past the end: a real position, result unused
-              const int64_t im = n / PQ, pp = n % PQ / p.Q, q = n % p.Q;
-              px[i] = xp + ((im * Hp + pp * sh) * Wp + q * sw) * C + c0;
-            }
-            ukernel<T, NV, MR>(RS, tapoff, cn * NB, cn, px, wk, ct + tile * MR * ldc + cb * NB, ldc, c0 > 0);
+            for (int i = 0; i < MR; ++i) px[i] = xp + posoff[tile * MR + i] + c0;
+            ukernel<T, NV, MR>(RS, tapoff, cn, px, wk, ct + tile * MR * ldc + cb * NB, ldc, c0 > 0);
           }
         }
     } catch (...) {  // an exception may not leave a parallel region

@@ -303,9 +303,12 @@ def _prefer_nhwc(geom):
     the gain on small planes (512 channels on 7x7 at batch 1: 1.7x im2col's time), so those stay
     with im2col. The rule looks at the geometry only, so a PackedConvWeight gives bit for bit
     the plain weight's result."""
-    kvol = math.prod(geom.w_shape[2:])
-    positions = geom.y_shape[0] * math.prod(geom.out)
-    return _nhwc_ok(geom) and kvol > 1 and geom.w_shape[1] >= 16 and positions >= 32
+    return _nhwc_ok(geom) and _nhwc_pays(geom.w_shape[2:], geom.w_shape[1], geom.y_shape[0] * math.prod(geom.out))
+
+
+def _nhwc_pays(kernel, in_channels, positions):
+    """_prefer_nhwc's measured thresholds, for the forward or the grad_input as a forward."""
+    return math.prod(kernel) > 1 and in_channels >= 16 and positions >= 32
 
 
 def _nhwc(geom, x, w, b, relu=False, residual=None, packed=None):
@@ -329,9 +332,8 @@ def _grad_input_nhwc(geom, dy):
     if _cuda.current_device() is not None or not isinstance(dy, np.ndarray) or not _nhwc_ok(geom):
         return False
     ks = geom.w_shape[2:]
-    return (geom.stride == (1, 1) and math.prod(ks) > 1 and geom.w_shape[0] >= 16
-            and all(lo <= d * (k - 1) for (lo, _), d, k in zip(geom.pads, geom.dilation, ks))
-            and geom.x_shape[0] * math.prod(geom.x_shape[2:]) >= 32)
+    return (geom.stride == (1, 1) and all(lo <= d * (k - 1) for (lo, _), d, k in zip(geom.pads, geom.dilation, ks))
+            and _nhwc_pays(ks, geom.w_shape[0], geom.x_shape[0] * math.prod(geom.x_shape[2:])))
 
 
 def _grad_input(geom, dy, w, dtype):
