@@ -1,6 +1,7 @@
 """A/B two builds of convkern in one process, calls interleaved: is a kernel change faster?
 
     python benchmarks/ab_builds.py OLD_PKG NEW_PKG [--threads 2] [--batch 1] [--filter rn50] [--rounds 30]
+        [--layer C,H,W,K,R,S,stride,pad,groups ...]
 
 OLD_PKG and NEW_PKG are convkern package directories that contain a built `_C` (for example
 `python/convkern` of two worktrees after `scripts/dev_build.sh`). Both are imported under other
@@ -46,6 +47,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--filter", default="")
     ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--layer", action="append", default=[], metavar="C,H,W,K,R,S,stride,pad,groups",
+                    help="a layer of your own (repeatable); with --layer only these run unless --filter is given")
     a = ap.parse_args()
     root = tempfile.mkdtemp(prefix="ck_ab_")
     sys.path.insert(0, root)
@@ -57,6 +60,14 @@ def main() -> int:
         rng = np.random.default_rng(0)
         layers = (shapes.RESNET50_CONV + shapes.GOOGLENET_4A_CONV + shapes.VGG16_CONV + shapes.ALEXNET_CONV
                   + shapes.MOBILENETV2_CONV)
+        own = []
+        for spec in a.layer:
+            v = [int(t) for t in spec.split(",")]
+            if len(v) != 9:
+                raise SystemExit(f"--layer {spec}: want C,H,W,K,R,S,stride,pad,groups")
+            own.append((f"layer {spec}", *v))
+        if own:
+            layers = own + (layers if a.filter else [])
         print(f"{a.threads} threads, batch {a.batch}; lower quartile of {a.rounds} interleaved calls each")
         for name, C, H, W, K, R, S, stride, pad, groups in layers:
             if a.filter not in name:

@@ -442,10 +442,62 @@ void folded_product(int64_t N, int64_t Cin, int64_t Cout, int64_t PQ, const T* A
   swap_outer(ot, Cout, N, PQ, out);
 }
 
-// the same with in (N x Cin x PQ) as the columns
+// The Cin x N*PQ columns of a batch-folded pointwise product (column n*PQ + q of row c is
+// x[n][c][q]) packed straight from the N x Cin x PQ array: each panel row is copied from the
+// one or more images its columns cross; a full panel inside one image may be read in place
+// (GemmEpi::bdirect).
+template <class T>
+struct FoldedColumns {
+  const T* x;
+  int64_t C, PQ;
+  static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst) {
+    const FoldedColumns& f = *static_cast<const FoldedColumns*>(ctx);
+    constexpr int64_t NR = kGemmNR<T>;
+    for (int64_t j0 = 0; j0 < nc; j0 += NR) {
+      const int64_t nr = imin(NR, nc - j0), col = n0 + j0, q = col % f.PQ;
+      T* d = dst + j0 * kc;
+      const T* s = f.x + ((col / f.PQ) * f.C + pc) * f.PQ + q;
+      if (nr == NR && q + NR <= f.PQ) {  // one image
+        for (int64_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, s + k * f.PQ, NR * sizeof(T));
+        continue;
+      }
+      for (int64_t done = 0, c = col; done < nr;) {  // runs, one per image crossed
+        const int64_t qc = c % f.PQ, len = imin(nr - done, f.PQ - qc);
+        const T* sr = f.x + ((c / f.PQ) * f.C + pc) * f.PQ + qc;
+        for (int64_t k = 0; k < kc; ++k)
+          for (int64_t j = 0; j < len; ++j) d[k * NR + done + j] = sr[k * f.PQ + j];
+        done += len;
+        c += len;
+      }
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t j = nr; j < NR; ++j) d[k * NR + j] = T(0);
+    }
+  }
+  static const T* direct(const void* ctx, int64_t pc, int64_t n0, int64_t* ldb) {
+    const FoldedColumns& f = *static_cast<const FoldedColumns*>(ctx);
+    const int64_t q = n0 % f.PQ;
+    if (q + kGemmNR<T> > f.PQ) return nullptr;
+    *ldb = f.PQ;
+    return f.x + ((n0 / f.PQ) * f.C + pc) * f.PQ + q;
+  }
+};
+
+// the same with in (N x Cin x PQ) as the columns, packed in place (FoldedColumns), unless
+// gemm() would rather transpose the product (a handful of positions: then through copies)
 template <class T>
 void pointwise_batched(int64_t N, int64_t Cin, int64_t Cout, int64_t PQ, const T* A, int64_t rsa, int64_t csa,
                        const T* in, T* out, const GemmEpi<T>& ex = {}) {
+  const int64_t NP = N * PQ;
+  if (Cout > 1 && NP > 1 && !gemm_prefers_transpose<T>(Cout, NP)) {
+    static thread_local Buffer out_buf;
+    T* ot = out_buf.get<T>(Cout * NP);
+    const FoldedColumns<T> fc{in, Cin, PQ};
+    GemmEpi<T> e = ex;
+    e.bdirect = &FoldedColumns<T>::direct;
+    gemm_packed<T>(Cout, NP, Cin, T(1), A, rsa, csa, &FoldedColumns<T>::pack, &fc, T(0), ot, NP, 1, e);
+    swap_outer(ot, Cout, N, PQ, out);
+    return;
+  }
   folded_product<T>(N, Cin, Cout, PQ, A, rsa, csa, [&](T* it) { swap_outer(in, N, Cin, PQ, it); }, out, ex);
 }
 

@@ -43,11 +43,12 @@ struct Tile {
 // One MR x NR tile: acc = sum_k a[k][0:MR] (x) b[k][0:NR], then C = alpha*acc + beta*C
 // for the top-left mr x nr corner; then, when C is final, C += bias[i] per row (bias non-null),
 // C += res (res non-null: a matrix with C's strides) and C = max(C, 0) (relu; NaN stays NaN).
-// a and b are packed panels (MR resp. NR values per k). Only the first ROWS (>= mr) rows are
+// a is a packed panel (MR values per k); b holds NR values per k, rows ldb apart (a packed
+// panel: ldb = NR; a panel read in place: the matrix's row stride). Only the first ROWS (>= mr) rows are
 // computed: a partial panel's zero rows cost nothing (a 64-row weight is 5 full panels and a
 // 4-row one, not 72 rows of multiply-adds).
 template <class T, int ROWS>
-void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c, int64_t rsc,
+void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t ldb, T* __restrict c, int64_t rsc,
              int64_t csc, int mr, int nr, T alpha, T beta, const T* bias, const T* res, bool relu) {
   using V = Vec<T>;
   constexpr int MR = ROWS, NV = Tile<T>::NV, L = kLanes<T>, NR = Tile<T>::NR, STEP = Tile<T>::MR;
@@ -73,7 +74,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
       for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
     }
     a += STEP;
-    b += NR;
+    b += ldb;
   }
   if (mr == MR && nr == NR && csc == 1) {
     const V va = vbroadcast<V>(alpha);
@@ -108,8 +109,8 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
 
 // ukernel<T, ROWS> for ROWS = 1..MR, indexed by ROWS - 1
 template <class T>
-using UkernelFn = void (*)(int64_t, const T*, const T*, T*, int64_t, int64_t, int, int, T, T, const T*, const T*,
-                           bool);
+using UkernelFn = void (*)(int64_t, const T*, const T*, int64_t, T*, int64_t, int64_t, int, int, T, T, const T*,
+                           const T*, bool);
 template <class T, std::size_t... R>
 constexpr std::array<UkernelFn<T>, sizeof...(R)> ukernel_table(std::index_sequence<R...>) {
   return {&ukernel<T, int(R) + 1>...};
@@ -317,6 +318,15 @@ struct MatrixB {
         __builtin_prefetch(r + NR - 1, 0, 2);
       }
   }
+  // Full panels of a unit-stride B are read in place. (Measured at batch 8, 2 threads: faster
+  // than packing for every row stride tried, 784 bytes to 50 KB, powers of two included, with
+  // 12 to 24 rows of A; prefetching the next panel's rows in software made it slower.)
+  static const T* direct(const void* ctx, int64_t pc, int64_t n0, int64_t* ldb) {
+    const MatrixB& m = *static_cast<const MatrixB*>(ctx);
+    if (m.csb != 1) return nullptr;
+    *ldb = m.rsb;
+    return m.B + pc * m.rsb + n0;
+  }
 };
 
 // One thread's GEMM on rows [m0, m0 + M) and columns [n0, n0 + N) of the whole product (A, C
@@ -372,16 +382,18 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     for (int64_t o = lo & ~int64_t(63); o < hi; o += 64) __builtin_prefetch(base + o, 0, 2);
   };
   // the epilogue applies once C is complete: on the last K slice
-  auto tile = [&](int64_t kc, const T* a, const T* b, int64_t i, int64_t j, int64_t mr, int64_t nr, T beta_pc,
-                  bool last) {
-    kUkernels<T>[mr - 1](kc, a, b, C + i * rsc + j * csc, rsc, csc, int(mr), int(nr), alpha, beta_pc,
+  auto tile = [&](int64_t kc, const T* a, const T* b, int64_t ldb, int64_t i, int64_t j, int64_t mr, int64_t nr,
+                  T beta_pc, bool last) {
+    kUkernels<T>[mr - 1](kc, a, b, ldb, C + i * rsc + j * csc, rsc, csc, int(mr), int(nr), alpha, beta_pc,
                last && ex.bias ? ex.bias + i : nullptr, last && ex.residual ? ex.residual + i * rsc + j * csc : nullptr,
                last && ex.relu);
   };
   if (M <= MC) {
     // All of A fits one MC block, so each B panel is used once: pack it just before use, into
     // L1, instead of packing the whole NC x KC block out to L3 and reading it back.
+    // With one or two A panels, B's full panels are read in place where ex.bdirect finds them.
     const int64_t mpanels = ceil_div(M, MR);
+    const bool direct = ex.bdirect && !ex.bpacked && mpanels <= 2;
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = imin(KC, K - pc);
       const T beta_pc = pc == 0 ? beta : T(1);
@@ -390,9 +402,14 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
       for (int64_t j = 0; j < N; j += NR) {
         const int64_t nr = imin(NR, N - j);
         prefetch_next_a(pc, 0, j / NR, npanels);
-        const T* bp = b_panels(pc, kc, j, nr);
+        int64_t ldb = NR;
+        const T* bp = direct && nr == NR ? ex.bdirect(ctx, pc, n0 + j, &ldb) : nullptr;
+        if (!bp) {
+          ldb = NR;
+          bp = b_panels(pc, kc, j, nr);
+        }
         for (int64_t ip = 0; ip < mpanels; ++ip)
-          tile(kc, ap + ip * MR * kc, bp, ip * MR, j, imin(MR, M - ip * MR), nr, beta_pc, pc + kc == K);
+          tile(kc, ap + ip * MR * kc, bp, ldb, ip * MR, j, imin(MR, M - ip * MR), nr, beta_pc, pc + kc == K);
       }
     }
     return;
@@ -415,7 +432,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
         for (int64_t jp = 0; jp < npanels; ++jp) {
           prefetch_next_a(pc, ic, jp, npanels);
           for (int64_t ip = 0; ip < mpanels; ++ip)
-            tile(kc, ap + ip * MR * kc, bp + jp * NR * kc, ic + ip * MR, jc + jp * NR, imin(MR, mc - ip * MR),
+            tile(kc, ap + ip * MR * kc, bp + jp * NR * kc, NR, ic + ip * MR, jc + jp * NR, imin(MR, mc - ip * MR),
                  imin(NR, nc - jp * NR), beta_pc, pc + kc == K);
         }
       }
@@ -494,7 +511,9 @@ template <class T>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
                   int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc, const GemmEpi<T>& ex) {
   const MatrixB<T> mb{B, rsb, csb};
-  gemm_packed<T>(M, N, K, alpha, A, rsa, csa, &MatrixB<T>::pack, &mb, beta, C, rsc, csc, ex);
+  GemmEpi<T> e = ex;
+  e.bdirect = &MatrixB<T>::direct;
+  gemm_packed<T>(M, N, K, alpha, A, rsa, csa, &MatrixB<T>::pack, &mb, beta, C, rsc, csc, e);
 }
 
 template <class T>
