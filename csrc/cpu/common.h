@@ -253,26 +253,33 @@ constexpr int64_t kParallelGrain = 1 << 15;
 // y (K x P) = ct (P x K, rows ld >= K apart)^T, + b per channel (b may be null), + res (null, or K x P), then
 // max(y, 0) if relu: a channel-last product back to y's layout with the epilogue, in the
 // micro-kernel's order of operations (so the same values as a product that applied it).
+// For N images at once: image n's rows at ct + n*P*ld, its y and res at + n*K*P; the threads
+// split images x channel vectors (per image, a 14x14 plane with 48 channels stayed on one thread).
 template <class T>
-void transpose_epilogue(const T* ct, int64_t P, int64_t K, int64_t ld, const T* b, const T* res, bool relu, T* y) {
+void transpose_epilogue(const T* ct, int64_t P, int64_t K, int64_t ld, const T* b, const T* res, bool relu, T* y,
+                        int64_t N = 1) {
   using V = Vec<T>;
   constexpr int L = kLanes<T>;
-  parallel_for(ceil_div(K, L), max_threads() > 1 && P * K > kParallelGrain, [&](int64_t blk) {
-    const int64_t k0 = blk * L, kn = imin(L, K - k0);
+  const int64_t kb = ceil_div(K, L);
+  parallel_for(N * kb, max_threads() > 1 && N * P * K > kParallelGrain && N * kb > 1, [&](int64_t job) {
+    const int64_t n = job / kb, k0 = job % kb * L, kn = imin(L, K - k0);
+    const T* ctn = ct + n * P * ld;
+    T* yn = y + n * K * P;
+    const T* rn = res ? res + n * K * P : nullptr;
     for (int64_t p0 = 0; p0 < P; p0 += L) {
       const int64_t pn = imin(L, P - p0);
       V v[L];
       for (int i = 0; i < L; ++i) {
-        const T* src = ct + (p0 + i) * ld + k0;
+        const T* src = ctn + (p0 + i) * ld + k0;
         v[i] = i >= pn ? V{} : kn == L ? vload<V>(src) : vload_head<V>(src, kn);
       }
       transpose_tile<T>(v);  // v[j]: channel k0 + j at positions p0 ...
       for (int64_t j = 0; j < kn; ++j) {
         V r = v[j];
-        T* dst = y + (k0 + j) * P + p0;
+        T* dst = yn + (k0 + j) * P + p0;
         if (b) r += vbroadcast<V>(b[k0 + j]);
-        if (res) {
-          const T* rs = res + (k0 + j) * P + p0;
+        if (rn) {
+          const T* rs = rn + (k0 + j) * P + p0;
           r += pn == L ? vload<V>(rs) : vload_head<V>(rs, pn);
         }
         if (relu) r = r < T(0) ? V{} : r;

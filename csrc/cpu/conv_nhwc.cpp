@@ -210,10 +210,6 @@ void forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, cons
   to_nhwc(p, x, Hp, Wp, xp);
   for (int64_t r = 0; r < p.R; ++r)
     for (int64_t s = 0; s < p.S; ++s) tapoff[r * p.S + s] = (r * dh * Wp + s * dw) * C;
-  for (int64_t i = 0; i < ntile * MR; ++i) {
-    const int64_t n = imin(i, npos - 1), im = n / PQ, pp = n % PQ / p.Q, q = n % p.Q;
-    posoff[i] = ((im * Hp + pp * sh) * Wp + q * sw) * C;
-  }
   const int nt = max_threads();
   const bool par = nt > 1 && double(npos) * double(K) * double(RS * C) > 2e5;
   // Threads split the channel blocks when they divide evenly enough (each thread then reads,
@@ -228,6 +224,11 @@ void forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, cons
     const int64_t t0 = split_blocks ? 0 : ntile * ti / tn, t1 = split_blocks ? ntile : ntile * (ti + 1) / tn;
     const int64_t b0 = split_blocks ? nblk * ti / tn : 0, b1 = split_blocks ? nblk * (ti + 1) / tn : nblk;
     static thread_local Buffer sbuf;
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < ntile * MR; ++i) {
+      const int64_t n = imin(i, npos - 1), im = n / PQ, pp = n % PQ / p.Q, q = n % p.Q;
+      posoff[i] = ((im * Hp + pp * sh) * Wp + q * sw) * C;
+    }  // (a barrier: with the channel blocks split, every thread reads every tile's offsets)
     try {
       T* slice = o.wpacked ? nullptr : sbuf.get<T>(cc * RS * NB);
       for (int64_t cb = b0; cb < b1; ++cb)
@@ -247,9 +248,7 @@ void forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, cons
     }
   }
   if (err) std::rethrow_exception(err);
-  for (int64_t n = 0; n < p.N; ++n)
-    transpose_epilogue(ct + n * PQ * ldc, PQ, K, ldc, b, o.residual ? o.residual + n * K * PQ : nullptr, o.relu,
-                       y + n * K * PQ);
+  transpose_epilogue(ct, PQ, K, ldc, b, o.residual, o.relu, y, p.N);
 }
 
 template <class T>
