@@ -317,6 +317,9 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
 // be read in place; nullptr: pack it. Called with the packing function's ctx. Only taken when
 // each B panel serves at most two MR-row panels of A: packing then costs about what the
 // product does (a 1x1 convolution with 16 output channels spent 40% of its time copying).
+// brows: the packing function reads B's rows in long runs when asked for many panels at once,
+// so that panels are packed about 512 KB at a time (into L2) rather than one by one (into L1,
+// each of its rows a separate stream from DRAM); for a B streamed from memory once.
 template <class T>
 using PackB = void (*)(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst);
 template <class T>
@@ -328,6 +331,7 @@ struct GemmEpi {
   const void* actx = nullptr;
   const T* bpacked = nullptr;
   DirectB<T> bdirect = nullptr;
+  bool brows = false;
   const T* bias = nullptr;
   const T* residual = nullptr;
   bool relu = false;
