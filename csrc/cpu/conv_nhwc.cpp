@@ -118,6 +118,9 @@ void to_nhwc(const ConvParams& p, const T* x, int64_t Hp, int64_t Wp, T* xp) {
         for (int i = 0; i < L; ++i) {
           const T* src = s + (c0 + i) * HW + (w0 - lo);
           v[i] = i >= cn ? V{} : wn == L ? vload<V>(src) : vload_head<V>(src, wn);
+          // the same columns of the next input row: each channel's plane is a stream of its
+          // own, more streams than the hardware prefetcher follows (the copy ran at 18 GB/s)
+          if (i < cn && ih + 1 < p.H) __builtin_prefetch(src + p.W, 0, 1);
         }
         transpose_tile<T>(v);  // v[j]: column w0 + j, channels c0 ...
         for (int64_t j = 0; j < wn; ++j) {
