@@ -409,8 +409,9 @@ bool channel_last_product(const ConvParams& p) {
 }
 
 // Pointwise layers with small planes (the 7x7 and 14x14 1x1 convolutions at batch > 1) run as
-// one GEMM over the whole batch through channel-major copies: per-image GEMMs would repack the
-// whole weight (up to MBs) for every image and run with an output only PQ wide. (pw: the layer
+// one GEMM over the whole batch, its columns packed from every image (FoldedColumns) and its
+// output copied back channel-major: per-image GEMMs would repack the whole weight (up to MBs)
+// for every image and run with an output only PQ wide. (pw: the layer
 // is pointwise, or, in the forward, a strided 1x1 through its gathered columns.)
 inline bool batch_pointwise(const ConvParams& p, bool pw) { return pw && p.G == 1 && p.N > 1 && p.out_plane() < 256; }
 
@@ -450,35 +451,35 @@ template <class T>
 struct FoldedColumns {
   const T* x;
   int64_t C, PQ;
+  const T* at(int64_t col, int64_t row) const { return x + ((col / PQ) * C + row) * PQ + col % PQ; }
   static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst) {
     const FoldedColumns& f = *static_cast<const FoldedColumns*>(ctx);
     constexpr int64_t NR = kGemmNR<T>;
     for (int64_t j0 = 0; j0 < nc; j0 += NR) {
-      const int64_t nr = imin(NR, nc - j0), col = n0 + j0, q = col % f.PQ;
+      const int64_t nr = imin(NR, nc - j0), col = n0 + j0;
       T* d = dst + j0 * kc;
-      const T* s = f.x + ((col / f.PQ) * f.C + pc) * f.PQ + q;
-      if (nr == NR && q + NR <= f.PQ) {  // one image
+      if (nr == NR && col % f.PQ + NR <= f.PQ) {  // one image: constant-size row copies
+        const T* s = f.at(col, pc);
         for (int64_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, s + k * f.PQ, NR * sizeof(T));
         continue;
       }
-      for (int64_t done = 0, c = col; done < nr;) {  // runs, one per image crossed
-        const int64_t qc = c % f.PQ, len = imin(nr - done, f.PQ - qc);
-        const T* sr = f.x + ((c / f.PQ) * f.C + pc) * f.PQ + qc;
+      for (int64_t done = 0; done < nr;) {  // runs, one per image crossed
+        const int64_t c = col + done, len = imin(nr - done, f.PQ - c % f.PQ);
+        const T* s = f.at(c, pc);
         for (int64_t k = 0; k < kc; ++k)
-          for (int64_t j = 0; j < len; ++j) d[k * NR + done + j] = sr[k * f.PQ + j];
+          for (int64_t j = 0; j < len; ++j) d[k * NR + done + j] = s[k * f.PQ + j];
         done += len;
-        c += len;
       }
-      for (int64_t k = 0; k < kc; ++k)
-        for (int64_t j = nr; j < NR; ++j) d[k * NR + j] = T(0);
+      if (nr < NR)
+        for (int64_t k = 0; k < kc; ++k)
+          for (int64_t j = nr; j < NR; ++j) d[k * NR + j] = T(0);
     }
   }
   static const T* direct(const void* ctx, int64_t pc, int64_t n0, int64_t* ldb) {
     const FoldedColumns& f = *static_cast<const FoldedColumns*>(ctx);
-    const int64_t q = n0 % f.PQ;
-    if (q + kGemmNR<T> > f.PQ) return nullptr;
+    if (n0 % f.PQ + kGemmNR<T> > f.PQ) return nullptr;
     *ldb = f.PQ;
-    return f.x + ((n0 / f.PQ) * f.C + pc) * f.PQ + q;
+    return f.at(n0, pc);
   }
 };
 

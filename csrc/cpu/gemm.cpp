@@ -297,15 +297,18 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
   return gemm_blocked<T>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, {});
 }
 
-// Packs rows [pc, pc+kc) x columns [n0, n0+nc) of an ordinary strided B into NR-wide panels.
+// Packs rows [pc, pc+kc) x columns [n0, n0+nc) of an ordinary strided B into NR-wide panels;
+// rows: B is larger than L2 and unit-stride, so several panels are packed row by row
+// (GemmEpi::brows).
 template <class T>
 struct MatrixB {
   const T* B;
   int64_t rsb, csb;
+  bool rows = false;
   static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst) {
     const MatrixB& m = *static_cast<const MatrixB*>(ctx);
     constexpr int64_t NR = Tile<T>::NR;
-    if (m.csb == 1 && nc > NR) {
+    if (m.rows && nc > NR) {
       // Several panels of unit-stride rows: row by row, each read as one run (the hardware
       // prefetcher follows it; panel by panel, every row is a separate stream from DRAM).
       const int64_t full = nc / NR, tail = nc - full * NR;
@@ -534,12 +537,13 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
 template <class T>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
                   int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc, const GemmEpi<T>& ex) {
-  const MatrixB<T> mb{B, rsb, csb};
-  GemmEpi<T> e = ex;
-  e.bdirect = &MatrixB<T>::direct;
   // (a B larger than L2 streams from memory; a smaller one, such as Winograd's transformed
   // tiles, is read faster panel by panel: 3x3 layers through Winograd ran 10% slower grouped)
-  e.brows = csb == 1 && double(K) * double(N) * double(sizeof(T)) > double(2 << 20);
+  const bool rows = csb == 1 && double(K) * double(N) * double(sizeof(T)) > double(2 << 20);
+  const MatrixB<T> mb{B, rsb, csb, rows};
+  GemmEpi<T> e = ex;
+  e.bdirect = &MatrixB<T>::direct;
+  e.brows = rows;
   gemm_packed<T>(M, N, K, alpha, A, rsa, csa, &MatrixB<T>::pack, &mb, beta, C, rsc, csc, e);
 }
 
