@@ -249,6 +249,9 @@ GRADCHECK = [
     ("conv2d", (1, 2, 2, (4, 5), (2, 3), (2, 1), 1, 1, 1, True, "c"), {"algo": "im2col"}),
     ("conv2d", (2, 2, 2, (4, 4), (2, 2), 1, "same", 2, 2, False, "c"), {"algo": "direct"}),
     ("conv2d", (1, 2, 4, (3, 3), (1, 1), 1, 0, 1, 2, True, "c"), {}),
+    # 1x1 at batch > 1 (the batch-folded product): panels inside an image read in place and
+    # panels crossing images packed (float64 AVX-512 panels are 16 wide; 20 positions per image)
+    ("conv2d", (2, 3, 5, (4, 5), (1, 1), 1, 0, 1, 1, True, "c"), {}),
     # the channel-last kernel: forward and grad_input (16 channels, 36 positions)
     ("conv2d", (1, 16, 16, (6, 6), (3, 3), 1, 1, 1, 1, True, "c"), {"algo": "nhwc"}),
     ("conv3d", (1, 2, 2, (3, 3, 4), (2, 2, 2), (1, 1, 2), (1, 0, 1), 1, 1, True, "c"), {}),
