@@ -164,6 +164,13 @@ def empty(shape, dtype, name: str = "output"):
     return _C.empty(shape, dtype)
 
 
+def empty_unchecked(shape, dtype):
+    """empty() for a size the caller has already checked (a tuple of ints): no size check."""
+    if _cuda.current_device() is not None:
+        return _cuda.empty(shape, np.dtype(dtype))
+    return _C.empty(shape, np.dtype(dtype))
+
+
 def zeros(shape, dtype, name: str = "output"):
     out = empty(shape, dtype, name)
     out.fill(0)

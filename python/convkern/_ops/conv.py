@@ -92,14 +92,51 @@ class _Geom:
         self.x_shape = tuple(x_shape)
         self.w_shape = tuple(w_shape)
         self.y_shape = (x_shape[0], K) + self.out
+        self.memo = {}  # per-call decisions taken once for this geometry (_geom reuses it)
+        self._native = None
 
     def native(self):
         """(stride, padding, dilation, groups) as the 3-d native kernels take them (leading pads)."""
-        return (_pad3(self.stride, self.nd, 1), _pad3([lo for lo, _ in self.pads], self.nd, 0),
-                _pad3(self.dilation, self.nd, 1), self.groups)
+        if self._native is None:
+            self._native = (_pad3(self.stride, self.nd, 1), _pad3([lo for lo, _ in self.pads], self.nd, 0),
+                            _pad3(self.dilation, self.nd, 1), self.groups)
+        return self._native
 
     def symmetric_padding(self):
         return all(lo == hi for lo, hi in self.pads)
+
+
+_GEOMS: dict = {}
+_GEOMS_MAX = 1024
+
+
+def _key_part(v):
+    """A stride/padding/dilation/groups argument as part of a cache key: ints and strings, and
+    tuples or lists of ints, each of exactly that type (1, 1.0, True and np.int64(1) compare
+    equal but do not validate alike); None for anything else (that call is not cached)."""
+    t = type(v)
+    if t is int or t is str:
+        return v
+    if (t is tuple or t is list) and all(type(e) is int for e in v):
+        return tuple(v)
+    return None
+
+
+def _geom(nd, x_shape, w_shape, stride, padding, dilation, groups):
+    """_Geom(nd, x_shape, w_shape, ...), the same object for every call with these shapes and
+    arguments: its validation and the decisions kept in ``memo`` (which kernel, the workspace
+    check) are made once, not per call (they were about 12 us of a 20 us call on a tiny
+    layer). Invalid arguments raise on every call: only valid geometries are kept."""
+    key = (nd, x_shape, w_shape, _key_part(stride), _key_part(padding), _key_part(dilation), _key_part(groups))
+    cacheable = None not in key[3:]
+    g = _GEOMS.get(key) if cacheable else None
+    if g is None:
+        g = _Geom(nd, x_shape, w_shape, stride, padding, dilation, groups)
+        if cacheable:
+            if len(_GEOMS) >= _GEOMS_MAX:
+                _GEOMS.clear()
+            _GEOMS[key] = g
+    return g
 
 
 class PackedConvWeight:
@@ -234,19 +271,31 @@ def _check_workspace(geom, dtype, out_shape, name):
     """The im2col kernels also allocate a (C/groups * kernel volume) x (output plane) column
     buffer per thread (plus a weight-sized partial per thread for grad_weight): refuse the call
     before allocating when output + workspace exceed the machine (an overcommitted allocation
-    would end in the OOM killer, found by the fuzz campaign)."""
+    would end in the OOM killer, found by the fuzz campaign). A size that passed is remembered
+    in geom.memo under 1 GiB (above, the machine's free memory is read again on every call)."""
+    itemsize = np.dtype(dtype).itemsize
+    threads = max(1, min(geom.y_shape[0], _backend.get_num_threads()))
+    key = ("workspace", itemsize, out_shape, threads, _cuda.current_device())
+    if key in geom.memo:
+        return
     cg, trs = geom.w_shape[1], math.prod(geom.w_shape[2:])
     opq = math.prod(geom.y_shape[2:])
-    threads = max(1, min(geom.y_shape[0], _backend.get_num_threads()))
     work = cg * trs * opq * threads + math.prod(geom.w_shape) * threads
-    U.check_elements((math.prod(out_shape) + work,), name, np.dtype(dtype).itemsize,
-                     f"{tuple(out_shape)} plus the im2col workspace, in all a buffer")
+    total = math.prod(out_shape) + work
+    U.check_elements((total,), name, itemsize, f"{tuple(out_shape)} plus the im2col workspace, in all a buffer")
+    if total * itemsize < 1 << 30:
+        geom.memo[key] = True
+
+
+def _output(geom, dtype, shape, name):
+    """An uninitialised output of ``shape`` after _check_workspace (which covers its size)."""
+    _check_workspace(geom, dtype, shape, name)
+    return U.empty_unchecked(shape, dtype)
 
 
 def _forward(geom, x, w, b, direct=False, relu=False, packed=None, residual=None):
     """(y, whether the residual and relu were applied)."""
-    _check_workspace(geom, x.dtype, geom.y_shape, "output")
-    y = U.empty(geom.y_shape, x.dtype)
+    y = _output(geom, x.dtype, geom.y_shape, "output")
     if y.size == 0:
         return y, True
     use = packed is not None and isinstance(x, np.ndarray)  # (same dtype: checked by _inputs)
@@ -313,8 +362,7 @@ def _nhwc_pays(kernel, in_channels, positions):
 
 def _nhwc(geom, x, w, b, relu=False, residual=None, packed=None):
     """(y, True): the channel-last forward with the residual and relu applied."""
-    _check_workspace(geom, x.dtype, geom.y_shape, "output")
-    y = U.empty(geom.y_shape, x.dtype)
+    y = _output(geom, x.dtype, geom.y_shape, "output")
     if y.size == 0:
         return y, True
     pk, isa = packed._nhwc() if packed is not None else (None, -1)
@@ -349,14 +397,12 @@ def _grad_input(geom, dy, w, dtype):
         # leading padding dilation * (k - 1) - pad
         # (w read transposed and flipped by the kernel: a NumPy copy took 6 ms for 512 x 512 x 3 x 3)
         ks, dil = geom.w_shape[2:], geom.dilation
-        _check_workspace(geom, dtype, geom.x_shape, "grad_input")
-        dx = U.empty(geom.x_shape, dtype, "grad_input")
+        dx = _output(geom, dtype, geom.x_shape, "grad_input")
         pads = [d * (k - 1) - lo for (lo, _), d, k in zip(geom.pads, dil, ks)]
         _C.conv_nhwc_forward(_as5d(dy, 2), _as5d(np.ascontiguousarray(w), 2), None, _as5d(dx, 2), (1, 1, 1),
                              (0, pads[0], pads[1]), (1, dil[0], dil[1]), flipped_weight=True)
         return dx
-    _check_workspace(geom, dtype, geom.x_shape, "grad_input")
-    dx = U.empty(geom.x_shape, dtype, "grad_input")
+    dx = _output(geom, dtype, geom.x_shape, "grad_input")
     if dx.size == 0:
         return dx
     _C.conv_backward_data(_as5d(dy, geom.nd), _as5d(w, geom.nd), _as5d(dx, geom.nd), *geom.native())
@@ -364,8 +410,7 @@ def _grad_input(geom, dy, w, dtype):
 
 
 def _grad_weight(geom, x, dy, dtype, with_bias):
-    _check_workspace(geom, dtype, geom.w_shape, "grad_weight")
-    dw = U.empty(geom.w_shape, dtype, "grad_weight")
+    dw = _output(geom, dtype, geom.w_shape, "grad_weight")
     db = U.empty((geom.w_shape[0],), dtype, "grad_bias") if with_bias else None
     _C.conv_backward_weight(_as5d(x, geom.nd), _as5d(dy, geom.nd), _as5d(dw, geom.nd), db, *geom.native())
     return dw, db
@@ -410,40 +455,63 @@ def _direct(geom, algo):
 
 
 # ----------------------------------------------------------------------------- convolution
+def _route(geom, x, algo):
+    """The forward kernel of a call: 'depthwise', 'winograd', 'nhwc', 'direct' or 'im2col' (the
+    rules of conv2d's docstring), raising for a forced algo that does not apply. Kept in
+    geom.memo per algo, dtype, device and array type (all the rules read besides the geometry)."""
+    device = _cuda.current_device()
+    host = isinstance(x, np.ndarray)
+    key = ("route", algo, x.dtype, device, host)
+    route = geom.memo.get(key)
+    if route is not None:
+        return route
+    if _use_depthwise(geom, x, None, algo):
+        route = "depthwise"
+    elif algo == "winograd" or (algo == "auto" and device is None and _winograd_ok(geom) and
+                                _prefer_winograd(x.dtype, x.shape[0], geom.out, geom.x_shape[1], geom.w_shape[0])):
+        if not _winograd_ok(geom):
+            raise ValueError(f"algo: 'winograd' needs a 2-d 3x3 kernel with stride 1, dilation 1 and groups 1, got "
+                             f"kernel {tuple(geom.w_shape[2:])}, stride {geom.stride}, dilation {geom.dilation}, "
+                             f"groups {geom.groups}")
+        route = "winograd"
+    elif algo == "nhwc" or (algo == "auto" and device is None and host and not _direct(geom, algo)
+                            and _prefer_nhwc(geom)):
+        if not _nhwc_ok(geom):
+            raise ValueError(f"algo: 'nhwc' needs a 2-d convolution with groups 1, got {geom.nd}-d with groups "
+                             f"{geom.groups}")
+        if not host:
+            raise ValueError("algo: 'nhwc' runs on the CPU only (NumPy arrays)")
+        route = "nhwc"
+    else:
+        route = "direct" if _direct(geom, algo) else "im2col"
+    geom.memo[key] = route
+    return route
+
+
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algo="im2col", relu=False, residual=None):
     weight, packed = _unpack(weight, groups)
     x, w, b, unbatched = _inputs(nd, input, weight, bias)
     U.check_choice(algo, _ALGOS, "algo")
-    geom = _Geom(nd, x.shape, w.shape, stride, padding, dilation, groups)
+    geom = _geom(nd, x.shape, w.shape, stride, padding, dilation, groups)
     _check_bias(b, w.shape[0])
     if residual is not None:
         residual = U.as_float(residual, "residual", like=x)
         U.check_shape(residual, geom.y_shape[1:] if unbatched else geom.y_shape, "residual")
         if unbatched:
             residual = residual[None]
-    if _use_depthwise(geom, x, w, algo):
+    route = _route(geom, x, algo)
+    if route == "depthwise":
         y = _depthwise.forward_geom(x, w, b, geom)
-    elif algo == "winograd" or (algo == "auto" and _cuda.current_device() is None and _winograd_ok(geom) and
-                                _prefer_winograd(x.dtype, x.shape[0], geom.out, x.shape[1], w.shape[0])):
-        if not _winograd_ok(geom):
-            raise ValueError(f"algo: 'winograd' needs a 2-d 3x3 kernel with stride 1, dilation 1 and groups 1, got "
-                             f"kernel {tuple(geom.w_shape[2:])}, stride {geom.stride}, dilation {geom.dilation}, "
-                             f"groups {geom.groups}")
+    elif route == "winograd":
         y, done = _winograd(x, w, b, geom.y_shape, geom.pads[0][0], geom.pads[1][0], relu, residual, packed)
         if done:
             relu, residual = False, None
-    elif algo == "nhwc" or (algo == "auto" and _cuda.current_device() is None and isinstance(x, np.ndarray)
-                            and not _direct(geom, algo) and _prefer_nhwc(geom)):
-        if not _nhwc_ok(geom):
-            raise ValueError(f"algo: 'nhwc' needs a 2-d convolution with groups 1, got {geom.nd}-d with groups "
-                             f"{geom.groups}")
-        if not isinstance(x, np.ndarray):
-            raise ValueError("algo: 'nhwc' runs on the CPU only (NumPy arrays)")
+    elif route == "nhwc":
         y, done = _nhwc(geom, x, w, b, relu, residual, packed)
         if done:
             relu, residual = False, None
     else:
-        y, done = _forward(geom, x, w, b, direct=_direct(geom, algo), relu=relu, packed=packed, residual=residual)
+        y, done = _forward(geom, x, w, b, direct=route == "direct", relu=relu, packed=packed, residual=residual)
         if done:
             relu, residual = False, None
     if residual is not None:
@@ -457,7 +525,7 @@ def _conv_backward(nd, grad_output, input, weight, bias, stride, padding, dilati
     weight, _ = _unpack(weight, groups)
     x, w, b, unbatched = _inputs(nd, input, weight, bias)
     U.check_choice(algo, _ALGOS, "algo")
-    geom = _Geom(nd, x.shape, w.shape, stride, padding, dilation, groups)
+    geom = _geom(nd, x.shape, w.shape, stride, padding, dilation, groups)
     _check_bias(b, w.shape[0])
     dy = _grad_output(grad_output, x, geom.y_shape, unbatched)
     if _use_depthwise(geom, x, w, algo):
@@ -631,6 +699,7 @@ class _TGeom:
         self.conv.pads = [(p, p) for p in padding]
         self.conv.x_shape, self.conv.w_shape, self.conv.y_shape = self.y_shape, tuple(w.shape), tuple(x.shape)
         self.conv.out = tuple(x.shape[2:])
+        self.conv.memo, self.conv._native = {}, None
 
 
 def _tinputs(nd, input, weight, bias, stride, padding, output_padding, groups, dilation):

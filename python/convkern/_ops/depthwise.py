@@ -14,7 +14,7 @@ DIFFERENTIABLE = {"depthwise_conv2d": ("input", "weight", "bias")}
 
 
 def _prep(input, weight, bias, stride, padding, dilation):
-    from .conv import _Geom, _check_bias  # conv imports this module: import lazily
+    from .conv import _check_bias, _geom  # conv imports this module: import lazily
 
     x = U.as_float(input, "input")
     w = U.as_float(weight, "weight", like=x)
@@ -29,7 +29,7 @@ def _prep(input, weight, bias, stride, padding, dilation):
         raise ValueError(f"weight: a depthwise weight has shape (C*multiplier, 1, R, S), got {w.shape}")
     if C == 0 or w.shape[0] == 0 or w.shape[0] % C:
         raise ValueError(f"weight: out channels ({w.shape[0]}) must be a positive multiple of the input channels ({C})")
-    geom = _Geom(2, x.shape, w.shape, stride, padding, dilation, C)
+    geom = _geom(2, x.shape, w.shape, stride, padding, dilation, C)
     _check_bias(b, w.shape[0])
     return x, w, b, geom, unbatched
 

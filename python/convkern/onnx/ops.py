@@ -235,7 +235,7 @@ def conv(node, ins):
     # Conv + Add (+ Relu) fused by the optimizer: the other addend comes last
     res = ins[3] if node.extra.get("residual") else None
     if res is not None:
-        y_shape = _convops._Geom(nd, x.shape, w.shape, **geom).y_shape
+        y_shape = _convops._geom(nd, x.shape, w.shape, **geom).y_shape
         if not (isinstance(res, np.ndarray) and res.dtype == x.dtype and res.shape == y_shape):
             y = _convops.conv_nd(nd, x, w, None if b is None else _cast_like(b, x), **geom)
             return [_post(node, np.add(y, res))]  # broadcasting, as the Add did
