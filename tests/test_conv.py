@@ -7,6 +7,7 @@ import pytest
 
 import convkern.functional as F
 import convkern.reference as R
+from convkern._ops import conv as convops
 from convkern.gradcheck import check_op
 from check import assert_close, check_against_reference
 
@@ -540,7 +541,7 @@ def test_packed_weight_and_fused_relu(isa, dtype, threads):
 def test_channel_last_packed_weight():
     """Batch-1 small planes run channel-last and read the weight's channel-last layout, packed at
     the first such call (a zeroed one leaves only the bias; another ISA's is ignored); batch 2,
-    groups and 1x1 kernels do not; the layout exists for one group only."""
+    groups and strided 1x1 kernels do not; the layout exists for one group only."""
     import convkern
     from convkern import _C
 
@@ -577,11 +578,44 @@ def test_channel_last_packed_weight():
         x2, y2 = np.concatenate([x, x]), np.concatenate([y, y])
         assert not _C.conv_channel_last(x2, w, y2, *geo)  # batch 2: the batch folds into the columns
         assert not _C.conv_channel_last(x, w[:, :20].copy(), y, *geo[:3], 2)  # groups
-        assert not _C.conv_channel_last(x, w[:, :, :, :1, :1].copy(), y, geo[0], (0, 0, 0), geo[2], 1)  # 1x1
+        w1 = w[:, :, :, :1, :1].copy()
+        assert _C.conv_channel_last(x, w1, y, geo[0], (0, 0, 0), geo[2], 1)  # 1x1: x read in place as A^T
+        y4 = np.empty((1, 64, 1, 4, 4), np.float32)  # a strided 1x1 gathers its columns: not channel-last
+        assert not _C.conv_channel_last(x, w1, y4, (1, 2, 2), (0, 0, 0), geo[2], 1)
     with pytest.raises(ValueError, match="groups"):
         _C.conv_packed_size(w[:, :20].copy(), 2, True)
     with pytest.raises(ValueError, match="packed"):
         _C.conv_pack_weight(w, np.zeros(3, np.float32), 1, True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("C, H, W, K", [(40, 7, 7, 64), (33, 5, 9, 96), (1, 7, 7, 64), (64, 14, 14, 17),
+                                        (300, 3, 1, 29)])
+def test_pointwise_channel_last(dtype, C, H, W, K):
+    """Batch-1 1x1 layers on small planes run channel-last (Y^T = X^T W^T, x read in place as the
+    product's A): plain and packed weights, bias, residual and relu, under every ISA, against
+    the reference."""
+    import convkern
+    from convkern import _C
+
+    rng = np.random.default_rng(C * 1000 + K)
+    x = rng.standard_normal((1, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C, 1, 1)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    res = rng.standard_normal((1, K, H, W)).astype(dtype)
+    ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64))
+    tol = dict(rtol=1e-4, atol=1e-4 * np.sqrt(C)) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for name in convkern.available_isas():
+        with convkern.isa(name):
+            cl = _C.conv_channel_last(x[:, :, None], w[:, :, None], np.empty((1, K, 1, H, W), dtype),
+                                      (1, 1, 1), (0, 0, 0), (1, 1, 1), 1)
+            pk = F.PackedConvWeight(w)
+            for wt in (w, pk, pk):  # the packed one twice: its channel-last layout made, then reused
+                np.testing.assert_allclose(F.conv2d(x, wt, b), ref, **tol)
+                y = convops.conv_nd(2, x, wt, b, relu=True, residual=res)
+                np.testing.assert_allclose(y, np.maximum(ref + res, 0), **tol)
+            if cl:
+                assert pk.data_cl is not None
 
 
 def test_packed_weight_semantics():

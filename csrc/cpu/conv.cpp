@@ -398,12 +398,15 @@ void swap_outer(const T* src, int64_t A, int64_t B, int64_t PQ, T* dst) {
 // Whether a batch-1, one-group forward computes its product channel-last: Y^T (OPQ x K) =
 // col^T W^T, output positions in the micro-tile's MR rows (a partial row panel computes its
 // rows only) and channels in its NR lanes, then transposed back. Small planes waste lanes the
-// other way round: 196 positions (14x14) fill 224 lanes, 49 (7x7) fill 64. Not for 1x1
-// kernels: measured with packed weights (2 threads, AVX-512), ResNet-50's 1x1 layers at 14x14
-// and 7x7 ran 4-6% slower channel-last (hot caches; even when cold), its 3x3 layers 5% faster.
+// other way round: 196 positions (14x14) fill 224 lanes, 49 (7x7) fill 64. Unit-stride 1x1
+// kernels read x in place as A^T (no copy); strided ones (gathered columns) stay K x OPQ.
+// Measured with packed weights (2 threads, AVX-512, calls interleaved): on the 2-core Zen 4
+// 1x1 layers at 14x14 and 7x7 took 0.82-0.94 of the time (2048->512 at 7x7 0.82, 1024->256
+// at 14x14 0.92); an earlier measurement on a Xeon, with im2col's copy of x, had them 4-6%
+// slower. 3x3 layers: 5% faster (Xeon).
 template <class T>
 bool channel_last_product(const ConvParams& p) {
-  if (p.N != 1 || p.G != 1 || p.kernel_volume() == 1) return false;
+  if (p.N != 1 || p.G != 1 || (p.kernel_volume() == 1 && !is_pointwise(p))) return false;
   const double OPQ = double(p.out_plane()), K = double(p.K), NR = double(kGemmNR<T>);
   return std::ceil(K / NR) * NR * OPQ < 0.9 * std::ceil(OPQ / NR) * NR * K;
 }
@@ -590,13 +593,14 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
     T* col = ct + OPQ * K;
     GemmEpi<T> e;
     e.bpacked = o.wpacked_cl;
-    const T* A = col;  // the explicit im2col matrix (CRS x OPQ) as A^T, or packed from the phases
+    // the im2col matrix (CRS x OPQ; x itself when pointwise) as A^T, or packed from the phases
+    const T* A = pw ? x : col;
     const PhasedA<T> pa{col, off, &p, pg};
     if (implicit) {
       build_phases(p, pg, x, C, col, true);
       e.apack = &PhasedA<T>::pack;
       e.actx = &pa;
-    } else {
+    } else if (!pw) {
       im2col(p, x, C, col, true);
     }
     gemm_blocked<T>(OPQ, K, CRS, T(1), A, 1, OPQ, w, 1, CRS, T(0), ct, K, 1, e);
