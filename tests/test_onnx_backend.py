@@ -508,6 +508,25 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "convkern", *args], capture_output=True, text=True, env=env)
 
 
+def test_cli_bench_compares_softmax_input(tmp_path):
+    """Logits so large and alike that Softmax gives 1/classes exactly on both engines: the bench
+    also compares the Softmax input, where a wrong kernel shows."""
+    pytest.importorskip("onnxruntime")
+    w = np.full((5, 3), 1e12, np.float32)
+    w[:, 0] += np.arange(5, dtype=np.float32)  # logits ~1e12 + tiny differences: softmax 0.2 each
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["z"], transB=1), helper.make_node("Softmax", ["z"], ["y"], axis=1)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])],
+                          [numpy_helper.from_array(w, "W")])
+    p = tmp_path / "s.onnx"
+    p.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+    r = _cli("onnx", "bench", str(p), "--repeat", "2", "--warmup", "0")
+    assert r.returncode == 0, r.stderr
+    line = [ln for ln in r.stdout.splitlines() if "Softmax input z" in ln]
+    assert line, r.stdout
+    assert float(line[0].rsplit(":", 1)[1]) < 1e-5
+
+
 def test_cli_run_info_bench(tmp_path):
     rng = np.random.default_rng(0)
     m = _conv_bn_relu_model(rng)

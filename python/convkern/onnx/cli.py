@@ -227,11 +227,42 @@ def cmd_bench(args):
     t_ort = _median_time(lambda: sess.run(None, feed), args.repeat, args.warmup)
     ref = sess.run(None, feed)
     out = rep.run(feeds)
-    err = max(float(np.max(np.abs(np.asarray(a, np.float64) - b)) / max(1e-30, float(np.max(np.abs(b)))))
-              for a, b in zip(out, ref) if np.asarray(b).dtype.kind == "f" and np.asarray(b).size) if ref else 0.0
     print(f"  onnxruntime  {t_ort * 1e3:10.2f} ms  ({args.ort_threads} threads)")
-    print(f"  ratio convkern/onnxruntime: {t_ck / t_ort:.2f}   max |diff|/max|ort|: {err:.1e}")
+    print(f"  ratio convkern/onnxruntime: {t_ck / t_ort:.2f}   max |diff|/max|ort|: {_rel_err(out, ref):.1e}")
+    logits = _softmax_inputs(model)
+    if logits:
+        # random weights often leave logits so large and alike that Softmax returns 1/classes
+        # exactly on both engines (a zero difference that checks nothing): compare its input too
+        probe = _with_outputs(model, logits)
+        got = prepare(probe).run(feeds)[len(out):]
+        want = ort.InferenceSession(probe.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(
+            logits, feed)
+        print(f"  Softmax input {', '.join(logits)}: max |diff|/max|ort|: {_rel_err(got, want):.1e}")
     return 0
+
+
+def _rel_err(out, ref):
+    """max over float outputs of max |convkern - ort| / max |ort| (0 when there are none)."""
+    errs = [float(np.max(np.abs(np.asarray(a, np.float64) - b)) / max(1e-30, float(np.max(np.abs(b)))))
+            for a, b in zip(out, ref) if np.asarray(b).dtype.kind == "f" and np.asarray(b).size]
+    return max(errs) if errs else 0.0
+
+
+def _softmax_inputs(model):
+    """The inputs of Softmax/LogSoftmax nodes that produce a graph output."""
+    outs = {o.name for o in model.graph.output}
+    return [n.input[0] for n in model.graph.node if n.op_type in ("Softmax", "LogSoftmax") and n.output[0] in outs]
+
+
+def _with_outputs(model, names):
+    """A copy of model with the tensors ``names`` appended to its outputs (shape left open)."""
+    from onnx import TensorProto, helper
+
+    m = type(model)()
+    m.CopyFrom(model)
+    for name in names:
+        m.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    return m
 
 
 def build_parser(parser=None):
