@@ -1,7 +1,7 @@
 """A/B two builds of convkern in one process, calls interleaved: is a kernel change faster?
 
     python benchmarks/ab_builds.py OLD_PKG NEW_PKG [--threads 2] [--batch 1] [--filter rn50] [--rounds 30]
-        [--layer C,H,W,K,R,S,stride,pad,groups ...]
+        [--layer C,H,W,K,R,S,stride,pad,groups ...] [--packed]
 
 OLD_PKG and NEW_PKG are convkern package directories that contain a built `_C` (for example
 `python/convkern` of two worktrees after `scripts/dev_build.sh`). Both are imported under other
@@ -47,6 +47,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--filter", default="")
     ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--packed", action="store_true",
+                    help="weights as each build's PackedConvWeight (as the ONNX backend and nn layers pass them)")
     ap.add_argument("--layer", action="append", default=[], metavar="C,H,W,K,R,S,stride,pad,groups",
                     help="a layer of your own (repeatable); with --layer only these run unless --filter is given")
     a = ap.parse_args()
@@ -74,8 +76,10 @@ def main() -> int:
                 continue
             x = rng.standard_normal((a.batch, C, H, W), dtype=np.float32)
             w = rng.standard_normal((K, C // groups, R, S), dtype=np.float32)
-            fo = lambda: old.functional.conv2d(x, w, stride=stride, padding=pad, groups=groups)  # noqa: E731
-            fn = lambda: new.functional.conv2d(x, w, stride=stride, padding=pad, groups=groups)  # noqa: E731
+            wo = old.functional.PackedConvWeight(w, groups) if a.packed and groups == 1 else w
+            wn = new.functional.PackedConvWeight(w, groups) if a.packed and groups == 1 else w
+            fo = lambda: old.functional.conv2d(x, wo, stride=stride, padding=pad, groups=groups)  # noqa: E731
+            fn = lambda: new.functional.conv2d(x, wn, stride=stride, padding=pad, groups=groups)  # noqa: E731
             yo, yn = fo(), fn()
             scale = float(np.abs(yo).max()) or 1.0
             if not np.allclose(yo, yn, rtol=1e-3, atol=1e-4 * scale):
