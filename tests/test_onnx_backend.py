@@ -508,15 +508,16 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "convkern", *args], capture_output=True, text=True, env=env)
 
 
-def test_cli_bench_compares_softmax_input(tmp_path):
+@pytest.mark.parametrize("dtype, elem", [(np.float32, TensorProto.FLOAT), (np.float64, TensorProto.DOUBLE)])
+def test_cli_bench_compares_softmax_input(tmp_path, dtype, elem):
     """Logits so large and alike that Softmax gives 1/classes exactly on both engines: the bench
-    also compares the Softmax input, where a wrong kernel shows."""
+    also compares the Softmax input (of the graph's element type), where a wrong kernel shows."""
     pytest.importorskip("onnxruntime")
-    w = np.full((5, 3), 1e12, np.float32)
-    w[:, 0] += np.arange(5, dtype=np.float32)  # logits ~1e12 + tiny differences: softmax 0.2 each
+    w = np.full((5, 3), 1e12 if dtype == np.float32 else 1e20, dtype)
+    w[:, 0] += np.arange(5, dtype=dtype)  # logits huge + tiny differences: softmax 0.2 each
     nodes = [helper.make_node("Gemm", ["x", "W"], ["z"], transB=1), helper.make_node("Softmax", ["z"], ["y"], axis=1)]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])],
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", elem, [2, 3])],
+                          [helper.make_tensor_value_info("y", elem, [2, 5])],
                           [numpy_helper.from_array(w, "W")])
     p = tmp_path / "s.onnx"
     p.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())

@@ -89,11 +89,21 @@ class _Geom:
             raise ValueError(f"{input_name}: spatial size ({_LETTERS[nd]}) {tuple(x_shape[2:])} padded by "
                              f"{[lo + hi for lo, hi in self.pads]} is smaller than the dilated kernel "
                              f"{tuple(d * (k - 1) + 1 for d, k in zip(self.dilation, kernel))}: the output would be empty")
-        self.x_shape = tuple(x_shape)
-        self.w_shape = tuple(w_shape)
-        self.y_shape = (x_shape[0], K) + self.out
+        self._fields(tuple(x_shape), tuple(w_shape), (x_shape[0], K) + self.out)
+
+    def _fields(self, x_shape, w_shape, y_shape):
+        self.x_shape, self.w_shape, self.y_shape = x_shape, w_shape, y_shape
         self.memo = {}  # per-call decisions taken once for this geometry (_geom reuses it)
         self._native = None
+
+    @classmethod
+    def given(cls, nd, groups, stride, dilation, pads, x_shape, w_shape, y_shape):
+        """A geometry from already-valid fields (the transposed convolution's y -> x)."""
+        g = cls.__new__(cls)
+        g.nd, g.groups, g.stride, g.dilation, g.pads = nd, groups, stride, dilation, pads
+        g.out = tuple(y_shape[2:])
+        g._fields(tuple(x_shape), tuple(w_shape), tuple(y_shape))
+        return g
 
     def native(self):
         """(stride, padding, dilation, groups) as the 3-d native kernels take them (leading pads)."""
@@ -421,7 +431,7 @@ def _is_depthwise(geom):
     return geom.nd == 2 and geom.groups > 1 and geom.groups == geom.x_shape[1] and geom.w_shape[1] == 1
 
 
-def _use_depthwise(geom, x, w, algo):
+def _use_depthwise(geom, algo):
     return algo == "auto" and _is_depthwise(geom)
 
 
@@ -465,7 +475,7 @@ def _route(geom, x, algo):
     route = geom.memo.get(key)
     if route is not None:
         return route
-    if _use_depthwise(geom, x, None, algo):
+    if _use_depthwise(geom, algo):
         route = "depthwise"
     elif algo == "winograd" or (algo == "auto" and device is None and _winograd_ok(geom) and
                                 _prefer_winograd(x.dtype, x.shape[0], geom.out, geom.x_shape[1], geom.w_shape[0])):
@@ -528,7 +538,7 @@ def _conv_backward(nd, grad_output, input, weight, bias, stride, padding, dilati
     geom = _geom(nd, x.shape, w.shape, stride, padding, dilation, groups)
     _check_bias(b, w.shape[0])
     dy = _grad_output(grad_output, x, geom.y_shape, unbatched)
-    if _use_depthwise(geom, x, w, algo):
+    if _use_depthwise(geom, algo):
         dx, dw, db = _depthwise.backward_geom(dy, x, w, b, geom)
     else:
         dx = _grad_input(geom, dy, w, x.dtype)
@@ -694,12 +704,7 @@ class _TGeom:
         self.y_shape = (x.shape[0], w.shape[1] * g) + out
         # the convolution y -> x (its input is our output); its output size is ours as given, not
         # recomputed, since output_padding >= stride (allowed when < dilation) can break the formula
-        self.conv = _Geom.__new__(_Geom)
-        self.conv.nd, self.conv.groups, self.conv.stride, self.conv.dilation = nd, g, stride, dilation
-        self.conv.pads = [(p, p) for p in padding]
-        self.conv.x_shape, self.conv.w_shape, self.conv.y_shape = self.y_shape, tuple(w.shape), tuple(x.shape)
-        self.conv.out = tuple(x.shape[2:])
-        self.conv.memo, self.conv._native = {}, None
+        self.conv = _Geom.given(nd, g, stride, dilation, [(p, p) for p in padding], self.y_shape, w.shape, x.shape)
 
 
 def _tinputs(nd, input, weight, bias, stride, padding, output_padding, groups, dilation):

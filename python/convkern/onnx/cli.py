@@ -234,10 +234,11 @@ def cmd_bench(args):
         # random weights often leave logits so large and alike that Softmax returns 1/classes
         # exactly on both engines (a zero difference that checks nothing): compare its input too
         probe = _with_outputs(model, logits)
+        names = [n for n, _ in logits]
         got = prepare(probe).run(feeds)[len(out):]
         want = ort.InferenceSession(probe.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(
-            logits, feed)
-        print(f"  Softmax input {', '.join(logits)}: max |diff|/max|ort|: {_rel_err(got, want):.1e}")
+            names, feed)
+        print(f"  Softmax input {', '.join(names)}: max |diff|/max|ort|: {_rel_err(got, want):.1e}")
     return 0
 
 
@@ -249,19 +250,22 @@ def _rel_err(out, ref):
 
 
 def _softmax_inputs(model):
-    """The inputs of Softmax/LogSoftmax nodes that produce a graph output."""
-    outs = {o.name for o in model.graph.output}
-    return [n.input[0] for n in model.graph.node if n.op_type in ("Softmax", "LogSoftmax") and n.output[0] in outs]
+    """(input name, element type) of each Softmax/LogSoftmax node that produces a graph output
+    (its input has the output's element type)."""
+    outs = {o.name: o.type.tensor_type.elem_type for o in model.graph.output}
+    return [(n.input[0], outs[n.output[0]]) for n in model.graph.node
+            if n.op_type in ("Softmax", "LogSoftmax") and n.output[0] in outs]
 
 
-def _with_outputs(model, names):
-    """A copy of model with the tensors ``names`` appended to its outputs (shape left open)."""
-    from onnx import TensorProto, helper
+def _with_outputs(model, tensors):
+    """A copy of model with the (name, element type) ``tensors`` appended to its outputs (shape
+    left open)."""
+    from onnx import helper
 
     m = type(model)()
     m.CopyFrom(model)
-    for name in names:
-        m.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    for name, elem_type in tensors:
+        m.graph.output.append(helper.make_tensor_value_info(name, elem_type, None))
     return m
 
 
