@@ -348,3 +348,41 @@ def test_huge_padding_stride_dilation_on_small_planes(isa, channels):
     want_gx[0, :, 1:4, 1:4] = w[:, 0] * g[0, :, 1, 1][:, None, None]
     np.testing.assert_allclose(gx, want_gx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gw[:, 0], g[0, :, 1, 1][:, None, None] * x[0, :, 1:4, 1:4], rtol=1e-12, atol=1e-12)
+
+
+# Unit-stride, unit-dilation 3x3 and 5x5 planes on AVX-512 (csrc/cpu/depthwise.cpp,
+# masked_plane): every column straight from the unpadded plane, edge blocks through masked
+# loads. Widths around the vector lengths (8 and 16 lanes) and below one vector, every padding
+# from 0 to past the kernel (the input gradient then runs with negative padding), heights that
+# leave 1-3 rows after the 4-row blocks, and M = 2 / C = 1 / large planes so that the
+# channel-blocked path does not take them. The other ISAs run the same shapes through the
+# row-vectorized kernel.
+def _masked_cases():
+    cases = []
+    widths = [1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 47, 48, 49, 70]
+    rng = np.random.default_rng(11)
+    for i, w in enumerate(widths):
+        k = 3 if i % 3 else 5
+        ph, pw = int(rng.integers(0, k + 1)), (i % (k + 2))
+        h = int(rng.integers(max(1, k - 2 * ph), 12))
+        if w + 2 * pw < k:
+            pw = (k - w + 1) // 2
+        m, c = ((2, 2) if i % 2 else (1, 1))
+        cases.append(((1 + i % 2, c, h, w), (m, k, k), dict(padding=(ph, pw))))
+    cases.append(((1, 8, 37, 45), (1, 3, 3), dict(padding=1)))       # M = 1, 1665 outputs
+    cases.append(((1, 3, 33, 50), (1, 5, 5), dict(padding=(0, 3))))
+    return cases
+
+
+MASKED = _masked_cases()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("i", range(len(MASKED)), ids=[f"{i}-{'x'.join(map(str, c[0]))}-k{c[1][1]}-p{c[2]['padding']}"
+                                                        for i, c in enumerate(MASKED)])
+def test_unit_stride_masked_rows(isa, dtype, i, rng):
+    shape, (m, r, s), kw = MASKED[i]
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((shape[1] * m, 1, r, s))
+    b = rng.standard_normal(shape[1] * m)
+    check_against_reference("depthwise_conv2d", (x, w, b), kw, dtype=dtype, k=r * s, case=f"{isa} {shape} {kw}")

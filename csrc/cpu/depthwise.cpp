@@ -288,6 +288,98 @@ inline int64_t multirow_blocks(const T* const* mr, int64_t off, const Vec<T>* wl
   return q;
 }
 
+#if CK_ISA == 2
+// AVX-512, unit stride and dilation, compile-time KR x KS: every output column of RB rows at
+// a time straight from the unpadded plane. Block q0 (L outputs) reads input columns
+// q0 - pw + s + lane for tap s; lanes outside [0, W) or past the row's end are masked loads
+// (zero, nothing touched), so the plane needs no padded copy and no scalar border columns.
+// Input row j (mr[j], j < RB + KR - 1; rows outside the plane point at zeros) is loaded once
+// per block and feeds every output row i = j - r that uses it; the empty asm keeps each
+// loaded vector in a register (GCC otherwise folds the load into each of its KR FMAs).
+template <class T, int KR, int KS, int RB, bool EDGE>
+inline void masked_block(const T* const* mr, int64_t c0, const __mmask16* m, __mmask16 ym, const Vec<T>* w,
+                         Vec<T> vb, bool accum, T* y, int64_t ldy, int64_t q0) {
+  using V = Vec<T>;
+  auto load = [&](const T* src, __mmask16 k) -> V {
+    if constexpr (!EDGE) return vload<V>(src);
+    else if constexpr (sizeof(T) == 4) return (V)_mm512_maskz_loadu_ps(k, src);
+    else return (V)_mm512_maskz_loadu_pd(__mmask8(k), src);
+  };
+  V acc[RB];
+#pragma GCC unroll 8
+  for (int i = 0; i < RB; ++i) acc[i] = accum ? load(y + i * ldy + q0, ym) : vb;
+#pragma GCC unroll 16
+  for (int j = 0; j < RB + KR - 1; ++j) {
+    const T* src = mr[j] + c0;
+    V xs[KS];
+#pragma GCC unroll 8
+    for (int s = 0; s < KS; ++s) {
+      xs[s] = load(src + s, m[s]);
+      asm("" : "+v"(xs[s]));
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < KR; ++r) {
+      const int i = j - r;
+      if (i >= 0 && i < RB)
+#pragma GCC unroll 8
+        for (int s = 0; s < KS; ++s) acc[i] += w[r * KS + s] * xs[s];
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < RB; ++i) {
+    if (EDGE) vstore_head(y + i * ldy + q0, acc[i], __builtin_popcount(ym));
+    else vstore(y + i * ldy + q0, acc[i]);
+  }
+}
+
+// Output rows [p0, p0 + RB) of the plane (see masked_block), all Q columns.
+template <class T, int KR, int KS, int RB>
+inline void masked_rows(const Plane& g, const T* x, const T* zero, const Vec<T>* w, Vec<T> vb, bool accum, T* y,
+                        int64_t p0) {
+  constexpr int L = kLanes<T>;
+  const T* mr[RB + KR - 1];
+  for (int j = 0; j < RB + KR - 1; ++j) {
+    const int64_t ih = p0 - g.ph + j;
+    mr[j] = (ih >= 0 && ih < g.H) ? x + ih * g.W : zero;
+  }
+  T* yr = y + p0 * g.Q;
+  for (int64_t q0 = 0; q0 < g.Q; q0 += L) {
+    const int64_t n = imin(L, g.Q - q0);
+    const int64_t c0 = q0 - g.pw;
+    // interior block: every tap's L lanes inside [0, W)
+    if (n == L && c0 >= 0 && c0 + (KS - 1) + L <= g.W) {
+      masked_block<T, KR, KS, RB, false>(mr, c0, nullptr, 0, w, vb, accum, yr, g.Q, q0);
+      continue;
+    }
+    __mmask16 m[KS];
+    for (int s = 0; s < KS; ++s) {
+      const int64_t lo = imax(0, -(c0 + s)), hi = imin(n, g.W - (c0 + s));
+      m[s] = hi <= lo ? 0 : __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
+    }
+    masked_block<T, KR, KS, RB, true>(mr, c0, m, __mmask16((1u << n) - 1), w, vb, accum, yr, g.Q, q0);
+  }
+}
+
+template <class T, int KR, int KS>
+inline bool masked_plane_ok(const Plane& g) {
+  return KR > 0 && KS > 0 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1;
+}
+
+template <class T, int KR, int KS>
+void masked_plane(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y, Scratch<T>& sc) {
+  using V = Vec<T>;
+  constexpr int RB = KR == 3 ? 4 : 2;
+  T* z = sc.zero.template get<T>(g.W);
+  std::memset(z, 0, size_t(g.W) * sizeof(T));
+  V wl[KR * KS];
+  for (int i = 0; i < KR * KS; ++i) wl[i] = vbroadcast<V>(w[i]);
+  const V vb = vbroadcast<V>(bias);
+  int64_t p = 0;
+  for (; p + RB <= g.P; p += RB) masked_rows<T, KR, KS, RB>(g, x, z, wl, vb, accum, y, p);
+  for (; p < g.P; ++p) masked_rows<T, KR, KS, 1>(g, x, z, wl, vb, accum, y, p);
+}
+#endif
+
 // Output plane y (P x Q) = conv(x, w) + bias, or y += conv(x, w) when accum.
 // x: the input plane (H x W, row stride W). KR, KS: compile-time kernel size (0: g.R, g.S).
 template <class T, int KR, int KS>
@@ -413,6 +505,10 @@ void conv_plane_fixed(const Plane& g, const T* x, const T* w, T bias, bool accum
 
 template <class T>
 void conv_plane_any(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y, Scratch<T>& sc) {
+#if CK_ISA == 2
+  if (g.R == 3 && g.S == 3 && masked_plane_ok<T, 3, 3>(g)) return masked_plane<T, 3, 3>(g, x, w, bias, accum, y, sc);
+  if (g.R == 5 && g.S == 5 && masked_plane_ok<T, 5, 5>(g)) return masked_plane<T, 5, 5>(g, x, w, bias, accum, y, sc);
+#endif
   const PadPlan pl = pad_plan<T>(g);
   if (!pl.use) return conv_plane_fixed<T>(g, x, w, bias, accum, y, sc);
   const T* xp;
