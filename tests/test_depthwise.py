@@ -350,9 +350,9 @@ def test_huge_padding_stride_dilation_on_small_planes(isa, channels):
     np.testing.assert_allclose(gw[:, 0], g[0, :, 1, 1][:, None, None] * x[0, :, 1:4, 1:4], rtol=1e-12, atol=1e-12)
 
 
-# Unit-stride, unit-dilation 3x3 and 5x5 planes on AVX-512 (csrc/cpu/depthwise.cpp,
-# masked_plane): every column straight from the unpadded plane, edge blocks through masked
-# loads. Widths around the vector lengths (8 and 16 lanes) and below one vector, every padding
+# Unit-stride, unit-dilation 3x3 and 5x5 planes and stride-2 3x3 planes on AVX-512
+# (csrc/cpu/depthwise.cpp, masked_plane): every column straight from the unpadded plane, edge
+# blocks through masked loads. Widths around the vector lengths (8 and 16 lanes) and below one vector, every padding
 # from 0 to past the kernel (the input gradient then runs with negative padding), heights that
 # leave 1-3 rows after the 4-row blocks, and M = 2 / C = 1 / large planes so that the
 # channel-blocked path does not take them. The other ISAs run the same shapes through the
@@ -371,6 +371,15 @@ def _masked_cases():
         cases.append(((1 + i % 2, c, h, w), (m, k, k), dict(padding=(ph, pw))))
     cases.append(((1, 8, 37, 45), (1, 3, 3), dict(padding=1)))       # M = 1, 1665 outputs
     cases.append(((1, 3, 33, 50), (1, 5, 5), dict(padding=(0, 3))))
+    # stride 2, 3x3 (s2_rows): input widths around 2 and 4 vectors, odd and even sizes
+    for i, w in enumerate([1, 3, 16, 17, 31, 32, 33, 34, 35, 63, 64, 65, 66, 67, 97, 130]):
+        ph, pw = i % 4, (i // 2) % 4
+        if w + 2 * pw < 3:
+            pw = 1
+        h = 3 + (i * 5) % 19
+        m, c = ((2, 2) if i % 2 else (1, 1))
+        cases.append(((1 + i % 2, c, h, w), (m, 3, 3), dict(stride=2, padding=(ph, pw))))
+    cases.append(((1, 4, 70, 66), (1, 3, 3), dict(stride=2, padding=1)))   # M = 1, 1155 outputs
     return cases
 
 

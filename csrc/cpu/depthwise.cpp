@@ -48,6 +48,9 @@ inline Range valid_range(int64_t off, int64_t s, int64_t lim, int64_t n) {
 struct Plane {
   int64_t H, W, P, Q, R, S, sh, sw, ph, pw, dh, dw;
 };
+inline Plane fwd_plane(const DwParams& p) {
+  return Plane{p.H, p.W, p.P, p.Q, p.R, p.S, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw};
+}
 
 // Output columns [lo, hi) of a row whose every tap lies inside [0, W) (empty: lo == hi == 0).
 inline Range interior_cols(const Plane& g) {
@@ -360,9 +363,87 @@ inline void masked_rows(const Plane& g, const T* x, const T* zero, const Vec<T>*
   }
 }
 
+// Stride 2 (both axes), 3x3, unit dilation: block q0 reads input columns b + 2*lane + s
+// (b = 2*q0 - pw). Two vector loads U = x[b, b+L), V = x[b+L, b+2L) and x[b+2L] give all three
+// taps by shuffles: tap 0 = even lanes of (U, V), tap 1 = odd lanes, tap 2 = tap 0 moved down
+// one lane with x[b+2L] last. Output row i of the RB-row pass uses input rows 2i + r, so each of
+// the 2*RB + 1 input rows is loaded and shuffled once per block. Edge blocks mask the loads to
+// [0, W) as above.
+template <class T, int RB, bool EDGE>
+inline void s2_block(const T* const* mr, int64_t b, const __mmask16* m, __mmask16 ym, const Vec<T>* w, Vec<T> vb,
+                     bool accum, T* y, int64_t ldy, int64_t q0) {
+  using V = Vec<T>;
+  using M = Mask<T>;
+  constexpr int L = kLanes<T>;
+  auto load = [&](const T* src, __mmask16 k) -> V {
+    if constexpr (!EDGE) return vload<V>(src);
+    else if constexpr (sizeof(T) == 4) return (V)_mm512_maskz_loadu_ps(k, src);
+    else return (V)_mm512_maskz_loadu_pd(__mmask8(k), src);
+  };
+  const M ev = lane_mask<M>(2, 0, std::make_integer_sequence<int, L>{});
+  const M od = lane_mask<M>(2, 1, std::make_integer_sequence<int, L>{});
+  const M sh1 = lane_mask<M>(1, 1, std::make_integer_sequence<int, L>{});
+  V acc[RB];
+#pragma GCC unroll 8
+  for (int i = 0; i < RB; ++i) acc[i] = accum ? load(y + i * ldy + q0, ym) : vb;
+#pragma GCC unroll 16
+  for (int j = 0; j < 2 * RB + 1; ++j) {
+    const T* src = mr[j] + b;
+    const V u = load(src, m[0]), v = load(src + L, m[1]);
+    V last;
+    if constexpr (EDGE) last = load(src + 2 * L, m[2]);
+    else last = vbroadcast<V>(src[2 * L]);
+    V t[3];
+    t[0] = V(__builtin_shuffle(u, v, ev));
+    t[1] = V(__builtin_shuffle(u, v, od));
+    t[2] = V(__builtin_shuffle(t[0], last, sh1));
+#pragma GCC unroll 4
+    for (int r = 0; r < 3; ++r) {
+      if ((j - r) % 2 != 0) continue;
+      const int i = (j - r) / 2;
+      if (i >= 0 && i < RB)
+#pragma GCC unroll 4
+        for (int s = 0; s < 3; ++s) acc[i] += w[r * 3 + s] * t[s];
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < RB; ++i) {
+    if (EDGE) vstore_head(y + i * ldy + q0, acc[i], __builtin_popcount(ym));
+    else vstore(y + i * ldy + q0, acc[i]);
+  }
+}
+
+template <class T, int RB>
+inline void s2_rows(const Plane& g, const T* x, const T* zero, const Vec<T>* w, Vec<T> vb, bool accum, T* y,
+                    int64_t p0) {
+  constexpr int L = kLanes<T>;
+  const T* mr[2 * RB + 1];
+  for (int j = 0; j < 2 * RB + 1; ++j) {
+    const int64_t ih = 2 * p0 - g.ph + j;
+    mr[j] = (ih >= 0 && ih < g.H) ? x + ih * g.W : zero;
+  }
+  T* yr = y + p0 * g.Q;
+  auto lanes = [&](int64_t c) -> __mmask16 {  // lanes of a vector at column c inside [0, W)
+    const int64_t lo = imax(0, -c), hi = imin(L, g.W - c);
+    return hi <= lo ? 0 : __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
+  };
+  for (int64_t q0 = 0; q0 < g.Q; q0 += L) {
+    const int64_t n = imin(L, g.Q - q0);
+    const int64_t b = 2 * q0 - g.pw;
+    if (n == L && b >= 0 && b + 2 * L < g.W) {
+      s2_block<T, RB, false>(mr, b, nullptr, 0, w, vb, accum, yr, g.Q, q0);
+      continue;
+    }
+    const __mmask16 m[3] = {lanes(b), lanes(b + L), __mmask16(lanes(b + 2 * L) & 1u)};
+    s2_block<T, RB, true>(mr, b, m, __mmask16((1u << n) - 1), w, vb, accum, yr, g.Q, q0);
+  }
+}
+
 template <class T, int KR, int KS>
 inline bool masked_plane_ok(const Plane& g) {
-  return KR > 0 && KS > 0 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1;
+  if (g.dh != 1 || g.dw != 1) return false;
+  if (g.sh == 1 && g.sw == 1) return KR > 0 && KS > 0;
+  return KR == 3 && KS == 3 && g.sh == 2 && g.sw == 2;  // s2_rows
 }
 
 template <class T, int KR, int KS>
@@ -375,6 +456,13 @@ void masked_plane(const Plane& g, const T* x, const T* w, T bias, bool accum, T*
   for (int i = 0; i < KR * KS; ++i) wl[i] = vbroadcast<V>(w[i]);
   const V vb = vbroadcast<V>(bias);
   int64_t p = 0;
+  if (g.sh == 2) {
+    if constexpr (KR == 3 && KS == 3) {
+      for (; p + 4 <= g.P; p += 4) s2_rows<T, 4>(g, x, z, wl, vb, accum, y, p);
+      for (; p < g.P; ++p) s2_rows<T, 1>(g, x, z, wl, vb, accum, y, p);
+    }
+    return;
+  }
   for (; p + RB <= g.P; p += RB) masked_rows<T, KR, KS, RB>(g, x, z, wl, vb, accum, y, p);
   for (; p < g.P; ++p) masked_rows<T, KR, KS, 1>(g, x, z, wl, vb, accum, y, p);
 }
@@ -549,13 +637,22 @@ struct Blocked {
 // every pass wins 2-6x. On 56x56 outputs the weight gradient still wins (0.51 -> 0.28 ms at
 // 96 channels, 0.32 -> 0.23 at 144) and so does the strided forward (0.29 -> 0.21), while the
 // unit-stride forward (4 rows per pass) and the input gradient (scatter) are faster row-vectorized.
+// On AVX-512 the forward planes masked_plane takes are row-vectorized down to smaller planes
+// (ab_builds.py, 1 thread, Zen 4, rows/blocked): 28x28 s1 0.72, 14x14 s1 1.08; stride 2 from
+// 56x56 0.64, from 28x28 0.78, from 14x14 1.41.
 enum class Pass { fwd, input, weight };
 // Whether `pass` takes the channel-blocked path; if so, fills b (extent and offset tables).
 template <class T>
 inline bool plan_blocked(const DwParams& p, Pass pass, Blocked& b) {
   constexpr int64_t L = kLanes<T>;
   const bool strided = p.sh * p.sw > 1;
-  const int64_t max_pq = (pass == Pass::weight || (pass == Pass::fwd && strided)) ? 4096 : 1024;
+  int64_t max_pq = (pass == Pass::weight || (pass == Pass::fwd && strided)) ? 4096 : 1024;
+#if CK_ISA == 2
+  const Plane g = fwd_plane(p);
+  const bool masked = (p.R == 3 && p.S == 3 && masked_plane_ok<T, 3, 3>(g)) ||
+                      (p.R == 5 && p.S == 5 && masked_plane_ok<T, 5, 5>(g));
+  if (pass == Pass::fwd && masked) max_pq = strided ? 100 : 256;
+#endif
   if (p.M != 1 || p.C < L / 2 || p.P * p.Q > max_pq || p.H * p.W > 4 * max_pq) return false;
   const int64_t Hb = imax(p.ph + p.H, (p.P - 1) * p.sh + (p.R - 1) * p.dh + 1);
   const int64_t Wb = imax(p.pw + p.W, (p.Q - 1) * p.sw + (p.S - 1) * p.dw + 1);
@@ -792,9 +889,6 @@ void blocked_bwd_weight(const DwParams& p, const Blocked& b, const T* x, const T
   });
 }
 
-inline Plane fwd_plane(const DwParams& p) {
-  return Plane{p.H, p.W, p.P, p.Q, p.R, p.S, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw};
-}
 
 template <class T>
 void depthwise_fwd_impl(const DwParams& p, const T* x, const T* w, const T* b, T* y) {
