@@ -346,11 +346,15 @@ inline void masked_rows(const Plane& g, const T* x, const T* zero, const Vec<T>*
     mr[j] = (ih >= 0 && ih < g.H) ? x + ih * g.W : zero;
   }
   T* yr = y + p0 * g.Q;
+  // interior block at q0: every tap's L lanes inside [0, W)
+  auto interior = [&](int64_t q0) { return q0 >= g.pw && q0 - g.pw + (KS - 1) + L <= g.W; };
   for (int64_t q0 = 0; q0 < g.Q; q0 += L) {
-    const int64_t n = imin(L, g.Q - q0);
+    int64_t n = imin(L, g.Q - q0);
+    // a short last block: the interior block ending at Q instead, if there is one (it
+    // recomputes L - n outputs: not when accumulating)
+    if (n < L && !accum && g.Q >= L && interior(g.Q - L)) q0 = g.Q - L, n = L;
     const int64_t c0 = q0 - g.pw;
-    // interior block: every tap's L lanes inside [0, W)
-    if (n == L && c0 >= 0 && c0 + (KS - 1) + L <= g.W) {
+    if (n == L && interior(q0)) {
       masked_block<T, KR, KS, RB, false>(mr, c0, nullptr, 0, w, vb, accum, yr, g.Q, q0);
       continue;
     }
@@ -427,10 +431,11 @@ inline void s2_rows(const Plane& g, const T* x, const T* zero, const Vec<T>* w, 
     const int64_t lo = imax(0, -c), hi = imin(L, g.W - c);
     return hi <= lo ? 0 : __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
   };
+  auto interior = [&](int64_t q0) { return 2 * q0 - g.pw >= 0 && 2 * q0 - g.pw + 2 * L < g.W; };
   for (int64_t q0 = 0; q0 < g.Q; q0 += L) {
     const int64_t n = imin(L, g.Q - q0);
     const int64_t b = 2 * q0 - g.pw;
-    if (n == L && b >= 0 && b + 2 * L < g.W) {
+    if (n == L && interior(q0)) {
       s2_block<T, RB, false>(mr, b, nullptr, 0, w, vb, accum, yr, g.Q, q0);
       continue;
     }
@@ -449,7 +454,7 @@ inline bool masked_plane_ok(const Plane& g) {
 template <class T, int KR, int KS>
 void masked_plane(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y, Scratch<T>& sc) {
   using V = Vec<T>;
-  constexpr int RB = KR == 3 ? 4 : 2;
+  constexpr int RB = KR == 3 ? 8 : 2;
   T* z = sc.zero.template get<T>(g.W);
   std::memset(z, 0, size_t(g.W) * sizeof(T));
   V wl[KR * KS];
@@ -464,7 +469,12 @@ void masked_plane(const Plane& g, const T* x, const T* w, T bias, bool accum, T*
     return;
   }
   for (; p + RB <= g.P; p += RB) masked_rows<T, KR, KS, RB>(g, x, z, wl, vb, accum, y, p);
-  for (; p < g.P; ++p) masked_rows<T, KR, KS, 1>(g, x, z, wl, vb, accum, y, p);
+  // the last P % RB rows in passes of RB/2, RB/4, ... rows
+  if constexpr (RB >= 8)
+    if (p + 4 <= g.P) masked_rows<T, KR, KS, 4>(g, x, z, wl, vb, accum, y, p), p += 4;
+  if constexpr (RB >= 4)
+    if (p + 2 <= g.P) masked_rows<T, KR, KS, 2>(g, x, z, wl, vb, accum, y, p), p += 2;
+  if (p < g.P) masked_rows<T, KR, KS, 1>(g, x, z, wl, vb, accum, y, p);
 }
 #endif
 
