@@ -19,6 +19,7 @@ SHAPES = [((1,), ""), ((7,), ""), ((8,), ""), ((9,), ""), ((15,), ""), ((16,), "
 
 UNARY = [
     ("relu", {}),
+    ("relu6", {}),
     ("leaky_relu", {}),
     ("leaky_relu", {"negative_slope": 0.2}),
     ("elu", {}),
@@ -85,6 +86,10 @@ def test_relu_nan_and_kink_conventions():
     g = np.ones(4)
     assert list(F.relu_backward(g, x)[0][1:]) == [0.0, 0.0, 1.0]
     assert F.leaky_relu_backward(g[:1], np.array([0.0]), 0.1)[0][0] == pytest.approx(0.1)
+    x6 = np.array([np.nan, 0.0, -1.0, 2.0, 6.0, 7.5, np.inf, -np.inf])
+    y6 = F.relu6(x6)
+    assert np.isnan(y6[0]) and list(y6[1:]) == [0.0, 0.0, 2.0, 6.0, 6.0, 6.0, 0.0]
+    assert list(F.relu6_backward(np.ones(8), x6)[0][1:]) == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]  # torch: 0 at both kinks
     assert F.elu_backward(g[:1], np.array([0.0]), alpha=0.7)[0][0] == pytest.approx(0.7)
     assert F.prelu_backward(g[:1], np.array([0.0]), np.array([0.3]))[0][0] == pytest.approx(0.3)
 
@@ -147,7 +152,7 @@ def test_softmax_zero_d_and_unit_dim():
 
 # ---------------------------------------------------------------------------------------------
 GRADCHECK = [
-    ("relu", {}), ("leaky_relu", {"negative_slope": 0.3}), ("elu", {"alpha": 1.3}), ("sigmoid", {}), ("tanh", {}),
+    ("relu", {}), ("relu6", {}), ("leaky_relu", {"negative_slope": 0.3}), ("elu", {"alpha": 1.3}), ("sigmoid", {}), ("tanh", {}),
     ("gelu", {}), ("gelu", {"approximate": "tanh"}),
 ]
 
@@ -157,6 +162,9 @@ GRADCHECK = [
 def test_gradcheck_unary(module, op, kw):
     rng = np.random.default_rng(11)
     x = rng.uniform(0.2, 2.0, (2, 3, 5)) * rng.choice([-1.0, 1.0], (2, 3, 5))  # away from the kink
+    if op == "relu6":
+        x = x * 4.0  # both sides of the upper kink too (none within 1e-3 of 6)
+        assert (x > 6).any() and (np.abs(x - 6) > 1e-3).all()
     assert check_op(module, op, x, **kw)
 
 
@@ -242,7 +250,7 @@ def test_dropout_modes_and_seed_none():
 # ---------------------------------------------------------------------------------------------
 def test_bad_inputs():
     x = np.ones((2, 3))
-    for op in ("relu", "sigmoid", "tanh", "gelu", "elu", "leaky_relu"):
+    for op in ("relu", "relu6", "sigmoid", "tanh", "gelu", "elu", "leaky_relu"):
         with pytest.raises(TypeError, match="input"):
             getattr(F, op)(np.ones((2, 3), dtype=np.int64))
         with pytest.raises(TypeError, match="input"):

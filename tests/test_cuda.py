@@ -243,7 +243,7 @@ def test_lrn_layer_norm(dtype):
 
 
 # ----------------------------------------------------------------------------- activations, softmax, losses
-ACTS = [("relu", {}), ("leaky_relu", {"negative_slope": 0.2}), ("elu", {"alpha": 0.7}), ("sigmoid", {}),
+ACTS = [("relu", {}), ("relu6", {}), ("leaky_relu", {"negative_slope": 0.2}), ("elu", {"alpha": 0.7}), ("sigmoid", {}),
         ("tanh", {}), ("gelu", {}), ("gelu", {"approximate": "tanh"})]
 
 

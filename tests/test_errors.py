@@ -31,6 +31,7 @@ VALID = {
     "linear": ((np.ones((2, 5), f32), np.ones((3, 5), f32), np.ones(3, f32)), {}),
     "relu": ((x4(),), {}),
     "leaky_relu": ((x4(),), {}),
+    "relu6": ((x4(),), {}),
     "prelu": ((x4(), np.ones(4, f32)), {}),
     "elu": ((x4(),), {}),
     "sigmoid": ((x4(),), {}),

@@ -329,7 +329,7 @@ BUILDERS = {
     "global_avg_pool2d": b_global("global_avg_pool2d"), "global_max_pool2d": b_global("global_max_pool2d"),
     "batch_norm": b_batch_norm(), "local_response_norm": b_lrn(), "layer_norm": b_layer_norm(),
     "linear": b_linear(),
-    "relu": b_unary("relu"), "leaky_relu": b_unary("leaky_relu", negative_slope=st.sampled_from([0.0, 0.01, 0.2, -1.5])),
+    "relu": b_unary("relu"), "relu6": b_unary("relu6"), "leaky_relu": b_unary("leaky_relu", negative_slope=st.sampled_from([0.0, 0.01, 0.2, -1.5])),
     "prelu": b_prelu(), "elu": b_unary("elu", alpha=st.sampled_from([0.0, 1.0, 0.3, 2.5])),
     "sigmoid": b_unary("sigmoid"), "tanh": b_unary("tanh"),
     "gelu": b_unary("gelu", approximate=st.sampled_from(["none", "tanh"])),

@@ -60,6 +60,7 @@ def _cases(s: int, dtype=np.float64, only=None):
         "layer_norm": lambda: ((X4(), (24, 24), a(24, 24), a(24, 24)), {}),
         "linear": lambda: ((a(n * 64, 96), a(80, 96), a(80)), {}),
         "relu": lambda: ((X4(),), {}),
+        "relu6": lambda: ((X4() * 8,), {}),
         "leaky_relu": lambda: ((X4(),), dict(negative_slope=0.1)),
         "prelu": lambda: ((X4(), a(8)), {}),
         "elu": lambda: ((X4(),), {}),

@@ -194,7 +194,7 @@ def test_activations_softmax_losses_linear(seed, dtype):
     r = np.random.default_rng(seed)
     shape = tuple(int(v) for v in r.integers(1, 9, size=int(r.integers(2, 5))))
     x = (3 * r.standard_normal(shape)).astype(dtype)
-    for name, args in [("relu", ()), ("leaky_relu", (0.2,)), ("elu", (1.3,)), ("sigmoid", ()), ("tanh", ()),
+    for name, args in [("relu", ()), ("relu6", ()), ("leaky_relu", (0.2,)), ("elu", (1.3,)), ("sigmoid", ()), ("tanh", ()),
                        ("gelu", ()), ("softmax", (1,)), ("log_softmax", (-1,))]:
         tx = _t(x)
         ty = getattr(TF, name)(tx, *args) if name not in ("sigmoid", "tanh") else getattr(torch, name)(tx)

@@ -3,6 +3,7 @@
 // inside a chunk, Vec<T> code with one zero-padded tail vector (cpu/activation_math.h).
 // Semantics and subgradients follow torch's CPU kernels:
 //   relu       y = x < 0 ? 0 : x (NaN stays NaN)       dy = x <= 0 ? 0 : g
+//   relu6      y = min(max(x, 0), a) (NaN stays NaN)   dy = 0 < x < a ? g : 0   (torch's hardtanh)
 //   leaky_relu y = x > 0 ? x : a x                      dy = x > 0 ? g : a g
 //   elu        y = x <= 0 ? a (exp(x) - 1) : x          dy = x > 0 ? g : a exp(x) g (NaN -> NaN)
 //   sigmoid    y = 1 / (1 + exp(-x))                    dy = g y (1 - y)
@@ -30,6 +31,10 @@ template <class T>
 struct Fwd {
   using V = Vec<T>;
   static V relu(V x) { return x < T(0) ? V{} : x; }
+  static V relu6(V x, V a) {
+    const V r = x < T(0) ? V{} : x;
+    return r > a ? a : r;
+  }
   static V leaky(V x, T a) { return x > T(0) ? x : x * a; }
   static V elu(V x, T a) { return x <= T(0) ? vexpm1<T>(x) * a : x; }
   static V gelu(V x) { return (x * T(0.5)) * (T(1) + verf<T>(x * kSqrt1_2<T>)); }
@@ -49,6 +54,11 @@ void act_fwd_impl(int op, int64_t n, const T* x, T* y, T a) {
     const int64_t m = e - b;
     switch (op) {
       case kActRelu: map1(m, xs, ys, [](V v) { return F::relu(v); }); break;
+      case kActRelu6: {
+        const V av = vbroadcast<V>(a);
+        map1(m, xs, ys, [av](V v) { return F::relu6(v, av); });
+        break;
+      }
       case kActLeakyRelu: map1(m, xs, ys, [a](V v) { return F::leaky(v, a); }); break;
       case kActElu: map1(m, xs, ys, [a](V v) { return F::elu(v, a); }); break;
       case kActSigmoid: map1(m, xs, ys, [](V v) { return vsigmoid<T>(v); }); break;
@@ -70,6 +80,7 @@ void act_bwd_impl(int op, int64_t n, const T* g, const T* x, T* gx, T a) {
     const int64_t m = e - b;
     switch (op) {
       case kActRelu: map2(m, gs, xs, os, [](V gv, V xv) { return xv <= T(0) ? V{} : gv; }); break;
+      case kActRelu6: map2(m, gs, xs, os, [a](V gv, V xv) { return (xv > T(0)) & (xv < a) ? gv : V{}; }); break;
       case kActLeakyRelu: map2(m, gs, xs, os, [a](V gv, V xv) { return xv > T(0) ? gv : gv * a; }); break;
       case kActElu:
         map2(m, gs, xs, os, [a](V gv, V xv) { return xv > T(0) ? gv : gv * (vexp<T>(xv) * a); });

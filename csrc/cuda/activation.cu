@@ -17,6 +17,7 @@ template <class T>
 __device__ __forceinline__ T act_f(int op, T x, T a) {
   switch (op) {
     case kActRelu: return x < T(0) ? T(0) : x;
+    case kActRelu6: return x < T(0) ? T(0) : (x > a ? a : x);
     case kActLeakyRelu: return x > T(0) ? x : x * a;
     case kActElu: return x <= T(0) ? d_expm1(x) * a : x;
     case kActSigmoid: return T(1) / (T(1) + d_exp(-x));
@@ -34,6 +35,7 @@ template <class T>
 __device__ __forceinline__ T act_b(int op, T g, T x, T a) {
   switch (op) {
     case kActRelu: return x <= T(0) ? T(0) : g;
+    case kActRelu6: return (x > T(0) && x < a) ? g : T(0);
     case kActLeakyRelu: return x > T(0) ? g : g * a;
     case kActElu: return x > T(0) ? g : g * (d_exp(x) * a);
     case kActSigmoid: {

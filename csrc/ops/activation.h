@@ -7,8 +7,8 @@
 namespace ck {
 
 // Elementwise activations selected by `op`; `a` is the op's scalar parameter
-// (leaky_relu: negative_slope, elu: alpha; unused otherwise).
-enum ActOp : int { kActRelu = 0, kActLeakyRelu, kActElu, kActSigmoid, kActTanh, kActGelu, kActGeluTanh, kActCount };
+// (leaky_relu: negative_slope, elu: alpha, relu6: the upper bound, 6 for ReLU6; unused otherwise).
+enum ActOp : int { kActRelu = 0, kActLeakyRelu, kActElu, kActSigmoid, kActTanh, kActGelu, kActGeluTanh, kActRelu6, kActCount };
 
 // y[i] = f(x[i])
 template <class T> using act_fwd_sig = void(int op, int64_t n, const T* x, T* y, T a);

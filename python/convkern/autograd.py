@@ -30,7 +30,7 @@ from . import _C
 __all__ = [
     "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "use_backend", "get_backend",
     "set_backend", "apply", "add", "sub", "mul", "div", "matmul", "cat", "stack", "reshape", "flatten",
-    "permute", "transpose", "getitem", "sum", "mean", "clip", "relu6", "pad",
+    "permute", "transpose", "getitem", "sum", "mean", "clip", "pad",
 ]
 
 
@@ -396,8 +396,8 @@ def _make_op(name):
 _BACKEND_OPS = (
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "depthwise_conv2d",
     "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "global_avg_pool2d",
-    "global_max_pool2d", "batch_norm", "local_response_norm", "layer_norm", "linear", "relu", "leaky_relu",
-    "prelu", "elu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax", "dropout", "cross_entropy", "mse_loss",
+    "global_max_pool2d", "batch_norm", "local_response_norm", "layer_norm", "linear", "relu", "relu6",
+    "leaky_relu", "prelu", "elu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax", "dropout", "cross_entropy", "mse_loss",
 )
 for _name in _BACKEND_OPS:
     globals()[_name] = _make_op(_name)
@@ -574,11 +574,6 @@ def clip(x, lo=None, hi=None) -> Tensor:
     if hi is not None:
         mask &= d < hi
     return _result(np.clip(d, lo, hi).astype(d.dtype, copy=False), (x,), lambda g: (g * mask,), "clip")
-
-
-def relu6(x) -> Tensor:
-    """min(max(x, 0), 6) (MobileNet)."""
-    return clip(x, 0.0, 6.0)
 
 
 def pad(x, pad_width, value: float = 0.0) -> Tensor:

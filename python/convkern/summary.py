@@ -135,7 +135,7 @@ def _make_shape_backend():
     ns.adaptive_max_pool2d = _adaptive_shape("adaptive_max_pool2d")
     ns.global_avg_pool2d = ns.global_max_pool2d = _global_shape
     ns.linear = _linear_shape
-    for op in ("batch_norm", "local_response_norm", "layer_norm", "relu", "leaky_relu", "prelu", "elu", "sigmoid",
+    for op in ("batch_norm", "local_response_norm", "layer_norm", "relu", "relu6", "leaky_relu", "prelu", "elu", "sigmoid",
                "tanh", "gelu", "softmax", "log_softmax", "dropout"):
         setattr(ns, op, _same)
     ns.cross_entropy, ns.mse_loss = _loss_shape("cross_entropy"), _loss_shape("mse_loss")

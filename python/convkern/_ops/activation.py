@@ -3,7 +3,7 @@
 Every op takes any input rank (prelu: channel dim 1) in float32 or float64 and returns a new
 array of the input's dtype. ``<op>_backward(grad_output, <forward args>)`` returns one gradient
 per name in ``DIFFERENTIABLE[op]``; it is stateless and recomputes what it needs. Subgradients
-at kinks follow torch: relu'(0) = 0, leaky_relu'(0) = prelu'(0) = slope, elu'(0) = alpha.
+at kinks follow torch: relu'(0) = 0, relu6'(0) = relu6'(6) = 0, leaky_relu'(0) = prelu'(0) = slope, elu'(0) = alpha.
 """
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from .. import _C
 from . import _util as U
 
 __all__ = [
-    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "prelu", "prelu_backward",
+    "relu", "relu_backward", "relu6", "relu6_backward", "leaky_relu", "leaky_relu_backward", "prelu", "prelu_backward",
     "elu", "elu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "gelu", "gelu_backward",
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "dropout", "dropout_backward",
 ]
 
 DIFFERENTIABLE = {
     "relu": ("input",),
+    "relu6": ("input",),
     "leaky_relu": ("input",),
     "prelu": ("input", "weight"),
     "elu": ("input",),
@@ -42,7 +43,7 @@ def _as_float(x, name: str, like=None) -> np.ndarray:
     return y.reshape(()) if x.ndim == 0 else y
 
 # op codes of csrc/ops/activation.h (ActOp)
-_RELU, _LEAKY, _ELU, _SIGMOID, _TANH, _GELU, _GELU_TANH = range(7)
+_RELU, _LEAKY, _ELU, _SIGMOID, _TANH, _GELU, _GELU_TANH, _RELU6 = range(8)
 
 
 def _grad_like(grad_output, x: np.ndarray) -> np.ndarray:
@@ -76,6 +77,16 @@ def relu(input):
 
 def relu_backward(grad_output, input):
     return _unary_backward(grad_output, input, _RELU)
+
+
+def relu6(input):
+    """min(max(input, 0), 6) elementwise (MobileNet's activation; NaN stays NaN)."""
+    return _unary(input, _RELU6, 6.0)
+
+
+def relu6_backward(grad_output, input):
+    """grad_output where 0 < input < 6, else 0 (torch's hardtanh subgradient)."""
+    return _unary_backward(grad_output, input, _RELU6, 6.0)
 
 
 def leaky_relu(input, negative_slope=0.01):

@@ -19,7 +19,7 @@ import numpy as np
 from .. import _C
 from .. import functional as F
 from .._ops import conv as _convops
-from .._ops.activation import _LEAKY as _ACT_LEAKY, _RELU as _ACT_RELU
+from .._ops.activation import _LEAKY as _ACT_LEAKY, _RELU as _ACT_RELU, _RELU6 as _ACT_RELU6
 
 OPS: dict = {}
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -128,6 +128,8 @@ def _post(node, y):
         _C.act_forward(y, y, op, a)
     elif p[0] == "relu":
         np.maximum(y, 0, out=y)
+    elif p[0] == "clip" and p[1] == 0 and 0 < p[2] < np.inf and _native_inplace(y) and y.size:
+        _C.act_forward(y, y, _ACT_RELU6, p[2])  # ReLU6 (MobileNetV2): threaded, 4-8x np.clip
     elif p[0] == "clip":
         np.clip(y, p[1], p[2], out=y)
     elif p[0] == "leaky":

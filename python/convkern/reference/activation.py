@@ -14,13 +14,14 @@ import numbers
 import numpy as np
 
 __all__ = [
-    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "prelu", "prelu_backward",
+    "relu", "relu_backward", "relu6", "relu6_backward", "leaky_relu", "leaky_relu_backward", "prelu", "prelu_backward",
     "elu", "elu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "gelu", "gelu_backward",
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "dropout", "dropout_backward",
 ]
 
 DIFFERENTIABLE = {
     "relu": ("input",),
+    "relu6": ("input",),
     "leaky_relu": ("input",),
     "prelu": ("input", "weight"),
     "elu": ("input",),
@@ -49,6 +50,16 @@ def relu(input):
 def relu_backward(grad_output, input):
     x = _arr(input)
     return (np.where(x <= 0, 0, grad_output).astype(x.dtype),)
+
+
+def relu6(input):
+    x = _arr(input)
+    return np.where(x < 0, np.zeros_like(x), np.where(x > 6, np.full_like(x, 6), x))  # NaN stays NaN
+
+
+def relu6_backward(grad_output, input):
+    x = _arr(input)
+    return (np.where((x > 0) & (x < 6), grad_output, 0).astype(x.dtype),)
 
 
 def leaky_relu(input, negative_slope=0.01):
