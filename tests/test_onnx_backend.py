@@ -433,6 +433,26 @@ def test_shape_disagreement_inside_graph_is_a_clear_error():
         ckonnx.prepare(m).run([np.zeros((1, 3, 8, 8), np.float32)])
 
 
+def test_conv_call_cache_follows_input_shape():
+    """A Conv node keeps its parsed geometry per (input, weight) shape: a second input shape
+    (other spatial size, asymmetric SAME padding) is worked out afresh, and a wrong channel count
+    after a good call is still refused."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "W"], ["y"], strides=[2, 2], auto_pad="SAME_UPPER")
+    m = _model([node], [_vi("x", None)], [_vi("y", None)], [numpy_helper.from_array(w, "W")])
+    rep = ckonnx.prepare(m)
+    import convkern.reference as R
+    for shape in [(1, 3, 8, 8), (2, 3, 9, 7), (1, 3, 8, 8)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        # SAME_UPPER, stride 2: total padding max(0, (ceil(n/2) - 1) * 2 + 3 - n), the extra one at the end
+        pads = [(t // 2, t - t // 2) for t in (max(0, (-(-n // 2) - 1) * 2 + 3 - n) for n in shape[2:])]
+        ref = R.conv2d(np.pad(x, [(0, 0), (0, 0)] + pads).astype(np.float64), w.astype(np.float64), stride=2)
+        np.testing.assert_allclose(rep.run([x])[0], ref, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="channels"):
+        rep.run([np.zeros((1, 5, 8, 8), np.float32)])
+
+
 def test_absurd_sizes_refused():
     shape = numpy_helper.from_array(np.array([1 << 20, 1 << 20, 1 << 10], np.int64), "s")
     m = _model([helper.make_node("ConstantOfShape", ["s"], ["y"])], [], [_vi("y", None)], [shape])

@@ -212,21 +212,33 @@ def _packed_weight(node, w, g):
     return cached[1]
 
 
-@register("Conv")
-def conv(node, ins):
-    x, w = ins[0], ins[1]
-    b = ins[2] if len(ins) > 2 else None
+def _conv_call(node, x, w):
+    """(nd, pads (begin, end) when they differ, else None, conv keyword arguments) of a Conv
+    node on these input and weight shapes, worked out once per shape pair and kept on the node
+    (the attribute parsing cost as much as a 7x7 depthwise convolution's kernel)."""
+    key = (x.shape, w.shape)
+    c = node.extra.get("conv_call")
+    if c is not None and c[0] == key:
+        return c[1]
     nd, k, s, d = _conv_geom(node, x, w)
     g = int(node.attr("group", 1))
     if g < 1 or x.shape[1] != w.shape[1] * g or w.shape[0] % g:
         fail(node, f"channels do not agree: input {x.shape}, weight {w.shape}, group {g}")
     pb, pe = _window_pads(node, x.shape[2:], k, s, d)
-    if pb == pe:
-        pad = tuple(pb)
-    else:
-        x = _pad_spatial(x, pb, pe)
-        pad = 0
-    geom = dict(stride=tuple(s), padding=pad, dilation=tuple(d), groups=g)
+    pads = None if pb == pe else (pb, pe)
+    geom = dict(stride=tuple(s), padding=tuple(pb) if pads is None else 0, dilation=tuple(d), groups=g)
+    node.extra["conv_call"] = (key, (nd, pads, geom))
+    return nd, pads, geom
+
+
+@register("Conv")
+def conv(node, ins):
+    x, w = ins[0], ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    nd, pads, geom = _conv_call(node, x, w)
+    if pads is not None:
+        x = _pad_spatial(x, *pads)
+    g = geom["groups"]
     if x.dtype not in _FLOATS:
         y = getattr(F, _CONV[nd])(x.astype(np.float32), w.astype(np.float32),
                                   None if b is None else b.astype(np.float32), **geom).astype(x.dtype)
