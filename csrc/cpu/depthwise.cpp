@@ -1,5 +1,8 @@
 // Depthwise 2-d convolution (NCHW, channel multiplier M) and its backward passes.
 //
+// Forward on AVX-512, unit-stride 3x3 / 5x5 and stride-2 3x3 (dilation 1): masked_plane, every
+// output column straight from the unpadded plane (edge blocks through masked loads, several
+// output rows per pass); the rest of this paragraph describes the other shapes and ISAs.
 // Forward: one task per output plane (n, oc) (OpenMP). Within a plane, output row p sees
 // the R input rows ih = p*sh - ph + r*dh; rows outside the input are replaced by a row of
 // zeros, so the vector loop needs no row checks. The "interior" output columns (every tap
