@@ -302,15 +302,20 @@ inline int64_t multirow_blocks(const T* const* mr, int64_t off, const Vec<T>* wl
 // Input row j (mr[j], j < RB + KR - 1; rows outside the plane point at zeros) is loaded once
 // per block and feeds every output row i = j - r that uses it; the empty asm keeps each
 // loaded vector in a register (GCC otherwise folds the load into each of its KR FMAs).
+// The vector at src: lanes k only (the others zero, not touched) when EDGE, else all.
+template <class T, bool EDGE>
+inline Vec<T> edge_load(const T* src, __mmask16 k) {
+  using V = Vec<T>;
+  if constexpr (!EDGE) return vload<V>(src);
+  else if constexpr (sizeof(T) == 4) return (V)_mm512_maskz_loadu_ps(k, src);
+  else return (V)_mm512_maskz_loadu_pd(__mmask8(k), src);
+}
+
 template <class T, int KR, int KS, int RB, bool EDGE>
 inline void masked_block(const T* const* mr, int64_t c0, const __mmask16* m, __mmask16 ym, const Vec<T>* w,
                          Vec<T> vb, bool accum, T* y, int64_t ldy, int64_t q0) {
   using V = Vec<T>;
-  auto load = [&](const T* src, __mmask16 k) -> V {
-    if constexpr (!EDGE) return vload<V>(src);
-    else if constexpr (sizeof(T) == 4) return (V)_mm512_maskz_loadu_ps(k, src);
-    else return (V)_mm512_maskz_loadu_pd(__mmask8(k), src);
-  };
+  auto load = [](const T* src, __mmask16 k) { return edge_load<T, EDGE>(src, k); };
   V acc[RB];
 #pragma GCC unroll 8
   for (int i = 0; i < RB; ++i) acc[i] = accum ? load(y + i * ldy + q0, ym) : vb;
@@ -382,11 +387,7 @@ inline void s2_block(const T* const* mr, int64_t b, const __mmask16* m, __mmask1
   using V = Vec<T>;
   using M = Mask<T>;
   constexpr int L = kLanes<T>;
-  auto load = [&](const T* src, __mmask16 k) -> V {
-    if constexpr (!EDGE) return vload<V>(src);
-    else if constexpr (sizeof(T) == 4) return (V)_mm512_maskz_loadu_ps(k, src);
-    else return (V)_mm512_maskz_loadu_pd(__mmask8(k), src);
-  };
+  auto load = [](const T* src, __mmask16 k) { return edge_load<T, EDGE>(src, k); };
   const M ev = lane_mask<M>(2, 0, std::make_integer_sequence<int, L>{});
   const M od = lane_mask<M>(2, 1, std::make_integer_sequence<int, L>{});
   const M sh1 = lane_mask<M>(1, 1, std::make_integer_sequence<int, L>{});
@@ -901,7 +902,6 @@ void blocked_bwd_weight(const DwParams& p, const Blocked& b, const T* x, const T
     }
   });
 }
-
 
 template <class T>
 void depthwise_fwd_impl(const DwParams& p, const T* x, const T* w, const T* b, T* y) {
