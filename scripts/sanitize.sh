@@ -27,4 +27,6 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # CK_SAN_TIMEOUT=<seconds>: time-box the test run (CI); exit status 124 when it runs out.
 TIMEOUT=()
 if [ -n "${CK_SAN_TIMEOUT:-}" ]; then TIMEOUT=(timeout "$CK_SAN_TIMEOUT"); fi
-PYTHONPATH="$PKG" "${TIMEOUT[@]}" "$PY" -m pytest -q -p no:cacheprovider "${@:-tests}"
+# --capture=sys: a sanitizer report goes to fd 2 as the process halts; fd-level capture would
+# swallow it (a UBSan halt in CI once showed only "rc=1" after a row of dots).
+PYTHONPATH="$PKG" "${TIMEOUT[@]}" "$PY" -m pytest -q -p no:cacheprovider --capture=sys "${@:-tests}"

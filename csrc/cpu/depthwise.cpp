@@ -325,7 +325,7 @@ inline void masked_block(const T* const* mr, int64_t c0, const __mmask16* m, __m
     V xs[KS];
 #pragma GCC unroll 8
     for (int s = 0; s < KS; ++s) {
-      xs[s] = load(src + s, m[s]);
+      xs[s] = load(src + s, EDGE ? m[s] : __mmask16(0));  // (m is null for interior blocks)
       asm("" : "+v"(xs[s]));
     }
 #pragma GCC unroll 8
@@ -397,10 +397,14 @@ inline void s2_block(const T* const* mr, int64_t b, const __mmask16* m, __mmask1
 #pragma GCC unroll 16
   for (int j = 0; j < 2 * RB + 1; ++j) {
     const T* src = mr[j] + b;
-    const V u = load(src, m[0]), v = load(src + L, m[1]);
-    V last;
-    if constexpr (EDGE) last = load(src + 2 * L, m[2]);
-    else last = vbroadcast<V>(src[2 * L]);
+    V u, v, last;
+    if constexpr (EDGE) {
+      u = load(src, m[0]), v = load(src + L, m[1]);
+      last = load(src + 2 * L, m[2]);
+    } else {  // (m is null)
+      u = load(src, 0), v = load(src + L, 0);
+      last = vbroadcast<V>(src[2 * L]);
+    }
     V t[3];
     t[0] = V(__builtin_shuffle(u, v, ev));
     t[1] = V(__builtin_shuffle(u, v, od));
