@@ -397,7 +397,8 @@ _BACKEND_OPS = (
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "depthwise_conv2d",
     "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "global_avg_pool2d",
     "global_max_pool2d", "batch_norm", "local_response_norm", "layer_norm", "linear", "relu", "relu6",
-    "leaky_relu", "prelu", "elu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax", "dropout", "cross_entropy", "mse_loss",
+    "leaky_relu", "prelu", "elu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax", "dropout", "cross_entropy",
+    "mse_loss",
 )
 for _name in _BACKEND_OPS:
     globals()[_name] = _make_op(_name)
