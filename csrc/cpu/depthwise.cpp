@@ -302,6 +302,12 @@ inline int64_t multirow_blocks(const T* const* mr, int64_t off, const Vec<T>* wl
 // Input row j (mr[j], j < RB + KR - 1; rows outside the plane point at zeros) is loaded once
 // per block and feeds every output row i = j - r that uses it; the empty asm keeps each
 // loaded vector in a register (GCC otherwise folds the load into each of its KR FMAs).
+// Lanes l < n of a vector at column c with 0 <= c + l < W (the loads of an edge block).
+inline __mmask16 lanes_in(int64_t c, int64_t n, int64_t W) {
+  const int64_t lo = imax(0, -c), hi = imin(n, W - c);
+  return hi <= lo ? 0 : __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
 // The vector at src: lanes k only (the others zero, not touched) when EDGE, else all.
 template <class T, bool EDGE>
 inline Vec<T> edge_load(const T* src, __mmask16 k) {
@@ -367,10 +373,7 @@ inline void masked_rows(const Plane& g, const T* x, const T* zero, const Vec<T>*
       continue;
     }
     __mmask16 m[KS];
-    for (int s = 0; s < KS; ++s) {
-      const int64_t lo = imax(0, -(c0 + s)), hi = imin(n, g.W - (c0 + s));
-      m[s] = hi <= lo ? 0 : __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
-    }
+    for (int s = 0; s < KS; ++s) m[s] = lanes_in(c0 + s, n, g.W);
     masked_block<T, KR, KS, RB, true>(mr, c0, m, __mmask16((1u << n) - 1), w, vb, accum, yr, g.Q, q0);
   }
 }
@@ -435,10 +438,6 @@ inline void s2_rows(const Plane& g, const T* x, const T* zero, const Vec<T>* w, 
     mr[j] = (ih >= 0 && ih < g.H) ? x + ih * g.W : zero;
   }
   T* yr = y + p0 * g.Q;
-  auto lanes = [&](int64_t c) -> __mmask16 {  // lanes of a vector at column c inside [0, W)
-    const int64_t lo = imax(0, -c), hi = imin(L, g.W - c);
-    return hi <= lo ? 0 : __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
-  };
   auto interior = [&](int64_t q0) { return 2 * q0 - g.pw >= 0 && 2 * q0 - g.pw + 2 * L < g.W; };
   for (int64_t q0 = 0; q0 < g.Q; q0 += L) {
     const int64_t n = imin(L, g.Q - q0);
@@ -447,16 +446,17 @@ inline void s2_rows(const Plane& g, const T* x, const T* zero, const Vec<T>* w, 
       s2_block<T, RB, false>(mr, b, nullptr, 0, w, vb, accum, yr, g.Q, q0);
       continue;
     }
-    const __mmask16 m[3] = {lanes(b), lanes(b + L), __mmask16(lanes(b + 2 * L) & 1u)};
+    const __mmask16 m[3] = {lanes_in(b, L, g.W), lanes_in(b + L, L, g.W), lanes_in(b + 2 * L, 1, g.W)};
     s2_block<T, RB, true>(mr, b, m, __mmask16((1u << n) - 1), w, vb, accum, yr, g.Q, q0);
   }
 }
 
-template <class T, int KR, int KS>
+// The planes masked_plane takes: dilation 1; 3x3 or 5x5 at unit stride, 3x3 at stride 2.
 inline bool masked_plane_ok(const Plane& g) {
+  const bool k3 = g.R == 3 && g.S == 3, k5 = g.R == 5 && g.S == 5;
   if (g.dh != 1 || g.dw != 1) return false;
-  if (g.sh == 1 && g.sw == 1) return KR > 0 && KS > 0;
-  return KR == 3 && KS == 3 && g.sh == 2 && g.sw == 2;  // s2_rows
+  if (g.sh == 1 && g.sw == 1) return k3 || k5;
+  return k3 && g.sh == 2 && g.sw == 2;  // s2_rows
 }
 
 template <class T, int KR, int KS>
@@ -612,8 +612,8 @@ void conv_plane_fixed(const Plane& g, const T* x, const T* w, T bias, bool accum
 template <class T>
 void conv_plane_any(const Plane& g, const T* x, const T* w, T bias, bool accum, T* y, Scratch<T>& sc) {
 #if CK_ISA == 2
-  if (g.R == 3 && g.S == 3 && masked_plane_ok<T, 3, 3>(g)) return masked_plane<T, 3, 3>(g, x, w, bias, accum, y, sc);
-  if (g.R == 5 && g.S == 5 && masked_plane_ok<T, 5, 5>(g)) return masked_plane<T, 5, 5>(g, x, w, bias, accum, y, sc);
+  if (masked_plane_ok(g))
+    return g.R == 3 ? masked_plane<T, 3, 3>(g, x, w, bias, accum, y, sc) : masked_plane<T, 5, 5>(g, x, w, bias, accum, y, sc);
 #endif
   const PadPlan pl = pad_plan<T>(g);
   if (!pl.use) return conv_plane_fixed<T>(g, x, w, bias, accum, y, sc);
@@ -667,7 +667,7 @@ inline bool plan_blocked(const DwParams& p, Pass pass, Blocked& b) {
   int64_t max_pq = (pass == Pass::weight || (pass == Pass::fwd && strided)) ? 4096 : 1024;
 #if CK_ISA == 2
   // (3x3 only: a 5x5 28x28x240 layer ran 1.24x slower row-vectorized than blocked)
-  if (pass == Pass::fwd && p.R == 3 && p.S == 3 && masked_plane_ok<T, 3, 3>(fwd_plane(p)))
+  if (pass == Pass::fwd && p.R == 3 && masked_plane_ok(fwd_plane(p)))
     max_pq = strided ? 100 : 256;
 #endif
   if (p.M != 1 || p.C < L / 2 || p.P * p.Q > max_pq || p.H * p.W > 4 * max_pq) return false;
