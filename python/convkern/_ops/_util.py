@@ -159,16 +159,15 @@ def empty(shape, dtype, name: str = "output"):
     dtype = np.dtype(dtype)
     shape = tuple(int(s) for s in shape)
     check_elements(shape, name, dtype.itemsize)
-    if _cuda.current_device() is not None:
-        return _cuda.empty(shape, dtype)
-    return _C.empty(shape, dtype)
+    return empty_unchecked(shape, dtype)
 
 
 def empty_unchecked(shape, dtype):
     """empty() for a size the caller has already checked (a tuple of ints): no size check."""
+    dtype = np.dtype(dtype)
     if _cuda.current_device() is not None:
-        return _cuda.empty(shape, np.dtype(dtype))
-    return _C.empty(shape, np.dtype(dtype))
+        return _cuda.empty(shape, dtype)
+    return _C.empty(shape, dtype)
 
 
 def zeros(shape, dtype, name: str = "output"):
