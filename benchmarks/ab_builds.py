@@ -1,7 +1,7 @@
 """A/B two builds of convkern in one process, calls interleaved: is a kernel change faster?
 
     python benchmarks/ab_builds.py OLD_PKG NEW_PKG [--threads 2] [--batch 1] [--filter rn50] [--rounds 30]
-        [--layer C,H,W,K,R,S,stride,pad,groups ...] [--packed]
+        [--layer C,H,W,K,R,S,stride,pad,groups ...] [--packed] [--cold]
 
 OLD_PKG and NEW_PKG are convkern package directories that contain a built `_C` (for example
 `python/convkern` of two worktrees after `scripts/dev_build.sh`). Both are imported under other
@@ -49,6 +49,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--packed", action="store_true",
                     help="weights as each build's PackedConvWeight (as the ONNX backend and nn layers pass them)")
+    ap.add_argument("--cold", action="store_true",
+                    help="evict the caches (rewrite 64 MB) before every call, untimed")
     ap.add_argument("--layer", action="append", default=[], metavar="C,H,W,K,R,S,stride,pad,groups",
                     help="a layer of your own (repeatable); with --layer only these run unless --filter is given")
     a = ap.parse_args()
@@ -59,6 +61,7 @@ def main() -> int:
         old.set_num_threads(a.threads)
         new.set_num_threads(a.threads)
         clock = time.thread_time if a.threads == 1 else time.perf_counter
+        flush = np.zeros(16 << 20, np.float32) if a.cold else None
         rng = np.random.default_rng(0)
         layers = (shapes.RESNET50_CONV + shapes.GOOGLENET_4A_CONV + shapes.VGG16_CONV + shapes.ALEXNET_CONV
                   + shapes.MOBILENETV2_CONV)
@@ -88,6 +91,8 @@ def main() -> int:
             for i in range(a.rounds):
                 pair = ((fo, to), (fn, tn)) if i % 2 == 0 else ((fn, tn), (fo, to))
                 for f, acc in pair:
+                    if flush is not None:
+                        np.add(flush, 1, out=flush)
                     t = clock()
                     f()
                     acc.append(clock() - t)

@@ -125,7 +125,7 @@ def test_nhwc_huge_geometry_falls_back(rng):
 def test_auto_chooses_nhwc(monkeypatch, rng):
     calls = []
     real = _C.conv_nhwc_forward
-    monkeypatch.setattr(_C, "conv_nhwc_forward", lambda *a: (calls.append(a[0].shape), real(*a))[1])
+    monkeypatch.setattr(_C, "conv_nhwc_forward", lambda *a, **kw: (calls.append(a[0].shape), real(*a, **kw))[1])
     x = rng.standard_normal((1, 32, 14, 14)).astype(np.float32)
     w = (rng.standard_normal((48, 32, 5, 5)) * 0.1).astype(np.float32)
     y = F.conv2d(x, w, padding=2)

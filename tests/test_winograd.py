@@ -50,7 +50,7 @@ def test_winograd_same_padding_and_no_bias(rng):
 def test_auto_chooses_winograd_for_float32_only(monkeypatch, rng):
     calls = []
     real = _C.conv_winograd_forward
-    monkeypatch.setattr(_C, "conv_winograd_forward", lambda *a: (calls.append(a[0].shape), real(*a))[1])
+    monkeypatch.setattr(_C, "conv_winograd_forward", lambda *a, **kw: (calls.append(a[0].shape), real(*a, **kw))[1])
     x = rng.standard_normal((1, 32, 28, 28)).astype(np.float32)
     w = (rng.standard_normal((32, 32, 3, 3)) * 0.1).astype(np.float32)
     y = F.conv2d(x, w, padding=1)
@@ -66,7 +66,7 @@ def test_auto_chooses_winograd_for_float32_only(monkeypatch, rng):
 def test_grad_input_through_winograd(monkeypatch, rng):
     calls = []
     real = _C.conv_winograd_forward
-    monkeypatch.setattr(_C, "conv_winograd_forward", lambda *a: (calls.append(a[4:6]), real(*a))[1])
+    monkeypatch.setattr(_C, "conv_winograd_forward", lambda *a, **kw: (calls.append(a[4:6]), real(*a, **kw))[1])
     for pad in (0, 1, 2):
         x = rng.standard_normal((2, 24, 20, 18)).astype(np.float32)
         w = (rng.standard_normal((20, 24, 3, 3)) * 0.1).astype(np.float32)

@@ -93,8 +93,9 @@ int64_t nhwc_packed_size(const Arr& w) {
 
 CK_BIND(conv) {
   // conv_forward(x, w, b, y, stride, padding, dilation, groups, direct, relu, packed, packed_isa,
-  // residual): y = conv(x, w) + b, then + residual (None, or an array of y's shape) and
-  // max(y, 0) when relu, if the kernel can fuse them. packed: the weight as conv_pack_weight
+  // residual, packed_cl, packed_cl_isa, relu_max=inf): y = conv(x, w) + b, then + residual (None,
+  // or an array of y's shape) and, when relu, clamped to [0, relu_max] (inf: ReLU; 6: ReLU6), if
+  // the kernel can fuse them. packed: the weight as conv_pack_weight
   // wrote it under ISA packed_isa (used when that is still the active ISA, the im2col kernel
   // runs and the array has the packed size; None: packed per call). packed_cl, packed_cl_isa: the
   // same in the channel-last layout, read instead when conv_channel_last is true. Returns whether
@@ -104,7 +105,8 @@ CK_BIND(conv) {
       "conv_forward",
       [](py::object x_, py::object w_, py::object b_, py::object y_, I3 stride, I3 pad, I3 dil, int64_t groups,
          bool direct, bool relu, py::object packed_, int packed_isa, py::object res_, py::object packed_cl_,
-         int packed_cl_isa) {
+         int packed_cl_isa, double relu_max) {
+        CK_CHECK(relu_max > 0, "relu_max", "must be > 0");
         Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
         Arr pk = arr_opt(packed_, "packed"), res = arr_opt(res_, "residual"), pkc = arr_opt(packed_cl_, "packed_cl");
         check_float(x, "input");
@@ -142,6 +144,7 @@ CK_BIND(conv) {
             }
             ConvFwdOpts<T> o;
             o.relu = relu;
+            o.relu_max = T(relu_max);
             o.residual = res.data ? res.ptr<T>() : nullptr;
             if (pk.data && packed_isa == int(active_isa()) && !pk.on_device() &&
                 pk.size == conv_pack_weight_stub.get<T>()(p, nullptr, nullptr, false))
@@ -158,11 +161,13 @@ CK_BIND(conv) {
       py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("direct") = false,
       py::arg("relu") = false, py::arg("packed") = py::none(), py::arg("packed_isa") = -1,
-      py::arg("residual") = py::none(), py::arg("packed_cl") = py::none(), py::arg("packed_cl_isa") = -1);
+      py::arg("residual") = py::none(), py::arg("packed_cl") = py::none(), py::arg("packed_cl_isa") = -1,
+      py::arg("relu_max") = std::numeric_limits<double>::infinity());
 
   // conv_nhwc_forward(x, w, b, y, stride, padding, dilation, relu=False, residual=None,
-  // packed=None, packed_isa=-1): y = conv2d(x, w) + b (5-d arrays of a 2-d convolution, one
-  // group, NumPy), then + residual and max(y, 0) when relu, through the channel-last implicit
+  // packed=None, packed_isa=-1, flipped_weight=False, relu_max=inf): y = conv2d(x, w) + b (5-d
+  // arrays of a 2-d convolution, one group, NumPy), then + residual and, when relu, clamped to
+  // [0, relu_max], through the channel-last implicit
   // GEMM (cpu/conv_nhwc.cpp). packed: the weight as conv_nhwc_pack_weight wrote it under ISA
   // packed_isa (used when that is still the active ISA and the size matches; None: packed per
   // call). A geometry whose channel-last copy would be far larger than the input (huge strides,
@@ -173,7 +178,8 @@ CK_BIND(conv) {
   m.def(
       "conv_nhwc_forward",
       [](py::object x_, py::object w_, py::object b_, py::object y_, I3 stride, I3 pad, I3 dil, bool relu,
-         py::object res_, py::object packed_, int packed_isa, bool flipped) {
+         py::object res_, py::object packed_, int packed_isa, bool flipped, double relu_max) {
+        CK_CHECK(relu_max > 0, "relu_max", "must be > 0");
         Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
         Arr pk = arr_opt(packed_, "packed"), res = arr_opt(res_, "residual");
         check_float(x, "input");
@@ -201,6 +207,7 @@ CK_BIND(conv) {
           using T = decltype(t);
           ConvFwdOpts<T> o;
           o.relu = relu;
+          o.relu_max = T(relu_max);
           o.residual = res.data ? res.ptr<T>() : nullptr;
           if (use_pk) o.wpacked = pk.ptr<T>();
           o.w_flipped = flipped;
@@ -211,7 +218,8 @@ CK_BIND(conv) {
       },
       py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("relu") = false, py::arg("residual") = py::none(),
-      py::arg("packed") = py::none(), py::arg("packed_isa") = -1, py::arg("flipped_weight") = false);
+      py::arg("packed") = py::none(), py::arg("packed_isa") = -1, py::arg("flipped_weight") = false,
+      py::arg("relu_max") = std::numeric_limits<double>::infinity());
 
   // conv_nhwc_packed_size(weight (K, C, 1, R, S)) -> (values, isa): the size of the weight packed
   // for conv_nhwc_forward under the active ISA, and that ISA.

@@ -41,11 +41,18 @@ DwParams dw_params(const Arr& x, const char* xname, const Arr& w, int64_t sh, in
 }  // namespace
 
 CK_BIND(depthwise) {
+  // depthwise_conv2d_forward(x, w, b, y, sh, sw, ph, ph_hi, pw, pw_hi, dh, dw, relu=False,
+  // relu_max=inf): y = depthwise_conv2d(x, w) + b, then, when relu, clamped to [0, relu_max] if
+  // the kernel can fuse it (the CPU kernel, on each plane while it is in cache). Returns whether
+  // the relu was applied (False: the caller applies it).
   m.def("depthwise_conv2d_forward",
         [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t sh, int64_t sw, int64_t ph, int64_t ph_hi,
-           int64_t pw, int64_t pw_hi, int64_t dh, int64_t dw) {
+           int64_t pw, int64_t pw_hi, int64_t dh, int64_t dw, bool relu, double relu_max) {
+          CK_CHECK(relu_max > 0, "relu_max", "must be > 0");
           Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
           DwParams p = dw_params(x, "input", w, sh, sw, ph, ph_hi, pw, pw_hi, dh, dw);
+          p.relu = relu && !x.on_device();
+          p.relu_max = relu_max;
           if (b.data) {
             check_same_dtype(b, x, "bias");
             check_size(b, p.C * p.M, "bias");
@@ -57,7 +64,11 @@ CK_BIND(depthwise) {
             using T = decltype(t);
             depthwise_fwd_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>());
           });
-        });
+          return p.relu;
+        },
+        py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("sh"), py::arg("sw"),
+        py::arg("ph"), py::arg("ph_hi"), py::arg("pw"), py::arg("pw_hi"), py::arg("dh"), py::arg("dw"),
+        py::arg("relu") = false, py::arg("relu_max") = std::numeric_limits<double>::infinity());
   // grad_input has the forward input's shape (N, C, H, W).
   m.def("depthwise_conv2d_backward_input",
         [](py::object gy_, py::object w_, py::object gx_, int64_t sh, int64_t sw, int64_t ph, int64_t ph_hi, int64_t pw,

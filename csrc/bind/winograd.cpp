@@ -20,16 +20,17 @@ int64_t transform_size(const Arr& w) {
 
 CK_BIND(winograd) {
   // conv_winograd_forward(x (N,C,H,W), w (K,C,3,3), b or None, y (N,K,P,Q), pad_h, pad_w,
-  // relu=False, residual=None, u=None, u_isa=-1): y = conv2d(x, w, b, stride 1, leading padding
-  // (pad_h, pad_w)); P, Q taken from y. Then + residual (None, or an array of y's shape) and
-  // max(y, 0) when relu, if the kernel can fuse them (the CPU kernel does). u: the filters as
-  // winograd_transform wrote them under ISA u_isa (used when that is still the active ISA and
-  // the array has the right size; None: transformed per call). Returns whether the residual
+  // relu=False, residual=None, u=None, u_isa=-1, relu_max=inf): y = conv2d(x, w, b, stride 1,
+  // leading padding (pad_h, pad_w)); P, Q taken from y. Then + residual (None, or an array of y's
+  // shape) and, when relu, clamped to [0, relu_max], if the kernel can fuse them (the CPU
+  // kernel does). u: the filters as winograd_transform wrote them under ISA u_isa (used when
+  // that is still the active ISA and the array has the right size; None: transformed per call). Returns whether the residual
   // and relu were applied (False: the caller applies them).
   m.def(
       "conv_winograd_forward",
       [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t ph, int64_t pw, bool relu,
-         py::object res_, py::object u_, int u_isa) {
+         py::object res_, py::object u_, int u_isa, double relu_max) {
+        CK_CHECK(relu_max > 0, "relu_max", "must be > 0");
         Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
         Arr res = arr_opt(res_, "residual"), u = arr_opt(u_, "u");
         check_float(x, "input");
@@ -69,6 +70,7 @@ CK_BIND(winograd) {
           }
           WinogradOpts<T> o;
           o.relu = relu;
+          o.relu_max = T(relu_max);
           o.residual = res.data ? res.ptr<T>() : nullptr;
           if (u.data && u_isa == int(active_isa()) && !u.on_device() && u.size == u_size) o.u = u.ptr<T>();
           winograd3x3_fwd_ex_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>(), o);
@@ -76,7 +78,8 @@ CK_BIND(winograd) {
         return ex;
       },
       py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("pad_h"), py::arg("pad_w"),
-      py::arg("relu") = false, py::arg("residual") = py::none(), py::arg("u") = py::none(), py::arg("u_isa") = -1);
+      py::arg("relu") = false, py::arg("residual") = py::none(), py::arg("u") = py::none(), py::arg("u_isa") = -1,
+      py::arg("relu_max") = std::numeric_limits<double>::infinity());
 
   // winograd_transform_size(weight (K, C, 3, 3)) -> (values, isa): the size of the transformed
   // filters under the active ISA, and that ISA's index.

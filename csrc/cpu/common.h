@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <utility>
 
 #include <immintrin.h>
@@ -250,17 +251,27 @@ void parallel_for(int64_t n, bool par, F&& body) {
 // Work (elements) below which a loop stays single-threaded.
 constexpr int64_t kParallelGrain = 1 << 15;
 
+// The fused activation of the convolution epilogues: relu clamps to [0, hi] (hi = +inf: ReLU;
+// 6: ReLU6, as MobileNetV2 uses it). NaN stays NaN, as in activation.cpp's relu and relu6.
+// V is a vector of T or T itself.
+template <class T, class V>
+inline V relu_clamp(V r, V hi) {
+  r = r < T(0) ? V{} : r;
+  return r > hi ? hi : r;
+}
+
 // y (K x P) = ct (P x K, rows ld >= K apart)^T, + b per channel (b may be null), + res (null, or K x P), then
-// max(y, 0) if relu: a channel-last product back to y's layout with the epilogue, in the
+// clamped to [0, relu_max] if relu: a channel-last product back to y's layout with the epilogue, in the
 // micro-kernel's order of operations (so the same values as a product that applied it).
 // For N images at once: image n's rows at ct + n*P*ld, its y and res at + n*K*P; the threads
 // split images x channel vectors (per image, a 14x14 plane with 48 channels stayed on one thread).
 template <class T>
-void transpose_epilogue(const T* ct, int64_t P, int64_t K, int64_t ld, const T* b, const T* res, bool relu, T* y,
-                        int64_t N = 1) {
+void transpose_epilogue(const T* ct, int64_t P, int64_t K, int64_t ld, const T* b, const T* res, bool relu,
+                        T relu_max, T* y, int64_t N = 1) {
   using V = Vec<T>;
   constexpr int L = kLanes<T>;
   const int64_t kb = ceil_div(K, L);
+  const V hi = vbroadcast<V>(relu_max);
   parallel_for(N * kb, max_threads() > 1 && N * P * K > kParallelGrain && N * kb > 1, [&](int64_t job) {
     const int64_t n = job / kb, k0 = job % kb * L, kn = imin(L, K - k0);
     const T* ctn = ct + n * P * ld;
@@ -282,7 +293,7 @@ void transpose_epilogue(const T* ct, int64_t P, int64_t K, int64_t ld, const T* 
           const T* rs = rn + (k0 + j) * P + p0;
           r += pn == L ? vload<V>(rs) : vload_head<V>(rs, pn);
         }
-        if (relu) r = r < T(0) ? V{} : r;
+        if (relu) r = relu_clamp<T>(r, hi);
         if (pn == L) vstore(dst, r);
         else vstore_head(dst, r, pn);
       }
@@ -310,8 +321,9 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
 // i0+mc) x columns [pc, pc+kc) as MR-wide panels, zero past mc; A is then not read). bpacked:
 // B already packed by pack_b_whole (all N columns; the packing function is then not called).
 // bias, residual, relu: once C is complete, C[i][j] += bias[i] (bias non-null), C += residual
-// (non-null: a matrix with C's strides, which may not overlap C), then C = max(C, 0) (NaN
-// stays NaN): a convolution's epilogue, applied while the tile is in registers.
+// (non-null: a matrix with C's strides, which may not overlap C), then C clamped to [0,
+// relu_max] if relu (relu_clamp; NaN stays NaN): a convolution's epilogue, applied while the
+// tile is in registers.
 // bdirect: where B's full NR-wide panel of columns [n0, n0+NR) in the slice starting at row pc
 // already lies in memory as a panel would (NR unit-stride values per row, rows *ldb apart), to
 // be read in place; nullptr: pack it. Called with the packing function's ctx. Only taken when
@@ -335,6 +347,7 @@ struct GemmEpi {
   const T* bias = nullptr;
   const T* residual = nullptr;
   bool relu = false;
+  T relu_max = std::numeric_limits<T>::infinity();
 };
 template <class T>
 void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, PackB<T> pack,

@@ -362,10 +362,11 @@ void col2im_add(const ConvParams& p, const T* col, int64_t Cg, T* x, bool parall
   }
 }
 
-// y (K x plane) += b per channel (b may be null), += res (null, or K x plane), then max(y, 0)
-// if relu: the epilogue, for products that could not apply it themselves.
+// y (K x plane) += b per channel (b may be null), += res (null, or K x plane), then clamped to
+// [0, relu_max] if relu: the epilogue, for products that could not apply it themselves.
 template <class T>
-void add_bias(const T* b, int64_t K, int64_t plane, T* y, bool relu = false, const T* res = nullptr) {
+void add_bias(const T* b, int64_t K, int64_t plane, T* y, bool relu = false, const T* res = nullptr,
+              T relu_max = std::numeric_limits<T>::infinity()) {
   for (int64_t k = 0; k < K; ++k) {
     T* yk = y + k * plane;
     if (b) {
@@ -380,7 +381,7 @@ void add_bias(const T* b, int64_t K, int64_t plane, T* y, bool relu = false, con
     }
     if (relu)
 #pragma omp simd
-      for (int64_t i = 0; i < plane; ++i) yk[i] = yk[i] < T(0) ? T(0) : yk[i];
+      for (int64_t i = 0; i < plane; ++i) yk[i] = relu_clamp<T>(yk[i], relu_max);
   }
 }
 
@@ -427,7 +428,7 @@ void gemm_epi(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t 
   if (M > 1 && N > 1 && !gemm_prefers_transpose<T>(M, N))
     return gemm_blocked<T>(M, N, K, T(1), A, rsa, csa, B, rsb, csb, T(0), C, N, 1, ex);
   gemm<T>(M, N, K, T(1), A, rsa, csa, B, rsb, csb, T(0), C, N, 1);
-  add_bias(ex.bias, M, N, C, ex.relu, ex.residual);
+  add_bias(ex.bias, M, N, C, ex.relu, ex.residual, ex.relu_max);
 }
 
 // out (N x Cout x PQ) = A (Cout x Cin; strides rsa, csa) times the images' columns: the batch
@@ -568,6 +569,7 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
     e.bias = b ? b + g * Kg : nullptr;
     e.residual = o.residual ? o.residual + (n * K + g * Kg) * OPQ : nullptr;
     e.relu = o.relu;
+    e.relu_max = o.relu_max;
     return e;
   };
   // The batch-folded products below write K x N*OPQ, not y's layout: there the residual and
@@ -583,7 +585,8 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
     const int64_t total = N * K * OPQ;
     parallel_for(ceil_div(total, kParallelGrain), max_threads() > 1 && total > kParallelGrain, [&](int64_t c) {
       const int64_t i0 = c * kParallelGrain;
-      add_bias<T>(nullptr, 1, imin(total - i0, kParallelGrain), y + i0, o.relu, o.residual ? o.residual + i0 : nullptr);
+      add_bias<T>(nullptr, 1, imin(total - i0, kParallelGrain), y + i0, o.relu, o.residual ? o.residual + i0 : nullptr,
+                  o.relu_max);
     });
   };
 
@@ -604,7 +607,7 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
       im2col(p, x, C, col, true);
     }
     gemm_blocked<T>(OPQ, K, CRS, T(1), A, 1, OPQ, w, 1, CRS, T(0), ct, K, 1, e);
-    transpose_epilogue(ct, OPQ, K, K, b, o.residual, o.relu, y);
+    transpose_epilogue(ct, OPQ, K, K, b, o.residual, o.relu, o.relu_max, y);
     return;
   }
   if (batch_pointwise(p, pw || gather)) {  // Y' (K x N*PQ) = W (K x C) X' (C x N*PQ)

@@ -251,7 +251,7 @@ void forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, cons
     }
   }
   if (err) std::rethrow_exception(err);
-  transpose_epilogue(ct, PQ, K, ldc, b, o.residual, o.relu, y, p.N);
+  transpose_epilogue(ct, PQ, K, ldc, b, o.residual, o.relu, o.relu_max, y, p.N);
 }
 
 template <class T>

@@ -805,6 +805,13 @@ struct BlockScratch {
   }
 };
 
+// y[i] clamped to [0, hi] for i < n: the forward's fused ReLU / ReLU6.
+template <class T>
+void clamp_relu(T* y, int64_t n, T hi) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = relu_clamp<T>(y[i], hi);
+}
+
 template <class T>
 void blocked_fwd(const DwParams& p, const Blocked& b, const T* x, const T* w, const T* bias, T* y) {
   using V = Vec<T>;
@@ -820,6 +827,7 @@ void blocked_fwd(const DwParams& p, const Blocked& b, const T* x, const T* w, co
     const V vb = vload<V>(bt);
     int64_t o = blocked_outputs<T, 8>(b, Xb, wv, vb, 0, Yb);
     blocked_outputs<T, 1>(b, Xb, wv, vb, o, Yb);
+    if (p.relu) clamp_relu(Yb, b.PQ * L, T(p.relu_max));
     T* dst[L];
     for (int l = 0; l < nl; ++l) dst[l] = y + (n * p.C + c0 + l) * b.PQ;
     deinterleave_planes<T>(Yb, nullptr, b.PQ, dst, nl);
@@ -917,6 +925,7 @@ void depthwise_fwd_impl(const DwParams& p, const T* x, const T* w, const T* b, T
     static thread_local Scratch<T> sc;
     const int64_t n = t / K, oc = t - n * K, c = oc / p.M;
     conv_plane_any<T>(g, x + (n * p.C + c) * HW, w + oc * RS, b ? b[oc] : T(0), false, y + t * PQ, sc);
+    if (p.relu) clamp_relu(y + t * PQ, PQ, T(p.relu_max));  // (the plane is still in cache)
   });
 }
 

@@ -42,14 +42,15 @@ struct Tile {
 
 // One MR x NR tile: acc = sum_k a[k][0:MR] (x) b[k][0:NR], then C = alpha*acc + beta*C
 // for the top-left mr x nr corner; then, when C is final, C += bias[i] per row (bias non-null),
-// C += res (res non-null: a matrix with C's strides) and C = max(C, 0) (relu; NaN stays NaN).
+// C += res (res non-null: a matrix with C's strides) and, if relu, C clamped to [0, relu_max]
+// (relu_clamp; NaN stays NaN).
 // a is a packed panel (MR values per k); b holds NR values per k, rows ldb apart (a packed
 // panel: ldb = NR; a panel read in place: the matrix's row stride). Only the first ROWS (>= mr) rows are
 // computed: a partial panel's zero rows cost nothing (a 64-row weight is 5 full panels and a
 // 4-row one, not 72 rows of multiply-adds).
 template <class T, int ROWS>
 void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t ldb, T* __restrict c, int64_t rsc,
-             int64_t csc, int mr, int nr, T alpha, T beta, const T* bias, const T* res, bool relu) {
+             int64_t csc, int mr, int nr, T alpha, T beta, const T* bias, const T* res, bool relu, T relu_max) {
   using V = Vec<T>;
   constexpr int MR = ROWS, NV = Tile<T>::NV, L = kLanes<T>, NR = Tile<T>::NR, STEP = Tile<T>::MR;
   V acc[MR][NV];
@@ -77,7 +78,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
     b += ldb;
   }
   if (mr == MR && nr == NR && csc == 1) {
-    const V va = vbroadcast<V>(alpha);
+    const V va = vbroadcast<V>(alpha), hi = vbroadcast<V>(relu_max);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
@@ -87,7 +88,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
         if (beta != T(0)) r += vbroadcast<V>(beta) * vload<V>(p);
         if (bias) r += vbroadcast<V>(bias[i]);
         if (res) r += vload<V>(res + i * rsc + j * L);
-        if (relu) r = r < T(0) ? V{} : r;
+        if (relu) r = relu_clamp<T>(r, hi);
         vstore(p, r);
       }
     return;
@@ -102,7 +103,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
       if (beta != T(0)) r += beta * *p;
       if (bias) r += bias[i];
       if (res) r += res[i * rsc + j * csc];
-      if (relu && r < T(0)) r = T(0);
+      if (relu) r = relu_clamp<T>(r, relu_max);
       *p = r;
     }
 }
@@ -110,7 +111,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
 // ukernel<T, ROWS> for ROWS = 1..MR, indexed by ROWS - 1
 template <class T>
 using UkernelFn = void (*)(int64_t, const T*, const T*, int64_t, T*, int64_t, int64_t, int, int, T, T, const T*,
-                           const T*, bool);
+                           const T*, bool, T);
 template <class T, std::size_t... R>
 constexpr std::array<UkernelFn<T>, sizeof...(R)> ukernel_table(std::index_sequence<R...>) {
   return {&ukernel<T, int(R) + 1>...};
@@ -279,7 +280,7 @@ void epilogue_c(int64_t M, int64_t N, const GemmEpi<T>& ex, T* C, int64_t rsc, i
       T* p = C + i * rsc + j * csc;
       if (ex.bias) *p += ex.bias[i];
       if (ex.residual) *p += ex.residual[i * rsc + j * csc];
-      if (ex.relu && *p < T(0)) *p = T(0);
+      if (ex.relu) *p = relu_clamp<T>(*p, ex.relu_max);
     }
 }
 
@@ -405,7 +406,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
                   T beta_pc, bool last) {
     kUkernels<T>[mr - 1](kc, a, b, ldb, C + i * rsc + j * csc, rsc, csc, int(mr), int(nr), alpha, beta_pc,
                last && ex.bias ? ex.bias + i : nullptr, last && ex.residual ? ex.residual + i * rsc + j * csc : nullptr,
-               last && ex.relu);
+               last && ex.relu, ex.relu_max);
   };
   if (M <= MC) {
     // All of A fits one MC block, so each B panel is used once: pack it just before use, into

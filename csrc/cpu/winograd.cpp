@@ -123,12 +123,12 @@ void input_transform(const ConvParams& p, const Tiles& tl, const T* x, int64_t t
 }
 
 // y tiles [t0, t0 + tb) from M[xi][k][t - t0], plus bias, plus res (y's layout; null: none),
-// then max(y, 0) when relu (NaN stays NaN; without res, on the vectors). The 16 outputs of L tiles come out
+// then clamped to [0, relu_max] when relu (relu_clamp; without res, on the vectors). The 16 outputs of L tiles come out
 // as 16 vectors across the tiles; L x L register transposes turn them tile-major, so a tile's
 // 4x4 outputs are stored as 4 runs of 4.
 template <class T>
 void output_transform(const ConvParams& p, const Tiles& tl, const T* M, const T* b, int64_t t0, int64_t tb, T* y,
-                      const T* res, bool relu, bool par) {
+                      const T* res, bool relu, T relu_max, bool par) {
   using Vt = Vec<T>;
   constexpr int L = kLanes<T> > 0 ? kLanes<T> : 1;
   constexpr int NB = (16 + L - 1) / L;  // transposed blocks
@@ -156,14 +156,14 @@ void output_transform(const ConvParams& p, const Tiles& tl, const T* M, const T*
       at6(m[0 * 6 + j], m[1 * 6 + j], m[2 * 6 + j], m[3 * 6 + j], m[4 * 6 + j], m[5 * 6 + j], o);
       for (int i = 0; i < 4; ++i) r[j][i] = o[i];
     }
-    const Vt bias = vbroadcast<Vt>(b ? b[k] : T(0));
+    const Vt bias = vbroadcast<Vt>(b ? b[k] : T(0)), hi = vbroadcast<Vt>(relu_max);
     Vt out[NB * L];  // out[i * 4 + j]: output (i, j) of the L tiles
     for (int i = 0; i < 4; ++i) {
       Vt o[4];
       at6(r[0][i], r[1][i], r[2][i], r[3][i], r[4][i], r[5][i], o);
       for (int j = 0; j < 4; ++j) {
         out[i * 4 + j] = o[j] + bias;
-        if (relu && !res) out[i * 4 + j] = out[i * 4 + j] < T(0) ? Vt{} : out[i * 4 + j];  // (else after res)
+        if (relu && !res) out[i * 4 + j] = relu_clamp<T>(out[i * 4 + j], hi);  // (else after res)
       }
     }
     for (int u = 16; u < NB * L; ++u) out[u] = Vt{};
@@ -186,7 +186,7 @@ void output_transform(const ConvParams& p, const Tiles& tl, const T* M, const T*
           T v = tile[l][i * 4 + j];
           if (res) {
             v += res[at + i * p.Q + j];
-            if (relu && v < T(0)) v = T(0);
+            if (relu) v = relu_clamp<T>(v, relu_max);
           }
           yk[i * p.Q + j] = v;
         }
@@ -310,7 +310,7 @@ void winograd_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* 
           fail();
         }
       }
-      output_transform(p, tl, Mb, b, t0, TB, y, o.residual, o.relu, inner && K * TB * 36 > kGrain);
+      output_transform(p, tl, Mb, b, t0, TB, y, o.residual, o.relu, o.relu_max, inner && K * TB * 36 > kGrain);
     } catch (...) {
       fail();
     }

@@ -6,6 +6,7 @@
 // parameter). Input positions outside [0, D) x [0, H) x [0, W) count as zeros.
 #pragma once
 #include <cstdint>
+#include <limits>
 
 #include "core/dispatch.h"
 #include "core/params.h"
@@ -27,13 +28,15 @@ using conv_bwd_weight_sig = void(const ConvParams& p, const T* x, const T* dy, T
 // The CPU forward with options (no CUDA slot): wpacked = w as conv_pack_weight_stub packed it
 // under the active ISA (null: packed per call), wpacked_cl the same in the channel-last
 // product's layout (used when conv_channel_last_stub says that product runs); residual (y's shape, not overlapping y): y +=
-// residual after the bias; relu: y = max(y, 0) last (NaN stays NaN). ResNet's join in one pass.
+// residual after the bias; relu: y clamped to [0, relu_max] last (NaN stays NaN; relu_max = +inf
+// is ReLU, 6 is ReLU6). ResNet's join, or MobileNetV2's ReLU6, in the product's pass.
 template <class T>
 struct ConvFwdOpts {
   const T* wpacked = nullptr;
   const T* wpacked_cl = nullptr;
   const T* residual = nullptr;
   bool relu = false;
+  T relu_max = std::numeric_limits<T>::infinity();
   // conv_nhwc_fwd_stub only: w is (C, K, R, S), the weight of the convolution whose input
   // gradient this forward computes, read transposed and flipped (tap (r, s) of output channel k
   // from input channel c is w[c][k][R-1-r][S-1-s]); wpacked is then unused.

@@ -3,6 +3,7 @@
 // (torch's conv2d with groups = C). A dedicated direct kernel, not a grouped GEMM.
 #pragma once
 #include <cstdint>
+#include <limits>
 
 #include "core/dispatch.h"
 
@@ -17,6 +18,10 @@ struct DwParams {
   int64_t sh = 1, sw = 1;          // stride
   int64_t ph = 0, pw = 0;          // leading padding
   int64_t dh = 1, dw = 1;          // dilation
+  // The forward's fused activation, CPU only (the CUDA kernel ignores it; the binding then
+  // leaves it to the caller): y clamped to [0, relu_max] after the bias when relu (NaN stays NaN).
+  bool relu = false;
+  double relu_max = std::numeric_limits<double>::infinity();
 };
 
 // y = depthwise_conv2d(x, w) + b (b nullable).

@@ -8,6 +8,7 @@
 // larger than the direct sum's (see docs/WINOGRAD.md for the measured error).
 #pragma once
 #include <cstdint>
+#include <limits>
 
 #include "core/dispatch.h"
 #include "core/params.h"
@@ -20,13 +21,14 @@ CK_DECLARE_STUB(winograd3x3_fwd_stub, winograd_fwd_sig);
 
 // The CPU forward with options (no CUDA slot): u = the filters as winograd_transform_stub
 // transformed them under the active ISA (null: transformed per call); residual (y's shape, not
-// overlapping y): y += residual after the bias; relu: y = max(y, 0) last (NaN stays NaN), in
+// overlapping y): y += residual after the bias; relu: y clamped to [0, relu_max] last (NaN stays NaN), in
 // the output transform (the order of conv_fwd_ex's epilogue).
 template <class T>
 struct WinogradOpts {
   const T* u = nullptr;
   const T* residual = nullptr;
   bool relu = false;
+  T relu_max = std::numeric_limits<T>::infinity();
 };
 template <class T>
 using winograd_fwd_ex_sig = void(const ConvParams& p, const T* x, const T* w, const T* b, T* y,

@@ -40,6 +40,9 @@ _ALGOS = ("auto", "im2col", "direct", "winograd", "nhwc")
 _LETTERS = {1: "W", 2: "H, W", 3: "D, H, W"}
 
 
+_INF = float("inf")  # relu_max of a plain ReLU
+
+
 # ----------------------------------------------------------------------------- helpers
 def _as5d(a: np.ndarray, nd: int) -> np.ndarray:
     """(N, C, *spatial) -> (N, C, 1.., D, H, W): a view of a C-contiguous array."""
@@ -303,7 +306,7 @@ def _output(geom, dtype, shape, name):
     return U.empty_unchecked(shape, dtype)
 
 
-def _forward(geom, x, w, b, direct=False, relu=False, packed=None, residual=None):
+def _forward(geom, x, w, b, direct=False, relu=False, packed=None, residual=None, relu_max=_INF):
     """(y, whether the residual and relu were applied)."""
     y = _output(geom, x.dtype, geom.y_shape, "output")
     if y.size == 0:
@@ -313,7 +316,8 @@ def _forward(geom, x, w, b, direct=False, relu=False, packed=None, residual=None
     x5, y5 = _as5d(x, geom.nd), _as5d(y, geom.nd)
     cl, cl_isa = packed._channel_last(x5, y5, geom) if use and not direct else (None, -1)
     fused = _C.conv_forward(x5, _as5d(w, geom.nd), b, y5, *geom.native(), bool(direct), bool(relu),
-                            packed.data if use else None, packed.isa if use else -1, res, cl, cl_isa)
+                            packed.data if use else None, packed.isa if use else -1, res, cl, cl_isa,
+                            relu_max=relu_max)
     return y, fused
 
 
@@ -336,14 +340,14 @@ def _prefer_winograd(dtype, n, out_hw, cin, cout):
     return tiles >= 48 or (tiles >= 32 and 4 * tiles >= cin)
 
 
-def _winograd(x, w, b, y_shape, pad_h, pad_w, relu=False, residual=None, packed=None):
+def _winograd(x, w, b, y_shape, pad_h, pad_w, relu=False, residual=None, packed=None, relu_max=_INF):
     """(y, whether residual and relu were applied). packed: a PackedConvWeight of w, whose
     transformed filters are used (host arrays only)."""
     y = U.empty(y_shape, x.dtype)
     if not y.size:
         return y, False
     u, u_isa = packed._winograd() if packed is not None and isinstance(x, np.ndarray) else (None, -1)
-    return y, _C.conv_winograd_forward(x, w, b, y, pad_h, pad_w, bool(relu), residual, u, u_isa)
+    return y, _C.conv_winograd_forward(x, w, b, y, pad_h, pad_w, bool(relu), residual, u, u_isa, relu_max=relu_max)
 
 
 def _nhwc_ok(geom):
@@ -370,7 +374,7 @@ def _nhwc_pays(kernel, in_channels, positions):
     return math.prod(kernel) > 1 and in_channels >= 16 and positions >= 32
 
 
-def _nhwc(geom, x, w, b, relu=False, residual=None, packed=None):
+def _nhwc(geom, x, w, b, relu=False, residual=None, packed=None, relu_max=_INF):
     """(y, True): the channel-last forward with the residual and relu applied."""
     y = _output(geom, x.dtype, geom.y_shape, "output")
     if y.size == 0:
@@ -379,7 +383,7 @@ def _nhwc(geom, x, w, b, relu=False, residual=None, packed=None):
     res = None if residual is None else _as5d(residual, 2)
     stride, pad, dil, _ = geom.native()
     return y, _C.conv_nhwc_forward(_as5d(x, 2), _as5d(w, 2), b, _as5d(y, 2), stride, pad, dil, bool(relu), res,
-                                   pk, isa)
+                                   pk, isa, relu_max=relu_max)
 
 
 def _grad_input_nhwc(geom, dy):
@@ -424,6 +428,18 @@ def _grad_weight(geom, x, dy, dtype, with_bias):
     db = U.empty((geom.w_shape[0],), dtype, "grad_bias") if with_bias else None
     _C.conv_backward_weight(_as5d(x, geom.nd), _as5d(dy, geom.nd), _as5d(dw, geom.nd), db, *geom.native())
     return dw, db
+
+
+def _check_relu_max(v):
+    """relu_max: None (a plain ReLU: +inf) or a number > 0."""
+    if v is None:
+        return _INF
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"relu_max: expected a number, got {type(v).__name__}")
+    v = float(v)
+    if not v > 0:
+        raise ValueError(f"relu_max: must be > 0, got {v}")
+    return v
 
 
 def _is_depthwise(geom):
@@ -498,8 +514,10 @@ def _route(geom, x, algo):
     return route
 
 
-def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algo="im2col", relu=False, residual=None):
+def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algo="im2col", relu=False, residual=None,
+          relu_max=None):
     weight, packed = _unpack(weight, groups)
+    relu_max = _check_relu_max(relu_max)
     x, w, b, unbatched = _inputs(nd, input, weight, bias)
     U.check_choice(algo, _ALGOS, "algo")
     geom = _geom(nd, x.shape, w.shape, stride, padding, dilation, groups)
@@ -511,23 +529,30 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, algo="im2c
             residual = residual[None]
     route = _route(geom, x, algo)
     if route == "depthwise":
-        y = _depthwise.forward_geom(x, w, b, geom)
+        # (a residual comes after the bias and before the relu: fused only without one)
+        y, done = _depthwise.forward_geom(x, w, b, geom, relu and residual is None, relu_max)
+        if done and residual is None:
+            relu = False
     elif route == "winograd":
-        y, done = _winograd(x, w, b, geom.y_shape, geom.pads[0][0], geom.pads[1][0], relu, residual, packed)
+        y, done = _winograd(x, w, b, geom.y_shape, geom.pads[0][0], geom.pads[1][0], relu, residual, packed, relu_max)
         if done:
             relu, residual = False, None
     elif route == "nhwc":
-        y, done = _nhwc(geom, x, w, b, relu, residual, packed)
+        y, done = _nhwc(geom, x, w, b, relu, residual, packed, relu_max)
         if done:
             relu, residual = False, None
     else:
-        y, done = _forward(geom, x, w, b, direct=route == "direct", relu=relu, packed=packed, residual=residual)
+        y, done = _forward(geom, x, w, b, direct=route == "direct", relu=relu, packed=packed, residual=residual,
+                           relu_max=relu_max)
         if done:
             relu, residual = False, None
     if residual is not None:
         y += residual
     if relu and y.size:
-        _C.act_forward(y, y, _activation._RELU, 0.0)
+        if relu_max == _INF:
+            _C.act_forward(y, y, _activation._RELU, 0.0)
+        else:
+            _C.act_forward(y, y, _activation._RELU6, relu_max)
     return y[0] if unbatched else y
 
 
@@ -546,13 +571,16 @@ def _conv_backward(nd, grad_output, input, weight, bias, stride, padding, dilati
     return (dx[0] if unbatched else dx), dw, db
 
 
-def conv_nd(nd, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, relu=False, residual=None):
+def conv_nd(nd, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, relu=False, residual=None,
+            relu_max=None):
     """conv1d/2d/3d by rank (nd = 1, 2, 3; the algorithm 'auto' picks for 2-d, im2col else),
-    then + residual (an array of the output's shape) and max(y, 0) when relu: fused into the
-    GEMM's epilogue on the im2col path, passes after otherwise. For graph runtimes (the ONNX
-    backend's Conv + Relu and Conv + Add (+ Relu), ResNet's join)."""
+    then + residual (an array of the output's shape) and, when relu, max(y, 0), or min(max(y,
+    0), relu_max) when relu_max is given (6: ReLU6). Fused into the product's epilogue on the
+    CPU (im2col, Winograd and channel-last GEMMs; depthwise without a residual), passes after
+    otherwise. For graph runtimes (the ONNX backend's Conv + Relu / Clip and Conv + Add (+
+    Relu), ResNet's join, MobileNetV2's ReLU6)."""
     return _conv(nd, input, weight, bias, stride, padding, dilation, groups, "auto" if nd == 2 else "im2col", relu,
-                 residual)
+                 residual, relu_max)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

@@ -41,12 +41,13 @@ def native_args(geom):
     return sh, sw, pt, pb, pl, pr, dh, dw
 
 
-def forward_geom(x, w, b, geom):
-    """The kernel call for a validated geometry (used by conv2d)."""
+def forward_geom(x, w, b, geom, relu=False, relu_max=float("inf")):
+    """(y, whether the relu was applied): the kernel call for a validated geometry (used by
+    conv2d). relu: y clamped to [0, relu_max] after the bias, fused where the kernel can."""
     y = U.empty(geom.y_shape, x.dtype)
-    if x.shape[0]:
-        _C.depthwise_conv2d_forward(x, w, b, y, *native_args(geom))
-    return y
+    if not y.size:
+        return y, True
+    return y, _C.depthwise_conv2d_forward(x, w, b, y, *native_args(geom), relu=relu, relu_max=relu_max)
 
 
 def backward_geom(dy, x, w, b, geom):
@@ -68,7 +69,7 @@ def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
 
     padding: int, pair, 'valid' or 'same' (stride 1; the odd extra pad on the right/bottom)."""
     x, w, b, geom, unbatched = _prep(input, weight, bias, stride, padding, dilation)
-    y = forward_geom(x, w, b, geom)
+    y = forward_geom(x, w, b, geom)[0]
     return y[0] if unbatched else y
 
 

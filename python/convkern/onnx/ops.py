@@ -253,8 +253,12 @@ def conv(node, ins):
         if not (isinstance(res, np.ndarray) and res.dtype == x.dtype and res.shape == y_shape):
             y = _convops.conv_nd(nd, x, w, None if b is None else _cast_like(b, x), **geom)
             return [_post(node, np.add(y, res))]  # broadcasting, as the Add did
-    relu = node.post == ("relu",)  # fused into the GEMM's epilogue where the kernel can
-    y = _convops.conv_nd(nd, x, w, None if b is None else _cast_like(b, x), relu=relu, residual=res, **geom)
+    # a Relu, or a Clip(0, hi) (ReLU6), fused into the product's epilogue where the kernel can
+    post = node.post
+    relu6 = post is not None and post[0] == "clip" and post[1] == 0 and 0 < post[2] < np.inf
+    relu = post == ("relu",) or relu6
+    y = _convops.conv_nd(nd, x, w, None if b is None else _cast_like(b, x), relu=relu, residual=res,
+                         relu_max=float(post[2]) if relu6 else None, **geom)
     return [y if relu else _post(node, y)]
 
 
