@@ -572,16 +572,17 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
     e.relu_max = o.relu_max;
     return e;
   };
-  // The batch-folded products below write K x N*OPQ, not y's layout: there the residual and
-  // relu follow the copy back (same order of operations, so the same values).
+  // The batch-folded products below write K x N*OPQ, not y's layout: there a residual, and
+  // the relu after it, follow the copy back (same order of operations, so the same values).
+  // Without a residual the relu (elementwise) stays in the product's epilogue.
   auto folded_epi = [&] {
     GemmEpi<T> e = epi(0, 0);
     e.residual = nullptr;
-    e.relu = false;
+    e.relu = o.relu && !o.residual;
     return e;
   };
   auto folded_tail = [&] {
-    if (!o.residual && !o.relu) return;
+    if (!o.residual) return;
     const int64_t total = N * K * OPQ;
     parallel_for(ceil_div(total, kParallelGrain), max_threads() > 1 && total > kParallelGrain, [&](int64_t c) {
       const int64_t i0 = c * kParallelGrain;
