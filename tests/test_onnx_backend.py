@@ -13,6 +13,7 @@ Plus errors/safety, optimization passes, run_node and the CLI.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import os
 import re
@@ -567,6 +568,10 @@ def test_cli_run_info_bench(tmp_path):
     r = _cli("onnx", "bench", str(p), "--repeat", "2", "--warmup", "0", "--random-weights", "--seed", "3")
     assert r.returncode == 0, r.stderr
     assert "convkern" in r.stdout
+    if importlib.util.find_spec("onnxruntime") is not None:  # the engines in turns
+        r = _cli("onnx", "bench", str(p), "--repeat", "5", "--warmup", "0", "--interleave", "2")
+        assert r.returncode == 0, r.stderr
+        assert "median of 5 runs, the engines in turns of 2" in r.stdout and "onnxruntime" in r.stdout
 
     (tmp_path / "bad.onnx").write_bytes(b"garbage")
     r = _cli("onnx", "info", str(tmp_path / "bad.onnx"))
