@@ -2,7 +2,8 @@
 batch-folded columns packed straight from N x C x PQ (FoldedColumns, cpu/conv.cpp): forward,
 grad_input and grad_weight against the NumPy reference over output-channel counts on both
 sides of one and two micro-tile row panels, a B larger than L2 (packed in groups of panels), planes smaller than a panel (a panel crosses
-several images), planes whose rows are powers of two apart, batch 1 and batch > 1, every ISA,
+several images), an input too large for the caches (B packed by rows instead of read in
+place), planes whose rows are powers of two apart, batch 1 and batch > 1, every ISA,
 both dtypes, 1 and 2 threads; the fused bias, residual and relu bit for bit against separate
 passes."""
 from __future__ import annotations
@@ -28,6 +29,7 @@ CASES = [  # (N, C, K, H, W)
     (3, 1, 3, 11, 9),       # one input channel
     (2, 7, 1, 6, 6),        # one output channel
     (1, 64, 40, 90, 90),    # B over 2 MB: packed ~512 KB of panels at a time, row by row, with a tail
+    (5, 36, 20, 117, 113),  # input over 8 MB, two row panels: B packed by rows, not read in place (b_streamed)
 ]
 
 

@@ -332,6 +332,8 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
 // brows: the packing function reads B's rows in long runs when asked for many panels at once,
 // so that panels are packed about 512 KB at a time (into L2) rather than one by one (into L1,
 // each of its rows a separate stream from DRAM); for a B streamed from memory once.
+// b_streamed: a hint for gemm_blocked that B comes from memory (a layer whose whole input is
+// larger than the caches), so that it packs B by rows (brows) more often.
 template <class T>
 using PackB = void (*)(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst);
 template <class T>
@@ -344,6 +346,7 @@ struct GemmEpi {
   const T* bpacked = nullptr;
   DirectB<T> bdirect = nullptr;
   bool brows = false;
+  bool b_streamed = false;  // gemm_blocked: B will not be in cache (see there)
   const T* bias = nullptr;
   const T* residual = nullptr;
   bool relu = false;

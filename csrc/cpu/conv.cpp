@@ -561,8 +561,10 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
   static thread_local Buffer off_buf;
   int64_t* off = implicit ? off_buf.get<int64_t>(CRS) : nullptr;
   if (implicit) phase_offsets(p, pg, Cg, off);
-  // image n's group g's epilogue: its bias, residual, the relu, its packed weight
+  // image n's group g's epilogue: its bias, residual, the relu, its packed weight; whether the
+  // input is too large to be in cache (8 MB: a quarter of a 32 MB L3 shared with the output)
   const int64_t wper = packed_a_size<T>(Kg, CRS);
+  const bool streamed = double(N) * double(C) * double(DHW) * double(sizeof(T)) > double(8 << 20);
   auto epi = [&](int64_t n, int64_t g) {
     GemmEpi<T> e;
     e.apacked = o.wpacked ? o.wpacked + g * wper : nullptr;
@@ -570,6 +572,7 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
     e.residual = o.residual ? o.residual + (n * K + g * Kg) * OPQ : nullptr;
     e.relu = o.relu;
     e.relu_max = o.relu_max;
+    e.b_streamed = streamed;
     return e;
   };
   // The batch-folded products below write K x N*OPQ, not y's layout: there a residual, and
