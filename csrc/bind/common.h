@@ -140,6 +140,9 @@ inline void check_size(const Arr& a, int64_t n, const char* name) {
   CK_CHECK(a.size == n, name, "has " + std::to_string(a.size) + " elements, expected " + std::to_string(n));
 }
 
+// relu_max of a fused relu (the epilogue clamps to [0, relu_max]): a number > 0 (NaN refused).
+inline void check_relu_max(double relu_max) { CK_CHECK(relu_max > 0, "relu_max", "must be > 0"); }
+
 // An epilogue's residual: None, or an array of y's shape and x's dtype that is not y itself.
 inline void check_residual(const Arr& res, const Arr& x, const Arr& y) {
   if (!res.data) return;

@@ -106,7 +106,7 @@ CK_BIND(conv) {
       [](py::object x_, py::object w_, py::object b_, py::object y_, I3 stride, I3 pad, I3 dil, int64_t groups,
          bool direct, bool relu, py::object packed_, int packed_isa, py::object res_, py::object packed_cl_,
          int packed_cl_isa, double relu_max) {
-        CK_CHECK(relu_max > 0, "relu_max", "must be > 0");
+        check_relu_max(relu_max);
         Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
         Arr pk = arr_opt(packed_, "packed"), res = arr_opt(res_, "residual"), pkc = arr_opt(packed_cl_, "packed_cl");
         check_float(x, "input");
@@ -179,7 +179,7 @@ CK_BIND(conv) {
       "conv_nhwc_forward",
       [](py::object x_, py::object w_, py::object b_, py::object y_, I3 stride, I3 pad, I3 dil, bool relu,
          py::object res_, py::object packed_, int packed_isa, bool flipped, double relu_max) {
-        CK_CHECK(relu_max > 0, "relu_max", "must be > 0");
+        check_relu_max(relu_max);
         Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
         Arr pk = arr_opt(packed_, "packed"), res = arr_opt(res_, "residual");
         check_float(x, "input");

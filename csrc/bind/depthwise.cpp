@@ -48,7 +48,7 @@ CK_BIND(depthwise) {
   m.def("depthwise_conv2d_forward",
         [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t sh, int64_t sw, int64_t ph, int64_t ph_hi,
            int64_t pw, int64_t pw_hi, int64_t dh, int64_t dw, bool relu, double relu_max) {
-          CK_CHECK(relu_max > 0, "relu_max", "must be > 0");
+          check_relu_max(relu_max);
           Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
           DwParams p = dw_params(x, "input", w, sh, sw, ph, ph_hi, pw, pw_hi, dh, dw);
           p.relu = relu && !x.on_device();

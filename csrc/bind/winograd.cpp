@@ -24,13 +24,13 @@ CK_BIND(winograd) {
   // leading padding (pad_h, pad_w)); P, Q taken from y. Then + residual (None, or an array of y's
   // shape) and, when relu, clamped to [0, relu_max], if the kernel can fuse them (the CPU
   // kernel does). u: the filters as winograd_transform wrote them under ISA u_isa (used when
-  // that is still the active ISA and the array has the right size; None: transformed per call). Returns whether the residual
-  // and relu were applied (False: the caller applies them).
+  // that is still the active ISA and the array has the right size; None: transformed per call).
+  // Returns whether the residual and relu were applied (False: the caller applies them).
   m.def(
       "conv_winograd_forward",
       [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t ph, int64_t pw, bool relu,
          py::object res_, py::object u_, int u_isa, double relu_max) {
-        CK_CHECK(relu_max > 0, "relu_max", "must be > 0");
+        check_relu_max(relu_max);
         Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
         Arr res = arr_opt(res_, "residual"), u = arr_opt(u_, "u");
         check_float(x, "input");

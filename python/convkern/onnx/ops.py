@@ -118,6 +118,14 @@ def _native_inplace(y):
     return isinstance(y, np.ndarray) and y.dtype in _FLOATS and y.flags.c_contiguous and y.flags.writeable
 
 
+def _relu6_cap(post):
+    """hi when a fused post-op is Clip(0, hi) with a finite hi > 0 (ReLU6 and its kin: the
+    native relu6 kernel, or a convolution's epilogue, clamps to [0, hi]), else None."""
+    if post is not None and post[0] == "clip" and post[1] == 0 and 0 < post[2] < np.inf:
+        return float(post[2])
+    return None
+
+
 def _post(node, y):
     p = node.post
     if p is None:
@@ -128,8 +136,8 @@ def _post(node, y):
         _C.act_forward(y, y, op, a)
     elif p[0] == "relu":
         np.maximum(y, 0, out=y)
-    elif p[0] == "clip" and p[1] == 0 and 0 < p[2] < np.inf and _native_inplace(y) and y.size:
-        _C.act_forward(y, y, _ACT_RELU6, p[2])  # ReLU6 (MobileNetV2): threaded and vectorized; np.clip is one thread
+    elif _relu6_cap(p) is not None and _native_inplace(y) and y.size:
+        _C.act_forward(y, y, _ACT_RELU6, _relu6_cap(p))  # threaded and vectorized; np.clip is one thread
     elif p[0] == "clip":
         np.clip(y, p[1], p[2], out=y)
     elif p[0] == "leaky":
@@ -254,11 +262,10 @@ def conv(node, ins):
             y = _convops.conv_nd(nd, x, w, None if b is None else _cast_like(b, x), **geom)
             return [_post(node, np.add(y, res))]  # broadcasting, as the Add did
     # a Relu, or a Clip(0, hi) (ReLU6), fused into the product's epilogue where the kernel can
-    post = node.post
-    relu6 = post is not None and post[0] == "clip" and post[1] == 0 and 0 < post[2] < np.inf
-    relu = post == ("relu",) or relu6
+    cap = _relu6_cap(node.post)
+    relu = node.post == ("relu",) or cap is not None
     y = _convops.conv_nd(nd, x, w, None if b is None else _cast_like(b, x), relu=relu, residual=res,
-                         relu_max=float(post[2]) if relu6 else None, **geom)
+                         relu_max=cap, **geom)
     return [y if relu else _post(node, y)]
 
 
