@@ -47,7 +47,17 @@ def forward_geom(x, w, b, geom, relu=False, relu_max=float("inf")):
     y = U.empty(geom.y_shape, x.dtype)
     if not y.size:
         return y, True
-    return y, _C.depthwise_conv2d_forward(x, w, b, y, *native_args(geom), relu=relu, relu_max=relu_max)
+    return y, forward_call(w, b, geom, relu, relu_max)(x, y)
+
+
+def forward_call(w, b, geom, relu=False, relu_max=float("inf")):
+    """The kernel call with all but its input and output bound: ``call(x, y)`` -> whether the
+    relu was applied."""
+    args = native_args(geom)
+
+    def call(x, y):
+        return _C.depthwise_conv2d_forward(x, w, b, y, *args, relu=relu, relu_max=relu_max)
+    return call
 
 
 def backward_geom(dy, x, w, b, geom):
