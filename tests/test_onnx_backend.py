@@ -454,6 +454,33 @@ def test_conv_call_cache_follows_input_shape():
         rep.run([np.zeros((1, 5, 8, 8), np.float32)])
 
 
+def test_gemm_and_pool_fast_paths_follow_their_inputs():
+    """A Gemm node keeps its weight and bias for later runs with the same input shape and
+    dtype (GlobalAveragePool calls its kernel directly): outputs stay right over runs whose
+    batch changes, and a non-contiguous input takes the full path."""
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((5, 12)).astype(np.float32)
+    c = rng.standard_normal(5).astype(np.float32)
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "W", "C"], ["y"], transB=1)]
+    m = _model(nodes, [_vi("x", None)], [_vi("y", None)],
+               [numpy_helper.from_array(w, "W"), numpy_helper.from_array(c, "C")])
+    rep = ckonnx.prepare(m)
+    for shape in [(2, 12, 3, 3), (2, 12, 3, 3), (3, 12, 4, 5), (3, 12, 4, 5)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        f = x.astype(np.float64).mean(axis=(2, 3))
+        want = f @ w.T.astype(np.float64) + c
+        got = rep.run([x])[0]
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    gemm = [n for _, n, _ in rep.plan if n.op_type == "Gemm"][0]
+    assert gemm.extra["linear"][4] == (3, 12)
+    x = rng.standard_normal((3, 12, 5, 4)).astype(np.float32).transpose(0, 1, 3, 2)  # not contiguous
+    np.testing.assert_allclose(rep.run([x])[0], x.astype(np.float64).mean(axis=(2, 3)) @ w.T + c, rtol=1e-5,
+                               atol=1e-5)
+
+
 def test_absurd_sizes_refused():
     shape = numpy_helper.from_array(np.array([1 << 20, 1 << 20, 1 << 10], np.int64), "s")
     m = _model([helper.make_node("ConstantOfShape", ["s"], ["y"])], [], [_vi("y", None)], [shape])

@@ -527,6 +527,10 @@ def avg_pool(node, ins):
 @register("GlobalAveragePool")
 def global_avg_pool(node, ins):
     x = ins[0]
+    if type(x) is np.ndarray and x.ndim == 4 and x.dtype in _FLOATS and x.flags.c_contiguous and x.size:
+        y = _C.empty(x.shape[:2] + (1, 1), x.dtype)  # (F.global_avg_pool2d's kernel, without its checks)
+        _C.global_avg_pool2d_forward(x, y)
+        return [y]
     if x.ndim == 4 and x.dtype in _FLOATS:
         return [F.global_avg_pool2d(x)]
     if x.ndim < 3:
@@ -768,6 +772,12 @@ def dropout(node, ins):
 def gemm(node, ins):
     a, b = ins[0], ins[1]
     c = ins[2] if len(ins) > 2 else None
+    fast = node.extra.get("linear")  # (B, C, weight, bias, A's shape and dtype) of the last call
+    if (fast is not None and fast[0] is b and fast[1] is c and type(a) is np.ndarray and a.shape == fast[4]
+            and a.dtype == fast[5] and a.flags.c_contiguous):
+        y = _C.empty((a.shape[0], fast[2].shape[0]), a.dtype)
+        _C.linear_forward(a, fast[2], fast[3], y)
+        return [_post(node, y)]
     alpha, beta = float(node.attr("alpha", 1.0)), float(node.attr("beta", 1.0))
     if a.ndim != 2 or b.ndim != 2:
         fail(node, f"A and B must be 2-d, got {a.shape} and {b.shape}")
@@ -785,7 +795,10 @@ def gemm(node, ins):
     bias = None
     if c is not None and alpha == 1.0 and beta == 1.0 and c.size == M and (c.ndim == 1 or c.shape == (1, M)):
         bias, c = np.ascontiguousarray(_cast_like(c.reshape(M), a)), None
-    y = F.linear(a, _cast_like(w, a), bias)
+    w = _cast_like(w, a)
+    y = F.linear(a, w, bias)
+    if alpha == 1.0 and c is None and not node.attr("transA", 0) and w.flags.c_contiguous and a.flags.c_contiguous:
+        node.extra["linear"] = (ins[1], ins[2] if len(ins) > 2 else None, w, bias, a.shape, a.dtype)
     if alpha != 1.0:
         y *= a.dtype.type(alpha)
     if c is not None and beta != 0.0:
@@ -1011,9 +1024,7 @@ def flatten(node, ins):
         axis += x.ndim
     if axis < 0 or axis > x.ndim:
         fail(node, f"axis {axis} out of range for rank {x.ndim}")
-    a = int(np.prod(x.shape[:axis], dtype=np.int64))
-    b = int(np.prod(x.shape[axis:], dtype=np.int64))
-    return [x.reshape(a, b)]
+    return [x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))]
 
 
 def reshape_target(node, in_shape, shape, allowzero=False):
