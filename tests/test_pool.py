@@ -334,9 +334,10 @@ def test_native_binding_checks():
 
 # ---------------------------------------------------------------- whole-plane (separable) path
 
-# Value-only forward over >= 2*threads planes takes the separable path (padded plane copy,
-# vertical then horizontal pass over flattened rows): narrow and wide rows, strides 1/2/3,
-# dilation, ceil_mode, both padding rules, and planes with and without NaN in one call.
+# Value-only forward over >= 2*threads planes takes the whole-plane path (row by row: a
+# vertical pass from the input into a padded row, a horizontal pass into the output, masked
+# tails): narrow and wide rows, rows of whole vectors, strides 1/2/3, dilation, ceil_mode,
+# both padding rules, and planes with and without NaN in one call.
 SEP_CASES = [
     ((1, 8, 14, 14), dict(kernel_size=3, stride=1, padding=1)),
     ((1, 8, 7, 7), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
@@ -346,6 +347,7 @@ SEP_CASES = [
     ((3, 4, 5, 33), dict(kernel_size=(3, 1), stride=(1, 3), padding=(1, 0), ceil_mode=True)),
     ((1, 8, 1, 17), dict(kernel_size=1, stride=1)),
     ((1, 8, 16, 16), dict(kernel_size=2, stride=2)),
+    ((1, 4, 40, 48), dict(kernel_size=3, stride=2, padding=1)),
 ]
 
 

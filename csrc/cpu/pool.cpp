@@ -97,41 +97,23 @@ inline Interior interior(const PoolParams& pp, int64_t extra) {
 }
 inline Interior interior_for(const PoolParams& pp) { return interior(pp, pp.sw == 2 ? 1 : 0); }
 
-// ---------------------------------------------------------------- separable plane path
-// Value-only forward (max without indices, avg) of whole planes. Each plane is copied into
-// a padded scratch plane xp of Hp x Wp (pad value -inf for max, 0 for avg; Wp a multiple of
-// sw) and then pooled in two vectorized passes over flattened buffers:
-//   vertical:   v[p][c] = op_r xp[(p*sh + r*dh)*Wp + c], c < Wp (flattened over all rows
-//               when sh == 1), contiguous loads only;
-//   horizontal: t[j] = op_s v[j*sw + s*dw] for all j < P*Wh, Wh = Wp/sw: j = p*Wh + q is
-//               output row p, column q (columns q >= Q are garbage, never used).
-// The vertical pass goes first so the strided (sw > 1) loads run over P rows, not Hp.
-// Narrow rows (the 7x7..28x28 planes of late layers) thus run on full vectors, with no
-// per-row border logic. Max returns exactly torch's value: taking each column's result and
-// then the columns in order picks the same element as the row-major scan (first maximum; a
-// NaN anywhere gives NaN; the -inf padding never wins). The copy notes whether the plane
-// holds a NaN: if not, a single max instruction per tap suffices, else the compare-and-select
-// of torch's rule runs. Avg adds in a different order than torch's window scan (results
-// differ by rounding only).
-struct SepGeom {
-  int64_t Hp, Wp, Wh;  // padded plane, output-row width of the horizontal pass
-  int64_t vc, hn;      // v elements computed, t elements computed
-  int64_t xn, vn;      // xp / v buffer lengths (with the slack the vector loads read)
-};
-
-template <class T>
-SepGeom sep_geom(const PoolParams& pp) {
-  constexpr int64_t L = kLanes<T>;
-  SepGeom g;
-  g.Hp = (pp.P - 1) * pp.sh + (pp.R - 1) * pp.dh + 1;
-  g.Wp = ceil_div((pp.Q - 1) * pp.sw + (pp.S - 1) * pp.dw + 1, pp.sw) * pp.sw;
-  g.Wh = g.Wp / pp.sw;
-  g.vc = pp.sh == 1 ? ceil_div(pp.P * g.Wp, L) * L : (pp.P - 1) * g.Wp + ceil_div(g.Wp, L) * L;
-  g.hn = ceil_div(pp.P * g.Wh, L) * L;
-  g.xn = g.Hp * g.Wp + L;
-  g.vn = imax(g.vc, g.hn * pp.sw + (pp.S - 1) * pp.dw + 2 * L);
-  return g;
-}
+// ---------------------------------------------------------------- plane path
+// Value-only forward (max without indices, avg) of whole planes, one output row at a time,
+// straight from the input (no padded copy of the plane):
+//   vertical:   v[pw + c] = op_r x[ih_r][c] over the output row's in-bounds input rows ih_r,
+//               c < W, contiguous loads (the last vector masked); v is one padded row of Wv
+//               values whose pad columns (-inf for max, 0 for avg) are written once per call;
+//   horizontal: y[q] = op_s v[q*sw + s*dw] for q < Q (avg: times the reciprocal divisor),
+//               stored straight into the output row (the last vector masked).
+// Rows above or below the input simply take no part, as padding rows would (-inf never wins a
+// max, 0 adds nothing). Each input row stays in L1 between the output rows that share it, so
+// the plane is read from memory once. Max returns exactly torch's value: taking each column's
+// result and then the columns in order picks the same element as the row-major scan (first
+// maximum on ties, -0 before +0 included). A single max instruction per tap loses a NaN, so
+// the max pass also looks at each input row once (as it first enters a window) for NaN; a
+// plane that held one is pooled again with torch's compare-and-select rule (a NaN anywhere in
+// the window gives NaN). Avg adds
+// in a different order than torch's window scan (results differ by rounding only).
 
 // p[0], p[sw], ..., p[(L-1)*sw] by one gather instruction (indices l*sw must fit int32).
 template <class T>
@@ -184,10 +166,10 @@ inline Vec<T> pool_op(Vec<T> m, Vec<T> v) {
   else return m + v;
 }
 
-// Fetches the next plane into L2 while this one's passes run (they touch only L1/L2 scratch,
-// so the memory bus would idle): up to upto(num, den) = that fraction of its bytes so far. A
-// batch-8 3x3/2 pool of 112x112 planes read its input at 17 GB/s (a relu pass: 41 GB/s),
-// the copy of each plane stalling on memory from its first row.
+// Fetches the next plane into L2 while this one is pooled: up to upto(num, den) = that
+// fraction of its bytes so far. (With a padded copy of each plane, a batch-8 3x3/2 pool of
+// 112x112 planes read its input at 17 GB/s, against 41 GB/s for a relu pass, the copy
+// stalling on memory from each plane's first row.)
 struct PlaneFetch {
   const char* p;  // nullptr: no next plane
   int64_t bytes;
@@ -203,119 +185,144 @@ struct PlaneFetch {
 // KR x KS: the window at compile time (0: pp.R, pp.S): the taps of an output vector then
 // unroll, with no loop around a 2-iteration chain (the runtime-length tap loops held 3x3
 // pooling to about 1.6 cycles per input element).
-template <class T, PoolOp OP, int SWK, int KR, int KS>
-void sep_passes(const PoolParams& pp, const SepGeom& g, const T* xp, T* v, T* t, const T* div, T* y,
-                PlaneFetch& pf) {
-  using V = Vec<T>;
+
+// Length of the padded row v: every horizontal load of the Q outputs (rounded up to whole
+// vectors; the stride-2 loads read one vector further) stays inside it.
+template <class T>
+int64_t row_len(const PoolParams& pp) {
   constexpr int64_t L = kLanes<T>;
-  const int64_t R = KR ? KR : pp.R, S = KS ? KS : pp.S;
-  const int64_t rstep = pp.dh * g.Wp;
-  auto column = [&](const T* x0) {
-    V m = vload<V>(x0);
-#pragma GCC unroll 8
-    for (int64_t r = 1; r < R; ++r) m = pool_op<T, OP>(m, vload<V>(x0 + r * rstep));
-    return m;
-  };
-  if (pp.sh == 1) {
-    for (int64_t i = 0; i < g.vc; i += L) {
-      if (i % (16 * L) == 0) pf.upto(i, g.vc);
-      vstore(v + i, column(xp + i));
-    }
-  } else {  // row by row; a row's last vector spills into the next row, rewritten after it
-    for (int64_t p = 0; p < pp.P; ++p) {
-      pf.upto(p, pp.P);
-      for (int64_t c = 0; c < g.Wp; c += L) vstore(v + p * g.Wp + c, column(xp + p * pp.sh * g.Wp + c));
-    }
-  }
-  pf.upto(1, 1);
-  const int64_t sw = pp.sw;
-  const StridedGather<T> gather(SWK == 0 ? sw : 1);  // the buffers are < 1 MB: offsets fit int32
+  return ceil_div(pp.pw + pp.W, L) * L + ceil_div(pp.Q, L) * L * pp.sw + (pp.S - 1) * pp.dw + 2 * L;
+}
+
+// Output rows [0, P) of one plane x (H x W) -> y (P x Q); div: avg reciprocal divisors (P x Q).
+// KR x KS: the window at compile time (0: pp.R, pp.S), so a full window's taps unroll (the
+// runtime-length tap loops held 3x3 pooling to about 1.6 cycles per input element). Returns,
+// for OP == kMax, whether a loaded value was NaN (the caller then pools the plane again with
+// kMaxNaN); false otherwise.
+template <class T, PoolOp OP, int SWK, int KR, int KS>
+bool row_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, PlaneFetch& pf) {
+  using V = Vec<T>;
+  using M = Mask<T>;
+  constexpr int64_t L = kLanes<T>;
+  const int64_t S = KS ? KS : pp.S, W = pp.W, Q = pp.Q;
+  const int64_t wfull = W / L * L, wtail = W - wfull, qfull = Q / L * L, qtail = Q - qfull;
+  T* vr = v + pp.pw;
+  M nan{};
+  int64_t checked = -1;  // kMax: input rows [0, checked] looked at for NaN
+  auto take = [](V m, V a) { return pool_op<T, OP>(m, a); };
+  const StridedGather<T> gather(SWK == 0 ? pp.sw : 1);  // v is well under 2^31 elements
   auto hload = [&](const T* p) {
     if constexpr (SWK == 0) return gather(p);
-    else return load_s<T, SWK>(p, sw);
+    else return load_s<T, SWK>(p, pp.sw);
   };
-  for (int64_t j = 0; j < g.hn; j += L) {
-    const T* s0 = v + j * sw;
+  auto hblock = [&](const T* s0) {
     V m = hload(s0);
 #pragma GCC unroll 8
     for (int64_t s = 1; s < S; ++s) m = pool_op<T, OP>(m, hload(s0 + s * pp.dw));
-    vstore(t + j, m);
-  }
+    return m;
+  };
+  const T pad = OP == PoolOp::kSum ? T(0) : -std::numeric_limits<T>::infinity();
   for (int64_t p = 0; p < pp.P; ++p) {
-    const T* tr = t + p * g.Wh;
-    T* yr = y + p * pp.Q;
-    if constexpr (OP != PoolOp::kSum) {
-      copy_short<T, false>(yr, tr, pp.Q, nullptr);
+    pf.upto(p, pp.P);
+    const Span rs = span(p, pp.sh, pp.ph, pp.R, pp.dh, pp.H);
+    const int64_t nr = rs.b - rs.a;
+    const T* r0 = x + (rs.start + rs.a * pp.dh) * W;
+    const int64_t rstep = pp.dh * W;
+    if constexpr (OP == PoolOp::kMax) {  // each input row once (plus any the windows skip)
+      for (const int64_t last = imin(rs.start + (rs.b - 1) * pp.dh, pp.H - 1); checked < last;) {
+        const T* xr = x + ++checked * W;
+        for (int64_t c = 0; c < wfull; c += L) {
+          const V a = vload<V>(xr + c);
+          nan |= a != a;
+        }
+        if (wtail) {
+          const V a = vload_head<V>(xr + wfull, wtail);
+          nan |= a != a;
+        }
+      }
+    }
+    if (nr <= 0) {  // no input row in the window: the padding's value
+      for (int64_t c = 0; c < W; ++c) vr[c] = pad;
+    } else if (KR && nr == KR) {
+      for (int64_t c = 0; c < wfull; c += L) {
+        V m = vload<V>(r0 + c);
+#pragma GCC unroll 8
+        for (int64_t r = 1; r < KR; ++r) m = take(m, vload<V>(r0 + r * rstep + c));
+        vstore(vr + c, m);
+      }
+      if (wtail) {
+        V m = vload_head<V>(r0 + wfull, wtail);
+#pragma GCC unroll 8
+        for (int64_t r = 1; r < KR; ++r) m = take(m, vload_head<V>(r0 + r * rstep + wfull, wtail));
+        vstore_head(vr + wfull, m, wtail);
+      }
     } else {
-      const T* dr = div + p * pp.Q;
-#pragma omp simd
-      for (int64_t q = 0; q < pp.Q; ++q) yr[q] = tr[q] * dr[q];
+      for (int64_t c = 0; c < wfull; c += L) {
+        V m = vload<V>(r0 + c);
+        for (int64_t r = 1; r < nr; ++r) m = take(m, vload<V>(r0 + r * rstep + c));
+        vstore(vr + c, m);
+      }
+      if (wtail) {
+        V m = vload_head<V>(r0 + wfull, wtail);
+        for (int64_t r = 1; r < nr; ++r) m = take(m, vload_head<V>(r0 + r * rstep + wfull, wtail));
+        vstore_head(vr + wfull, m, wtail);
+      }
+    }
+    T* yr = y + p * Q;
+    const T* dr = div ? div + p * Q : nullptr;
+    for (int64_t q = 0; q < qfull; q += L) {
+      V m = hblock(v + q * pp.sw);
+      if constexpr (OP == PoolOp::kSum) m *= vload<V>(dr + q);
+      vstore(yr + q, m);
+    }
+    if (qtail) {
+      V m = hblock(v + qfull * pp.sw);
+      if constexpr (OP == PoolOp::kSum) m *= vload_head<V>(dr + qfull, qtail);
+      vstore_head(yr + qfull, m, qtail);
     }
   }
-}
-
-// sep_passes with the common windows (3x3: ResNet, GoogLeNet; 2x2: VGG, LeNet) fixed.
-template <class T, PoolOp OP, int SWK>
-void sep_window(const PoolParams& pp, const SepGeom& g, const T* xp, T* v, T* t, const T* div, T* y,
-                PlaneFetch& pf) {
-  if (pp.R == 3 && pp.S == 3) sep_passes<T, OP, SWK, 3, 3>(pp, g, xp, v, t, div, y, pf);
-  else if (pp.R == 2 && pp.S == 2) sep_passes<T, OP, SWK, 2, 2>(pp, g, xp, v, t, div, y, pf);
-  else sep_passes<T, OP, SWK, 0, 0>(pp, g, xp, v, t, div, y, pf);
-}
-
-// One plane x (H x W) -> y (P x Q). div: avg reciprocal divisors (P x Q), unused for max.
-template <class T, bool MAX, int SWK>
-void sep_plane(const PoolParams& pp, const SepGeom& g, const T* x, T* y, const T* div, T* xp, T* v, T* t,
-               PlaneFetch& pf) {
-  const T pad = MAX ? -std::numeric_limits<T>::infinity() : T(0);
-  // padded copy: padded row ir holds input row ir - ph, padded column ic input column ic - pw
-  const int64_t lead = imin(pp.pw, g.Wp), wc = imax(0, imin(pp.W, g.Wp - pp.pw));
-  Mask<T> nan{};
-  for (int64_t ir = 0; ir < g.Hp; ++ir) {
-    T* d = xp + ir * g.Wp;
-    const int64_t ih = ir - pp.ph;
-    if (ih < 0 || ih >= pp.H) {
-      for (int64_t i = 0; i < g.Wp; ++i) d[i] = pad;
-      continue;
-    }
-    for (int64_t i = 0; i < lead; ++i) d[i] = pad;
-    copy_short<T, MAX>(d + lead, x + ih * pp.W, wc, &nan);
-    for (int64_t i = lead + wc; i < g.Wp; ++i) d[i] = pad;
-  }
-  if constexpr (MAX) {
+  if constexpr (OP == PoolOp::kMax) {
     bool any = false;
-    for (int l = 0; l < kLanes<T>; ++l) any |= nan[l] != 0;
-    if (any) sep_window<T, PoolOp::kMaxNaN, SWK>(pp, g, xp, v, t, div, y, pf);
-    else sep_window<T, PoolOp::kMax, SWK>(pp, g, xp, v, t, div, y, pf);
+    for (int l = 0; l < int(L); ++l) any |= nan[l] != 0;
+    return any;
+  }
+  return false;
+}
+
+// row_plane with the common windows (3x3: ResNet, GoogLeNet; 2x2: VGG, LeNet) fixed.
+template <class T, PoolOp OP, int SWK>
+bool row_window(const PoolParams& pp, const T* x, T* v, const T* div, T* y, PlaneFetch& pf) {
+  if (pp.R == 3 && pp.S == 3) return row_plane<T, OP, SWK, 3, 3>(pp, x, v, div, y, pf);
+  if (pp.R == 2 && pp.S == 2) return row_plane<T, OP, SWK, 2, 2>(pp, x, v, div, y, pf);
+  return row_plane<T, OP, SWK, 0, 0>(pp, x, v, div, y, pf);
+}
+
+template <class T, bool MAX, int SWK>
+void pool_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, PlaneFetch& pf) {
+  if constexpr (MAX) {
+    if (row_window<T, PoolOp::kMax, SWK>(pp, x, v, div, y, pf)) row_window<T, PoolOp::kMaxNaN, SWK>(pp, x, v, div, y, pf);
   } else {
-    sep_window<T, PoolOp::kSum, SWK>(pp, g, xp, v, t, div, y, pf);
+    row_window<T, PoolOp::kSum, SWK>(pp, x, v, div, y, pf);
   }
 }
 
-// Worth it (and affordable) when there are planes for every thread and one padded plane
-// stays in L2. Scalar builds keep the row path (no vectors to fill).
+// Worth it when there are planes for every thread (else the row-parallel path keeps both
+// cores busy). Scalar builds keep the row path (no vectors to fill).
 template <class T>
 bool use_separable(const PoolParams& pp) {
-  if (kVecBytes == 0) return false;
-  const SepGeom g = sep_geom<T>(pp);
-  return pp.NC >= 2 * max_threads() && (g.xn + g.vn + g.hn) * int64_t(sizeof(T)) <= (int64_t(1) << 20);
+  return kVecBytes != 0 && pp.NC >= 2 * max_threads() && row_len<T>(pp) <= (int64_t(1) << 24);
 }
 
 template <class T, bool MAX>
 void sep_pool(const PoolParams& pp, const T* div, const T* x, T* y) {
-  const SepGeom g = sep_geom<T>(pp);
-  const int64_t HW = pp.H * pp.W, PQ = pp.P * pp.Q;
-  const bool par = pp.NC * (g.Hp * g.Wp + PQ) > 32768;
+  const int64_t HW = pp.H * pp.W, PQ = pp.P * pp.Q, Wv = row_len<T>(pp);
+  const bool par = pp.NC * (HW + PQ) > 32768;
 #pragma omp parallel if (par)
   {
-    static thread_local Buffer bx, bv, bt;
-    T* xp = bx.get<T>(g.xn);
-    T* v = bv.get<T>(g.vn);
-    T* t = bt.get<T>(g.hn);
-    // the slack past each plane is read by the last vectors only and never written
+    static thread_local Buffer bv;
+    T* v = bv.get<T>(Wv);
     const T pad = MAX ? -std::numeric_limits<T>::infinity() : T(0);
-    for (int64_t i = g.Hp * g.Wp; i < g.xn; ++i) xp[i] = pad;
-    for (int64_t i = g.vc; i < g.vn; ++i) v[i] = pad;
+    for (int64_t i = 0; i < Wv; ++i) v[i] = pad;  // the pad columns (the vertical pass writes [pw, pw + W))
 #pragma omp for schedule(static)
     for (int64_t nc = 0; nc < pp.NC; ++nc) {
       // (the last plane of this thread's share fetches its neighbour's first: harmless). Not for
@@ -323,9 +330,9 @@ void sep_pool(const PoolParams& pp, const T* div, const T* x, T* y) {
       // there, and the prefetches cost 5-7% on 5x5/3 pooling of 512 14x14 planes.
       const bool fetch = nc + 1 < pp.NC && HW * int64_t(sizeof(T)) >= 16384;
       PlaneFetch pf{fetch ? reinterpret_cast<const char*>(x + (nc + 1) * HW) : nullptr, HW * int64_t(sizeof(T))};
-      if (pp.sw == 1) sep_plane<T, MAX, 1>(pp, g, x + nc * HW, y + nc * PQ, div, xp, v, t, pf);
-      else if (pp.sw == 2) sep_plane<T, MAX, 2>(pp, g, x + nc * HW, y + nc * PQ, div, xp, v, t, pf);
-      else sep_plane<T, MAX, 0>(pp, g, x + nc * HW, y + nc * PQ, div, xp, v, t, pf);
+      if (pp.sw == 1) pool_plane<T, MAX, 1>(pp, x + nc * HW, v, div, y + nc * PQ, pf);
+      else if (pp.sw == 2) pool_plane<T, MAX, 2>(pp, x + nc * HW, v, div, y + nc * PQ, pf);
+      else pool_plane<T, MAX, 0>(pp, x + nc * HW, v, div, y + nc * PQ, pf);
     }
   }
 }
