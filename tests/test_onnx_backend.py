@@ -455,13 +455,15 @@ def test_conv_call_cache_follows_input_shape():
 
 
 def test_gemm_and_pool_fast_paths_follow_their_inputs():
-    """A Gemm node keeps its weight and bias for later runs with the same input shape and
-    dtype (GlobalAveragePool calls its kernel directly): outputs stay right over runs whose
-    batch changes, and a non-contiguous input takes the full path."""
+    """Gemm and MaxPool nodes keep what their kernel call needs for later runs with the same
+    input shape and dtype (GlobalAveragePool calls its kernel directly): outputs stay right
+    over runs whose batch or plane changes, and a non-contiguous input takes the full path."""
+    import convkern.reference as R
     rng = np.random.default_rng(9)
     w = rng.standard_normal((5, 12)).astype(np.float32)
     c = rng.standard_normal(5).astype(np.float32)
-    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["g"]),
+    nodes = [helper.make_node("MaxPool", ["x"], ["m"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["m"], ["g"]),
              helper.make_node("Flatten", ["g"], ["f"]),
              helper.make_node("Gemm", ["f", "W", "C"], ["y"], transB=1)]
     m = _model(nodes, [_vi("x", None)], [_vi("y", None)],
@@ -469,16 +471,18 @@ def test_gemm_and_pool_fast_paths_follow_their_inputs():
     rep = ckonnx.prepare(m)
     for shape in [(2, 12, 3, 3), (2, 12, 3, 3), (3, 12, 4, 5), (3, 12, 4, 5)]:
         x = rng.standard_normal(shape).astype(np.float32)
-        f = x.astype(np.float64).mean(axis=(2, 3))
+        f = R.max_pool2d(x.astype(np.float64), 3, 2, 1).mean(axis=(2, 3))
         want = f @ w.T.astype(np.float64) + c
         got = rep.run([x])[0]
         assert got.dtype == np.float32 and got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     gemm = [n for _, n, _ in rep.plan if n.op_type == "Gemm"][0]
     assert gemm.extra["linear"][4] == (3, 12)
+    pool = [n for _, n, _ in rep.plan if n.op_type == "MaxPool"][0]
+    assert pool.extra["max_pool"][:3] == ((3, 12, 4, 5), np.float32, (3, 12, 2, 3))
     x = rng.standard_normal((3, 12, 5, 4)).astype(np.float32).transpose(0, 1, 3, 2)  # not contiguous
-    np.testing.assert_allclose(rep.run([x])[0], x.astype(np.float64).mean(axis=(2, 3)) @ w.T + c, rtol=1e-5,
-                               atol=1e-5)
+    want = R.max_pool2d(x.astype(np.float64), 3, 2, 1).mean(axis=(2, 3)) @ w.T + c
+    np.testing.assert_allclose(rep.run([x])[0], want, rtol=1e-5, atol=1e-5)
 
 
 def test_absurd_sizes_refused():
