@@ -455,14 +455,15 @@ def test_conv_call_cache_follows_input_shape():
 
 
 def test_gemm_and_pool_fast_paths_follow_their_inputs():
-    """Gemm and MaxPool nodes keep what their kernel call needs for later runs with the same
+    """Gemm, MaxPool and AveragePool nodes keep what their kernel call needs for later runs with the same
     input shape and dtype (GlobalAveragePool calls its kernel directly): outputs stay right
     over runs whose batch or plane changes, and a non-contiguous input takes the full path."""
     import convkern.reference as R
     rng = np.random.default_rng(9)
     w = rng.standard_normal((5, 12)).astype(np.float32)
     c = rng.standard_normal(5).astype(np.float32)
-    nodes = [helper.make_node("MaxPool", ["x"], ["m"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+    nodes = [helper.make_node("AveragePool", ["x"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1),
+             helper.make_node("MaxPool", ["a"], ["m"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
              helper.make_node("GlobalAveragePool", ["m"], ["g"]),
              helper.make_node("Flatten", ["g"], ["f"]),
              helper.make_node("Gemm", ["f", "W", "C"], ["y"], transB=1)]
@@ -471,7 +472,7 @@ def test_gemm_and_pool_fast_paths_follow_their_inputs():
     rep = ckonnx.prepare(m)
     for shape in [(2, 12, 3, 3), (2, 12, 3, 3), (3, 12, 4, 5), (3, 12, 4, 5)]:
         x = rng.standard_normal(shape).astype(np.float32)
-        f = R.max_pool2d(x.astype(np.float64), 3, 2, 1).mean(axis=(2, 3))
+        f = R.max_pool2d(R.avg_pool2d(x.astype(np.float64), 3, 1, 1), 3, 2, 1).mean(axis=(2, 3))
         want = f @ w.T.astype(np.float64) + c
         got = rep.run([x])[0]
         assert got.dtype == np.float32 and got.shape == want.shape
@@ -480,8 +481,10 @@ def test_gemm_and_pool_fast_paths_follow_their_inputs():
     assert gemm.extra["linear"][4] == (3, 12)
     pool = [n for _, n, _ in rep.plan if n.op_type == "MaxPool"][0]
     assert pool.extra["max_pool"][:3] == ((3, 12, 4, 5), np.float32, (3, 12, 2, 3))
+    avg = [n for _, n, _ in rep.plan if n.op_type == "AveragePool"][0]
+    assert avg.extra["avg_pool"][:3] == ((3, 12, 4, 5), np.float32, (3, 12, 4, 5))
     x = rng.standard_normal((3, 12, 5, 4)).astype(np.float32).transpose(0, 1, 3, 2)  # not contiguous
-    want = R.max_pool2d(x.astype(np.float64), 3, 2, 1).mean(axis=(2, 3)) @ w.T + c
+    want = R.max_pool2d(R.avg_pool2d(x.astype(np.float64), 3, 1, 1), 3, 2, 1).mean(axis=(2, 3)) @ w.T + c
     np.testing.assert_allclose(rep.run([x])[0], want, rtol=1e-5, atol=1e-5)
 
 

@@ -510,6 +510,12 @@ def _avg_counts(sp, k, s, d, pb, pe, out, include_pad):
 @register("AveragePool")
 def avg_pool(node, ins):
     x = ins[0]
+    fast = node.extra.get("avg_pool")  # as MaxPool's
+    if (fast is not None and type(x) is np.ndarray and x.shape == fast[0] and x.dtype == fast[1]
+            and x.flags.c_contiguous):
+        y = _C.empty(fast[2], x.dtype)
+        _C.avg_pool2d_forward(x, y, *fast[3])
+        return [y]
     nd, k, s, d, pb, pe, ext, out = _pool_geom(node, x)
     include = bool(node.attr("count_include_pad", 0))
     cnt = _avg_counts(x.shape[2:], k, s, d, pb, pe, out, include)
@@ -520,6 +526,9 @@ def avg_pool(node, ins):
         if all(b == e and b <= kk // 2 for b, e, kk in zip(pb2, ext2, k2)) and (
                 include or not any(pb2)) and np.all(cnt == full):
             y = F.avg_pool2d(x2, tuple(k2), tuple(s2), tuple(pb2), False, True)
+            if nd == 2 and x is xf and x.flags.c_contiguous and y.size:
+                node.extra["avg_pool"] = (x.shape, x.dtype, y.shape, (k2[0], k2[1], s2[0], s2[1], pb2[0], pb2[1],
+                                                                      False, True, 0))
         else:
             xp = _pad_spatial(x2, pb2, ext2, 0.0)
             y = F.avg_pool2d(xp, tuple(k2), tuple(s2), 0, False, True, 1)
