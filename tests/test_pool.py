@@ -348,6 +348,11 @@ SEP_CASES = [
     ((1, 8, 1, 17), dict(kernel_size=1, stride=1)),
     ((1, 8, 16, 16), dict(kernel_size=2, stride=2)),
     ((1, 4, 40, 48), dict(kernel_size=3, stride=2, padding=1)),
+    # "same" unit-stride windows on narrow planes: the flattened passes
+    ((2, 8, 7, 7), dict(kernel_size=3, stride=1, padding=1)),
+    ((1, 8, 28, 28), dict(kernel_size=3, stride=1, padding=1)),
+    ((1, 8, 9, 11), dict(kernel_size=5, stride=1, padding=2)),
+    ((1, 8, 2, 31), dict(kernel_size=(5, 3), stride=1, padding=(2, 1))),
 ]
 
 
@@ -383,6 +388,20 @@ def test_whole_plane_path(isa, dtype, threads, i, rng):
                                 k=int(np.prod(np.broadcast_to(kw["kernel_size"], 2))), case=case, backward=False)
     finally:
         convkern.set_num_threads(old)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_flat_planes_dilated(isa, dtype, rng):
+    """'Same' dilated windows (P == H, Q == W) on narrow planes, with NaN, -inf and ties."""
+    x = np.round(rng.standard_normal((2, 6, 10, 13)) * 2)
+    x[0, 1, 3, 4] = np.nan
+    x[1, 2, 5] = -np.inf
+    # (padding is at most half the kernel: only 2-wide kernels dilate to a 'same' window)
+    for kw in (dict(kernel_size=2, padding=1, dilation=2), dict(kernel_size=(3, 2), padding=1, dilation=(1, 2))):
+        kw = dict(kw, stride=1)
+        np.testing.assert_array_equal(F.max_pool2d(x.astype(dtype), **kw),
+                                      R.max_pool2d(x.astype(dtype).astype(np.float64), **kw).astype(dtype),
+                                      err_msg=f"{isa} {kw}")
 
 
 def test_whole_plane_signed_zero():

@@ -194,6 +194,44 @@ int64_t row_len(const PoolParams& pp) {
   return ceil_div(pp.pw + pp.W, L) * L + ceil_div(pp.Q, L) * L * pp.sw + (pp.S - 1) * pp.dw + 2 * L;
 }
 
+// out[0..W) = op over the in-bounds input rows of the window rs (the padding's value when there
+// are none): the vertical pass of one output row, contiguous loads, the last vector masked.
+template <class T, PoolOp OP, int KR>
+void vertical_row(const PoolParams& pp, const T* x, const Span& rs, T* out) {
+  using V = Vec<T>;
+  constexpr int64_t L = kLanes<T>;
+  const int64_t W = pp.W, wfull = W / L * L, wtail = W - wfull, nr = rs.b - rs.a, rstep = pp.dh * W;
+  const T* r0 = x + (rs.start + rs.a * pp.dh) * W;
+  auto take = [](V m, V a) { return pool_op<T, OP>(m, a); };
+  if (nr <= 0) {  // no input row in the window: the padding's value
+    for (int64_t c = 0; c < W; ++c) out[c] = OP == PoolOp::kSum ? T(0) : -std::numeric_limits<T>::infinity();
+  } else if (KR && nr == KR) {
+    for (int64_t c = 0; c < wfull; c += L) {
+      V m = vload<V>(r0 + c);
+#pragma GCC unroll 8
+      for (int64_t r = 1; r < KR; ++r) m = take(m, vload<V>(r0 + r * rstep + c));
+      vstore(out + c, m);
+    }
+    if (wtail) {
+      V m = vload_head<V>(r0 + wfull, wtail);
+#pragma GCC unroll 8
+      for (int64_t r = 1; r < KR; ++r) m = take(m, vload_head<V>(r0 + r * rstep + wfull, wtail));
+      vstore_head(out + wfull, m, wtail);
+    }
+  } else {
+    for (int64_t c = 0; c < wfull; c += L) {
+      V m = vload<V>(r0 + c);
+      for (int64_t r = 1; r < nr; ++r) m = take(m, vload<V>(r0 + r * rstep + c));
+      vstore(out + c, m);
+    }
+    if (wtail) {
+      V m = vload_head<V>(r0 + wfull, wtail);
+      for (int64_t r = 1; r < nr; ++r) m = take(m, vload_head<V>(r0 + r * rstep + wfull, wtail));
+      vstore_head(out + wfull, m, wtail);
+    }
+  }
+}
+
 // Output rows [0, P) of one plane x (H x W) -> y (P x Q); div: avg reciprocal divisors (P x Q).
 // KR x KS: the window at compile time (0: pp.R, pp.S), so a full window's taps unroll (the
 // runtime-length tap loops held 3x3 pooling to about 1.6 cycles per input element). Returns,
@@ -209,7 +247,6 @@ bool row_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, Plane
   T* vr = v + pp.pw;
   M nan{};
   int64_t checked = -1;  // kMax: input rows [0, checked] looked at for NaN
-  auto take = [](V m, V a) { return pool_op<T, OP>(m, a); };
   const StridedGather<T> gather(SWK == 0 ? pp.sw : 1);  // v is well under 2^31 elements
   auto hload = [&](const T* p) {
     if constexpr (SWK == 0) return gather(p);
@@ -221,13 +258,9 @@ bool row_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, Plane
     for (int64_t s = 1; s < S; ++s) m = pool_op<T, OP>(m, hload(s0 + s * pp.dw));
     return m;
   };
-  const T pad = OP == PoolOp::kSum ? T(0) : -std::numeric_limits<T>::infinity();
   for (int64_t p = 0; p < pp.P; ++p) {
     pf.upto(p, pp.P);
     const Span rs = span(p, pp.sh, pp.ph, pp.R, pp.dh, pp.H);
-    const int64_t nr = rs.b - rs.a;
-    const T* r0 = x + (rs.start + rs.a * pp.dh) * W;
-    const int64_t rstep = pp.dh * W;
     if constexpr (OP == PoolOp::kMax) {  // each input row once (plus any the windows skip)
       for (const int64_t last = imin(rs.start + (rs.b - 1) * pp.dh, pp.H - 1); checked < last;) {
         const T* xr = x + ++checked * W;
@@ -241,33 +274,7 @@ bool row_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, Plane
         }
       }
     }
-    if (nr <= 0) {  // no input row in the window: the padding's value
-      for (int64_t c = 0; c < W; ++c) vr[c] = pad;
-    } else if (KR && nr == KR) {
-      for (int64_t c = 0; c < wfull; c += L) {
-        V m = vload<V>(r0 + c);
-#pragma GCC unroll 8
-        for (int64_t r = 1; r < KR; ++r) m = take(m, vload<V>(r0 + r * rstep + c));
-        vstore(vr + c, m);
-      }
-      if (wtail) {
-        V m = vload_head<V>(r0 + wfull, wtail);
-#pragma GCC unroll 8
-        for (int64_t r = 1; r < KR; ++r) m = take(m, vload_head<V>(r0 + r * rstep + wfull, wtail));
-        vstore_head(vr + wfull, m, wtail);
-      }
-    } else {
-      for (int64_t c = 0; c < wfull; c += L) {
-        V m = vload<V>(r0 + c);
-        for (int64_t r = 1; r < nr; ++r) m = take(m, vload<V>(r0 + r * rstep + c));
-        vstore(vr + c, m);
-      }
-      if (wtail) {
-        V m = vload_head<V>(r0 + wfull, wtail);
-        for (int64_t r = 1; r < nr; ++r) m = take(m, vload_head<V>(r0 + r * rstep + wfull, wtail));
-        vstore_head(vr + wfull, m, wtail);
-      }
-    }
+    vertical_row<T, OP, KR>(pp, x, rs, vr);
     T* yr = y + p * Q;
     const T* dr = div ? div + p * Q : nullptr;
     for (int64_t q = 0; q < qfull; q += L) {
@@ -297,8 +304,101 @@ bool row_window(const PoolParams& pp, const T* x, T* v, const T* div, T* y, Plan
   return row_plane<T, OP, SWK, 0, 0>(pp, x, v, div, y, pf);
 }
 
+// Narrow planes pooled with "same" unit-stride windows (GoogLeNet's 3x3/1/1 pools on 28x28 ..
+// 7x7 planes): P == H and Q == W, rows under two vectors wide, on which row_plane spends most
+// of its time on per-row work (about 600 cycles per 14x14 plane). The output plane then has
+// the input's shape, so both passes run over flattened planes: the vertical one over the rows
+// whose windows lie inside (x[i + (r*dh - ph)*W], contiguous; the border rows through
+// vertical_row), the horizontal one over all outputs, with each tap's lanes that fall past
+// either end of their row replaced by the padding value (a lane's column, flat index mod W,
+// kept in an integer vector). v holds the plane between flat_lead<T>(pp) values of slack.
+template <class T>
+bool use_flat(const PoolParams& pp) {
+  return pp.sh == 1 && pp.sw == 1 && pp.P == pp.H && pp.Q == pp.W && pp.W < 2 * kLanes<T> && pp.S <= 16;
+}
+template <class T>
+int64_t flat_lead(const PoolParams& pp) {
+  return (ceil_div(pp.pw, kLanes<T>) + 1) * kLanes<T>;
+}
+
+template <class T, PoolOp OP, int KR, int KS>
+bool flat_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y) {
+  using V = Vec<T>;
+  using M = Mask<T>;
+  using I = typename std::remove_reference<decltype(M{}[0])>::type;
+  constexpr int64_t L = kLanes<T>;
+  const int64_t W = pp.W, HW = pp.H * W, S = KS ? KS : pp.S;
+  const T pad = OP == PoolOp::kSum ? T(0) : -std::numeric_limits<T>::infinity();
+  const V vpad = vbroadcast<V>(pad);
+  T* vf = v + flat_lead<T>(pp);
+  M nan{};
+  if constexpr (OP == PoolOp::kMax) {
+    for (int64_t i = 0; i < HW; i += L) {
+      const V a = i + L <= HW ? vload<V>(x + i) : vload_head<V>(x + i, HW - i);
+      nan |= a != a;
+    }
+  }
+  // rows whose every tap is inside: p - ph >= 0 and p - ph + (R-1)*dh <= H-1
+  const int64_t plo = pp.ph, phi = pp.H - 1 - ((pp.R - 1) * pp.dh - pp.ph);
+  for (int64_t p = 0; p < pp.H; ++p)
+    if (p < plo || p > phi) vertical_row<T, OP, KR>(pp, x, span(p, 1, pp.ph, pp.R, pp.dh, pp.H), vf + p * W);
+  if (plo <= phi) {
+    const int64_t R = KR ? KR : pp.R, rstep = pp.dh * W, a = plo * W, b = (phi + 1) * W;
+    const T* x0 = x - pp.ph * W;
+    for (int64_t i = a; i < b; i += L) {
+      const int64_t n = imin(L, b - i);
+      V m = n == L ? vload<V>(x0 + i) : vload_head<V>(x0 + i, n);
+#pragma GCC unroll 8
+      for (int64_t r = 1; r < R; ++r)
+        m = pool_op<T, OP>(m, n == L ? vload<V>(x0 + r * rstep + i) : vload_head<V>(x0 + r * rstep + i, n));
+      if (n == L) vstore(vf + i, m);
+      else vstore_head(vf + i, m, n);
+    }
+  }
+  I lanes[L];
+  for (int64_t l = 0, c = 0; l < L; ++l, c = c + 1 == W ? 0 : c + 1) lanes[l] = I(c);  // l mod W (no divisions)
+  M col = vload<M>(lanes);  // each lane's output column (integer lanes: scalars broadcast by the operators)
+  const I step = I(L % W), wi = I(W);
+  // tap s reads column col + off[s], inside the row when lo[s] <= col < hi[s]
+  constexpr int64_t kMaxS = 16;  // (wider windows are not narrow-plane pools: use_flat)
+  M lo[kMaxS], hi[kMaxS];
+  int64_t off[kMaxS];
+  for (int64_t s = 0; s < S; ++s) {
+    off[s] = s * pp.dw - pp.pw;
+    lo[s] = M{} + I(-off[s]);
+    hi[s] = M{} + I(W - off[s]);
+  }
+  for (int64_t i = 0; i < HW; i += L) {
+    V m = vpad;
+#pragma GCC unroll 8
+    for (int64_t s = 0; s < S; ++s) m = pool_op<T, OP>(m, (col >= lo[s]) & (col < hi[s]) ? vload<V>(vf + i + off[s]) : vpad);
+    if constexpr (OP == PoolOp::kSum) m *= i + L <= HW ? vload<V>(div + i) : vload_head<V>(div + i, HW - i);
+    if (i + L <= HW) vstore(y + i, m);
+    else vstore_head(y + i, m, HW - i);
+    col += step;
+    col = col >= wi ? col - wi : col;
+  }
+  if constexpr (OP == PoolOp::kMax) {
+    bool any = false;
+    for (int l = 0; l < int(L); ++l) any |= nan[l] != 0;
+    return any;
+  }
+  return false;
+}
+
+template <class T, PoolOp OP>
+bool flat_window(const PoolParams& pp, const T* x, T* v, const T* div, T* y) {
+  if (pp.R == 3 && pp.S == 3) return flat_plane<T, OP, 3, 3>(pp, x, v, div, y);
+  return flat_plane<T, OP, 0, 0>(pp, x, v, div, y);
+}
+
 template <class T, bool MAX, int SWK>
 void pool_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, PlaneFetch& pf) {
+  if (SWK == 1 && use_flat<T>(pp)) {
+    if (!MAX) flat_window<T, PoolOp::kSum>(pp, x, v, div, y);
+    else if (flat_window<T, PoolOp::kMax>(pp, x, v, div, y)) flat_window<T, PoolOp::kMaxNaN>(pp, x, v, div, y);
+    return;
+  }
   if constexpr (MAX) {
     if (row_window<T, PoolOp::kMax, SWK>(pp, x, v, div, y, pf)) row_window<T, PoolOp::kMaxNaN, SWK>(pp, x, v, div, y, pf);
   } else {
@@ -315,7 +415,8 @@ bool use_separable(const PoolParams& pp) {
 
 template <class T, bool MAX>
 void sep_pool(const PoolParams& pp, const T* div, const T* x, T* y) {
-  const int64_t HW = pp.H * pp.W, PQ = pp.P * pp.Q, Wv = row_len<T>(pp);
+  const int64_t HW = pp.H * pp.W, PQ = pp.P * pp.Q;
+  const int64_t Wv = use_flat<T>(pp) ? 2 * flat_lead<T>(pp) + HW : row_len<T>(pp);
   const bool par = pp.NC * (HW + PQ) > 32768;
 #pragma omp parallel if (par)
   {
