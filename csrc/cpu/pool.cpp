@@ -166,6 +166,15 @@ inline Vec<T> pool_op(Vec<T> m, Vec<T> v) {
   else return m + v;
 }
 
+// pool_op on one value: the same result as a lane of the vector op (maxps keeps m on ties and
+// on a NaN in either operand).
+template <class T, PoolOp OP>
+inline T pool_op1(T m, T v) {
+  if constexpr (OP == PoolOp::kMax) return v > m ? v : m;
+  else if constexpr (OP == PoolOp::kMaxNaN) return (v > m || v != v) ? v : m;
+  else return m + v;
+}
+
 // Fetches the next plane into L2 while this one is pooled: up to upto(num, den) = that
 // fraction of its bytes so far. (With a padded copy of each plane, a batch-8 3x3/2 pool of
 // 112x112 planes read its input at 17 GB/s, against 41 GB/s for a relu pass, the copy
@@ -277,6 +286,15 @@ bool row_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, Plane
     vertical_row<T, OP, KR>(pp, x, rs, vr);
     T* yr = y + p * Q;
     const T* dr = div ? div + p * Q : nullptr;
+    if (SWK == 0 && Q < L) {  // a few outputs of a stride > 2: scalar taps, not L-lane gathers
+      for (int64_t q = 0; q < Q; ++q) {
+        const T* s0 = v + q * pp.sw;
+        T m = s0[0];
+        for (int64_t s = 1; s < S; ++s) m = pool_op1<T, OP>(m, s0[s * pp.dw]);
+        yr[q] = OP == PoolOp::kSum ? m * dr[q] : m;
+      }
+      continue;
+    }
     for (int64_t q = 0; q < qfull; q += L) {
       V m = hblock(v + q * pp.sw);
       if constexpr (OP == PoolOp::kSum) m *= vload<V>(dr + q);
