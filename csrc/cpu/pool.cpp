@@ -112,8 +112,9 @@ inline Interior interior_for(const PoolParams& pp) { return interior(pp, pp.sw =
 // maximum on ties, -0 before +0 included). A single max instruction per tap loses a NaN, so
 // the max pass also looks at each input row once (as it first enters a window) for NaN; a
 // plane that held one is pooled again with torch's compare-and-select rule (a NaN anywhere in
-// the window gives NaN). Avg adds
-// in a different order than torch's window scan (results differ by rounding only).
+// the window gives NaN). Avg adds in a different order than torch's window scan (results differ
+// by rounding only). Two variants follow row_plane: flat_plane for narrow planes with "same"
+// unit-stride windows, and scalar taps for rows of few outputs at a stride above 2.
 
 // p[0], p[sw], ..., p[(L-1)*sw] by one gather instruction (indices l*sw must fit int32).
 template <class T>
@@ -244,7 +245,7 @@ void vertical_row(const PoolParams& pp, const T* x, const Span& rs, T* out) {
 // Output rows [0, P) of one plane x (H x W) -> y (P x Q); div: avg reciprocal divisors (P x Q).
 // KR x KS: the window at compile time (0: pp.R, pp.S), so a full window's taps unroll (the
 // runtime-length tap loops held 3x3 pooling to about 1.6 cycles per input element). Returns,
-// for OP == kMax, whether a loaded value was NaN (the caller then pools the plane again with
+// for OP == kMax, whether an input row held a NaN (the caller then pools the plane again with
 // kMaxNaN); false otherwise.
 template <class T, PoolOp OP, int SWK, int KR, int KS>
 bool row_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, PlaneFetch& pf) {
