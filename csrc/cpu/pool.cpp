@@ -204,6 +204,24 @@ int64_t row_len(const PoolParams& pp) {
   return ceil_div(pp.pw + pp.W, L) * L + ceil_div(pp.Q, L) * L * pp.sw + (pp.S - 1) * pp.dw + 2 * L;
 }
 
+// nan |= the lanes of p[0..n) that hold a NaN (the last vector masked); any_lane: whether a
+// mask has a lane set. The max passes look at each input value once this way.
+template <class T>
+inline void note_nan(const T* p, int64_t n, Mask<T>& nan) {
+  using V = Vec<T>;
+  constexpr int64_t L = kLanes<T>;
+  for (int64_t i = 0; i < n; i += L) {
+    const V a = i + L <= n ? vload<V>(p + i) : vload_head<V>(p + i, n - i);
+    nan |= a != a;
+  }
+}
+template <class T>
+inline bool any_lane(const Mask<T>& m) {
+  bool any = false;
+  for (int l = 0; l < kLanes<T>; ++l) any |= m[l] != 0;
+  return any;
+}
+
 // out[0..W) = op over the in-bounds input rows of the window rs (the padding's value when there
 // are none): the vertical pass of one output row, contiguous loads, the last vector masked.
 template <class T, PoolOp OP, int KR>
@@ -253,7 +271,7 @@ bool row_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, Plane
   using M = Mask<T>;
   constexpr int64_t L = kLanes<T>;
   const int64_t S = KS ? KS : pp.S, W = pp.W, Q = pp.Q;
-  const int64_t wfull = W / L * L, wtail = W - wfull, qfull = Q / L * L, qtail = Q - qfull;
+  const int64_t qfull = Q / L * L, qtail = Q - qfull;
   T* vr = v + pp.pw;
   M nan{};
   int64_t checked = -1;  // kMax: input rows [0, checked] looked at for NaN
@@ -272,17 +290,8 @@ bool row_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, Plane
     pf.upto(p, pp.P);
     const Span rs = span(p, pp.sh, pp.ph, pp.R, pp.dh, pp.H);
     if constexpr (OP == PoolOp::kMax) {  // each input row once (plus any the windows skip)
-      for (const int64_t last = imin(rs.start + (rs.b - 1) * pp.dh, pp.H - 1); checked < last;) {
-        const T* xr = x + ++checked * W;
-        for (int64_t c = 0; c < wfull; c += L) {
-          const V a = vload<V>(xr + c);
-          nan |= a != a;
-        }
-        if (wtail) {
-          const V a = vload_head<V>(xr + wfull, wtail);
-          nan |= a != a;
-        }
-      }
+      for (const int64_t last = imin(rs.start + (rs.b - 1) * pp.dh, pp.H - 1); checked < last;)
+        note_nan(x + ++checked * W, W, nan);
     }
     vertical_row<T, OP, KR>(pp, x, rs, vr);
     T* yr = y + p * Q;
@@ -307,12 +316,7 @@ bool row_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, Plane
       vstore_head(yr + qfull, m, qtail);
     }
   }
-  if constexpr (OP == PoolOp::kMax) {
-    bool any = false;
-    for (int l = 0; l < int(L); ++l) any |= nan[l] != 0;
-    return any;
-  }
-  return false;
+  return OP == PoolOp::kMax && any_lane<T>(nan);
 }
 
 // row_plane with the common windows (3x3: ResNet, GoogLeNet; 2x2: VGG, LeNet) fixed.
@@ -351,12 +355,7 @@ bool flat_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y) {
   const V vpad = vbroadcast<V>(pad);
   T* vf = v + flat_lead<T>(pp);
   M nan{};
-  if constexpr (OP == PoolOp::kMax) {
-    for (int64_t i = 0; i < HW; i += L) {
-      const V a = i + L <= HW ? vload<V>(x + i) : vload_head<V>(x + i, HW - i);
-      nan |= a != a;
-    }
-  }
+  if constexpr (OP == PoolOp::kMax) note_nan(x, HW, nan);
   // rows whose every tap is inside: p - ph >= 0 and p - ph + (R-1)*dh <= H-1
   const int64_t plo = pp.ph, phi = pp.H - 1 - ((pp.R - 1) * pp.dh - pp.ph);
   for (int64_t p = 0; p < pp.H; ++p)
@@ -397,12 +396,7 @@ bool flat_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y) {
     col += step;
     col = col >= wi ? col - wi : col;
   }
-  if constexpr (OP == PoolOp::kMax) {
-    bool any = false;
-    for (int l = 0; l < int(L); ++l) any |= nan[l] != 0;
-    return any;
-  }
-  return false;
+  return OP == PoolOp::kMax && any_lane<T>(nan);
 }
 
 template <class T, PoolOp OP>

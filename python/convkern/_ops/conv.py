@@ -574,14 +574,12 @@ class ConvPlan:
         """The convolution of ``x`` (plus ``residual`` when the plan was made with one), or None,
         running nothing, unless x (and residual) are C-contiguous NumPy arrays of the shapes and
         dtype the plan was made for and no GPU op is active (the caller then takes conv_nd)."""
-        if (type(x) is not np.ndarray or x.shape != self.x_shape or x.dtype != self.dtype
-                or not x.flags.c_contiguous or _cuda.current_device() is not None):
+        if not U.same_array(x, self.x_shape, self.dtype) or _cuda.current_device() is not None:
             return None
         if residual is None:
             if self.res_shape is not None:
                 return None
-        elif (self.res_shape is None or type(residual) is not np.ndarray or residual.shape != self.res_shape
-              or residual.dtype != self.dtype or not residual.flags.c_contiguous):
+        elif self.res_shape is None or not U.same_array(residual, self.res_shape, self.dtype):
             return None
         return self._run(x, _C.empty(self.y_shape, self.dtype), residual)
 

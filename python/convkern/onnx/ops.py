@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _C
 from .. import functional as F
+from .._ops import _util as U
 from .._ops import conv as _convops
 from .._ops.activation import _LEAKY as _ACT_LEAKY, _RELU as _ACT_RELU, _RELU6 as _ACT_RELU6
 
@@ -116,6 +117,25 @@ def _native_inplace(y):
     """y is a C-contiguous float32/float64 NumPy array that convkern's (vectorized, threaded)
     elementwise kernels can rewrite in place."""
     return isinstance(y, np.ndarray) and y.dtype in _FLOATS and y.flags.c_contiguous and y.flags.writeable
+
+
+def _rerun(node, key, x, *owners):
+    """The output of the kernel call that the node keeps under node.extra[key] (_keep) run on x,
+    or None, running nothing, unless x has the shape and dtype it was kept for (C-contiguous)
+    and the owners (by identity: a Gemm's B and C) are the same: the node then takes its full
+    path, with every check."""
+    kept = node.extra.get(key)
+    if (kept is None or not U.same_array(x, kept[0], kept[1]) or len(owners) != len(kept[4])
+            or any(a is not b for a, b in zip(owners, kept[4]))):
+        return None
+    y = _C.empty(kept[2], x.dtype)
+    kept[3](x, y)
+    return y
+
+
+def _keep(node, key, x, y, call, *owners):
+    """Keeps call(x, y), the kernel call just made for x -> y, for _rerun on later runs."""
+    node.extra[key] = (x.shape, x.dtype, y.shape, call, owners)
 
 
 def _relu6_cap(post):
@@ -248,7 +268,7 @@ def conv(node, ins):
     if fast is not None and fast[0] is w and fast[1] is b:
         y = fast[2].run(x, res)
         if y is not None:
-            return [y if fast[3] else _post(node, y)]
+            return [y if fast[2].relu else _post(node, y)]
     nd, pads, geom = _conv_call(node, x, w)
     if pads is not None:
         x = _pad_spatial(x, *pads)
@@ -273,7 +293,7 @@ def conv(node, ins):
     y, plan = _convops.conv_nd_plan(nd, x, w, bb, relu=relu, residual=res, relu_max=cap, **geom)
     # kept for the next run when it sees the node's own weight and bias (constants) unpadded
     if plan is not None and pads is None and bb is b and (w is ins[1] or isinstance(w, F.PackedConvWeight)):
-        node.extra["conv_plan"] = (ins[1], b, plan, relu)
+        node.extra["conv_plan"] = (ins[1], b, plan)
     return [y if relu else _post(node, y)]
 
 
@@ -467,11 +487,8 @@ def _as_2d_pool(x, nd, k, s, d, pb, ext):
 @register("MaxPool")
 def max_pool(node, ins):
     x = ins[0]
-    fast = node.extra.get("max_pool")  # (input shape, dtype, output shape, kernel arguments) of the last call
-    if (fast is not None and type(x) is np.ndarray and x.shape == fast[0] and x.dtype == fast[1]
-            and x.flags.c_contiguous):
-        y = _C.empty(fast[2], x.dtype)  # (F.max_pool2d's kernel call, its checks made at that call)
-        _C.max_pool2d_forward(x, y, None, *fast[3])
+    y = _rerun(node, "max_pool", x)
+    if y is not None:
         return [_post(node, y)]
     nd, k, s, d, pb, pe, ext, out = _pool_geom(node, x)
     if node.wants(1):
@@ -482,9 +499,9 @@ def max_pool(node, ins):
         sym = all(b == e and b <= kk // 2 for b, e, kk in zip(pb2, ext2, k2))
         if sym:
             y = F.max_pool2d(x2, tuple(k2), tuple(s2), tuple(pb2), tuple(d2), False)
-            if nd == 2 and x.flags.c_contiguous and y.size:
-                node.extra["max_pool"] = (x.shape, x.dtype, y.shape, (k2[0], k2[1], s2[0], s2[1], pb2[0], pb2[1],
-                                                                      d2[0], d2[1], False))
+            if nd == 2 and x.flags.c_contiguous and y.size:  # (F.max_pool2d's kernel call)
+                args = (k2[0], k2[1], s2[0], s2[1], pb2[0], pb2[1], d2[0], d2[1], False)
+                _keep(node, "max_pool", x, y, lambda x, y: _C.max_pool2d_forward(x, y, None, *args))
         else:
             xp = _pad_spatial(x2, pb2, ext2, -np.inf)
             y = F.max_pool2d(xp, tuple(k2), tuple(s2), 0, tuple(d2), False)
@@ -510,11 +527,8 @@ def _avg_counts(sp, k, s, d, pb, pe, out, include_pad):
 @register("AveragePool")
 def avg_pool(node, ins):
     x = ins[0]
-    fast = node.extra.get("avg_pool")  # as MaxPool's
-    if (fast is not None and type(x) is np.ndarray and x.shape == fast[0] and x.dtype == fast[1]
-            and x.flags.c_contiguous):
-        y = _C.empty(fast[2], x.dtype)
-        _C.avg_pool2d_forward(x, y, *fast[3])
+    y = _rerun(node, "avg_pool", x)
+    if y is not None:
         return [y]
     nd, k, s, d, pb, pe, ext, out = _pool_geom(node, x)
     include = bool(node.attr("count_include_pad", 0))
@@ -526,9 +540,9 @@ def avg_pool(node, ins):
         if all(b == e and b <= kk // 2 for b, e, kk in zip(pb2, ext2, k2)) and (
                 include or not any(pb2)) and np.all(cnt == full):
             y = F.avg_pool2d(x2, tuple(k2), tuple(s2), tuple(pb2), False, True)
-            if nd == 2 and x is xf and x.flags.c_contiguous and y.size:
-                node.extra["avg_pool"] = (x.shape, x.dtype, y.shape, (k2[0], k2[1], s2[0], s2[1], pb2[0], pb2[1],
-                                                                      False, True, 0))
+            if nd == 2 and x is xf and x.flags.c_contiguous and y.size:  # (F.avg_pool2d's kernel call)
+                args = (k2[0], k2[1], s2[0], s2[1], pb2[0], pb2[1], False, True, 0)
+                _keep(node, "avg_pool", x, y, lambda x, y: _C.avg_pool2d_forward(x, y, *args))
         else:
             xp = _pad_spatial(x2, pb2, ext2, 0.0)
             y = F.avg_pool2d(xp, tuple(k2), tuple(s2), 0, False, True, 1)
@@ -545,12 +559,14 @@ def avg_pool(node, ins):
 @register("GlobalAveragePool")
 def global_avg_pool(node, ins):
     x = ins[0]
-    if type(x) is np.ndarray and x.ndim == 4 and x.dtype in _FLOATS and x.flags.c_contiguous and x.size:
-        y = _C.empty(x.shape[:2] + (1, 1), x.dtype)  # (F.global_avg_pool2d's kernel, without its checks)
-        _C.global_avg_pool2d_forward(x, y)
+    y = _rerun(node, "global_avg_pool", x)
+    if y is not None:
         return [y]
     if x.ndim == 4 and x.dtype in _FLOATS:
-        return [F.global_avg_pool2d(x)]
+        y = F.global_avg_pool2d(x)
+        if x.flags.c_contiguous and x.size:  # (F.global_avg_pool2d's kernel call)
+            _keep(node, "global_avg_pool", x, y, _C.global_avg_pool2d_forward)
+        return [y]
     if x.ndim < 3:
         fail(node, f"input must be (N, C, spatial...), got shape {x.shape}")
     return [x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=np.float64).astype(x.dtype)]
@@ -790,11 +806,8 @@ def dropout(node, ins):
 def gemm(node, ins):
     a, b = ins[0], ins[1]
     c = ins[2] if len(ins) > 2 else None
-    fast = node.extra.get("linear")  # (B, C, weight, bias, A's shape and dtype) of the last call
-    if (fast is not None and fast[0] is b and fast[1] is c and type(a) is np.ndarray and a.shape == fast[4]
-            and a.dtype == fast[5] and a.flags.c_contiguous):
-        y = _C.empty((a.shape[0], fast[2].shape[0]), a.dtype)
-        _C.linear_forward(a, fast[2], fast[3], y)
+    y = _rerun(node, "linear", a, b, c)
+    if y is not None:
         return [_post(node, y)]
     alpha, beta = float(node.attr("alpha", 1.0)), float(node.attr("beta", 1.0))
     if a.ndim != 2 or b.ndim != 2:
@@ -815,8 +828,10 @@ def gemm(node, ins):
         bias, c = np.ascontiguousarray(_cast_like(c.reshape(M), a)), None
     w = _cast_like(w, a)
     y = F.linear(a, w, bias)
-    if alpha == 1.0 and c is None and not node.attr("transA", 0) and w.flags.c_contiguous and a.flags.c_contiguous:
-        node.extra["linear"] = (ins[1], ins[2] if len(ins) > 2 else None, w, bias, a.shape, a.dtype)
+    if (alpha == 1.0 and c is None and not node.attr("transA", 0) and w.flags.c_contiguous and a.flags.c_contiguous
+            and a.size):  # (F.linear's kernel call, for this B and C)
+        _keep(node, "linear", a, y, lambda a, y: _C.linear_forward(a, w, bias, y), ins[1],
+              ins[2] if len(ins) > 2 else None)
     if alpha != 1.0:
         y *= a.dtype.type(alpha)
     if c is not None and beta != 0.0:
