@@ -62,9 +62,12 @@ def test_set_num_threads():
 @pytest.mark.parametrize("m,n,k,ta,tb", [(1, 1, 1, 0, 0), (7, 13, 5, 1, 0), (37, 45, 300, 0, 1), (130, 70, 513, 1, 1),
                                          (12, 32, 256, 0, 0), (13, 33, 257, 0, 0), (200, 3, 700, 0, 1),
                                          (1, 37, 100, 0, 0), (1, 37, 100, 1, 1), (37, 1, 100, 0, 0), (250, 40, 300, 1, 0),
-                                         (37, 1, 100, 1, 1), (1, 1, 300, 0, 1), (1, 50, 3, 1, 0)])
+                                         (37, 1, 100, 1, 1), (1, 1, 300, 0, 1), (1, 50, 3, 1, 0),
+                                         (250, 10, 300, 0, 0), (300, 11, 50, 1, 1)])
 def test_gemm_matches_numpy(isa, dtype, m, n, k, ta, tb, rng):
-    """The micro-kernel tiles at their edges (m<MR, n<NR, k=1, k>KC) against NumPy."""
+    """The micro-kernel tiles at their edges (m<MR, n<NR, k=1, k>KC) against NumPy. The last two
+    run transposed (C^T = B^T A^T: a column-major C, written through register transposes where a
+    tile has over half a vector of rows), one with two K slices accumulated in C."""
     a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
     c = rng.standard_normal((m, n)).astype(dtype)
@@ -76,7 +79,8 @@ def test_gemm_matches_numpy(isa, dtype, m, n, k, ta, tb, rng):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 4])
-@pytest.mark.parametrize("m,n,k", [(300, 20, 50), (20, 300, 50), (400, 2100, 300), (150, 149, 260), (7, 2000, 9)])
+@pytest.mark.parametrize("m,n,k", [(300, 20, 50), (20, 300, 50), (400, 2100, 300), (150, 149, 260), (7, 2000, 9),
+                                   (600, 10, 300)])
 def test_gemm_thread_blocks(isa, threads, m, n, k, rng):
     """Every thread computes its own block of C (a grid of whole micro-tiles, split along M, N
     or both, several MC/NC/KC blocks each): every count of threads gives NumPy's product."""

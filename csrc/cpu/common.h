@@ -320,7 +320,8 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
 // A given by a packing function like B's (apack(actx, pc, kc, i0, mc, dst) writes rows [i0,
 // i0+mc) x columns [pc, pc+kc) as MR-wide panels, zero past mc; A is then not read). bpacked:
 // B already packed by pack_b_whole (all N columns; the packing function is then not called).
-// bias, residual, relu: once C is complete, C[i][j] += bias[i] (bias non-null), C += residual
+// bias, residual, relu: once C is complete, C[i][j] += bias[i] (bias non-null; bias[j] with
+// bias_cols), C += residual
 // (non-null: a matrix with C's strides, which may not overlap C), then C clamped to [0,
 // relu_max] if relu (relu_clamp; NaN stays NaN): a convolution's epilogue, applied while the
 // tile is in registers.
@@ -348,6 +349,7 @@ struct GemmEpi {
   bool brows = false;
   bool b_streamed = false;  // gemm_blocked: B will not be in cache (see there)
   const T* bias = nullptr;
+  bool bias_cols = false;  // bias[j] per column of C (a channel-last product), not bias[i] per row
   const T* residual = nullptr;
   bool relu = false;
   T relu_max = std::numeric_limits<T>::infinity();
