@@ -353,6 +353,7 @@ struct GemmEpi {
   const T* residual = nullptr;
   bool relu = false;
   T relu_max = std::numeric_limits<T>::infinity();
+  int64_t kc = 0;  // K slice depth; 0: kGemmKC. Not with apacked; bpacked must be packed with it
 };
 template <class T>
 void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, PackB<T> pack,
@@ -368,12 +369,13 @@ int64_t packed_a_size(int64_t M, int64_t K);
 template <class T>
 void pack_a_whole(int64_t M, int64_t K, const T* A, int64_t rsa, int64_t csa, T* dst);
 // B (K x N, strides rsb, csb) packed once into NR-wide panels, in the order gemm_packed reads
-// them (KC-deep slices, then panels): packed_b_size<T>(K, N) values. Column n of slice pc
-// starts at pc * npad + (n - n % NR) * kc (npad = N rounded up to NR).
+// them (KC-deep slices, then panels; kc > 0: slices kc deep, for a product with GemmEpi::kc =
+// kc): packed_b_size<T>(K, N) values. Column n of slice pc starts at pc * npad + (n - n % NR) *
+// kc (npad = N rounded up to NR; kc this slice's depth).
 template <class T>
 int64_t packed_b_size(int64_t K, int64_t N);
 template <class T>
-void pack_b_whole(int64_t K, int64_t N, const T* B, int64_t rsb, int64_t csb, T* dst);
+void pack_b_whole(int64_t K, int64_t N, const T* B, int64_t rsb, int64_t csb, T* dst, int64_t kc = 0);
 template <class T>
 constexpr int64_t kGemmNR = 2 * kLanes<T>;  // the micro-tile's width (cpu/gemm.cpp's Tile<T>::NR)
 constexpr int64_t kGemmMR = CK_ISA == 2 ? 12 : (CK_ISA == 1 ? 6 : 4);  // its height (Tile<T>::MR)

@@ -412,6 +412,14 @@ bool channel_last_product(const ConvParams& p) {
   return std::ceil(K / NR) * NR * OPQ < 0.9 * std::ceil(OPQ / NR) * NR * K;
 }
 
+// The K slice depth of a channel-last product (and of its packed weight): the whole reduction
+// in one slice up to 1024 deep, so that the product writes y itself (see conv_fwd_ex_impl),
+// else kGemmKC (0). One slice 1024 deep reads its B panel (32 x 1024 values) from L2 rather
+// than L1; measured interleaved against 256-deep slices + transpose_epilogue (packed weights,
+// 2 threads, Zen 4): 320 -> 1280 and 960 -> 160 at 7x7 0.92-0.94, 576 -> 96 at 14x14 0.91,
+// 1024 -> 256 at 14x14 0.93, 1024 -> 512 at 7x7 0.91.
+inline int64_t channel_last_kc(int64_t CRS) { return CRS <= 1024 ? CRS : 0; }
+
 // Pointwise layers with small planes (the 7x7 and 14x14 1x1 convolutions at batch > 1) run as
 // one GEMM over the whole batch, its columns packed from every image (FoldedColumns) and its
 // output copied back channel-major: per-image GEMMs would repack the whole weight (up to MBs)
@@ -535,7 +543,7 @@ template <class T>
 int64_t conv_pack_weight_impl(const ConvParams& p, const T* w, T* dst, bool channel_last) {
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.kernel_volume(), per = packed_a_size<T>(Kg, CRS);
   if (channel_last) {
-    if (dst) pack_b_whole<T>(CRS, p.K, w, 1, CRS, dst);
+    if (dst) pack_b_whole<T>(CRS, p.K, w, 1, CRS, dst, channel_last_kc(CRS));
     return packed_b_size<T>(CRS, p.K);
   }
   if (dst)
@@ -595,18 +603,19 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
   };
 
   if (channel_last_product<T>(p)) {  // Y^T (OPQ x K) = A (OPQ x CRS) W^T, A = col^T
-    // With one K slice, the product writes y as a column-major C (the micro-kernel transposes
-    // each tile, the bias per column). With more, every slice would write and read back its
-    // partial sums transposed, with masked vectors: it computes Y^T into ct instead, and
-    // transpose_epilogue writes y. Measured interleaved (packed weights, Zen 4): one slice
-    // (64 -> 384 and 96 -> 576 at 14x14) 0.91-0.95 of the time of ct + transpose_epilogue;
-    // 2-8 slices (320 -> 1280 at 7x7 ... 2048 -> 512) 1.01-1.04.
-    const bool direct_y = CRS <= kGemmKC;
+    // With one K slice (channel_last_kc), the product writes y as a column-major C (the
+    // micro-kernel transposes each tile, the bias per column). With more, every slice would
+    // write and read back its partial sums transposed, with masked vectors: it computes Y^T
+    // into ct instead, and transpose_epilogue writes y. Measured interleaved (packed weights,
+    // Zen 4): one slice (64 -> 384 and 96 -> 576 at 14x14) 0.91-0.95 of the time of 256-deep
+    // slices into ct + transpose_epilogue; 2-8 slices written transposed 1.01-1.04.
+    const bool direct_y = channel_last_kc(CRS) > 0;
     static thread_local Buffer ct_buf;
     T* ct = ct_buf.get<T>((direct_y ? 0 : OPQ * K) + colsz);
     T* col = ct + (direct_y ? 0 : OPQ * K);
     GemmEpi<T> e;
     e.bpacked = o.wpacked_cl;
+    e.kc = channel_last_kc(CRS);
     if (direct_y) {
       e.bias = b;
       e.bias_cols = true;

@@ -392,7 +392,8 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
                  PackB<T> pack, const void* ctx, int64_t m0, int64_t n0, T beta, T* C, int64_t rsc, int64_t csc,
                  const GemmEpi<T>& ex, int64_t mpad, int64_t npad) {
   using TL = Tile<T>;
-  constexpr int64_t MR = TL::MR, NR = TL::NR, KC = TL::KC, MC = TL::MC, NC = TL::NC;
+  constexpr int64_t MR = TL::MR, NR = TL::NR, MC = TL::MC, NC = TL::NC;
+  const int64_t KC = ex.kc > 0 ? ex.kc : TL::KC;
   static thread_local Buffer abuf, bbuf;
   const int64_t nc_max = imin(NC, ceil_div(N, NR) * NR);
   const int64_t mc_max = imin(MC, ceil_div(M, MR) * MR);
@@ -604,8 +605,8 @@ int64_t packed_b_size(int64_t K, int64_t N) {
 }
 
 template <class T>
-void pack_b_whole(int64_t K, int64_t N, const T* B, int64_t rsb, int64_t csb, T* dst) {
-  constexpr int64_t KC = Tile<T>::KC;
+void pack_b_whole(int64_t K, int64_t N, const T* B, int64_t rsb, int64_t csb, T* dst, int64_t kc) {
+  const int64_t KC = kc > 0 ? kc : Tile<T>::KC;
   const MatrixB<T> mb{B, rsb, csb};
   const int64_t npad = packed_b_size<T>(1, N);
   for (int64_t pc = 0; pc < K; pc += KC) MatrixB<T>::pack(&mb, pc, imin(KC, K - pc), 0, N, dst + pc * npad);
@@ -641,8 +642,8 @@ template void pack_a_whole<float>(int64_t, int64_t, const float*, int64_t, int64
 template void pack_a_whole<double>(int64_t, int64_t, const double*, int64_t, int64_t, double*);
 template int64_t packed_b_size<float>(int64_t, int64_t);
 template int64_t packed_b_size<double>(int64_t, int64_t);
-template void pack_b_whole<float>(int64_t, int64_t, const float*, int64_t, int64_t, float*);
-template void pack_b_whole<double>(int64_t, int64_t, const double*, int64_t, int64_t, double*);
+template void pack_b_whole<float>(int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t);
+template void pack_b_whole<double>(int64_t, int64_t, const double*, int64_t, int64_t, double*, int64_t);
 template void pack_b_columns<float>(int64_t, int64_t, const float*, int64_t, float*);
 template void pack_b_columns<double>(int64_t, int64_t, const double*, int64_t, double*);
 template bool gemm_prefers_transpose<float>(int64_t, int64_t);
