@@ -417,7 +417,7 @@ IMPLICIT = [
     (1, 9, 62, (7, 7), (3, 3), 1, 1, 1, 1),         # 49 positions, 62 channels (a lane tail)
     (1, 5, 64, (14, 14), (3, 3), 2, 1, 1, 1),       # ... strided
     (1, 70, 64, (5, 5), (3, 3), 1, 1, 1, 1),        # ... 630-deep reduction (one slice, y written by the tiles)
-    (1, 130, 40, (5, 3), (3, 3), 1, 1, 1, 1),       # ... 1170 deep: 256-deep slices, then transpose_epilogue
+    (1, 230, 40, (5, 3), (3, 3), 1, 1, 1, 1),       # ... 2070 deep: 256-deep slices, then transpose_epilogue
     (1, 7, 64, (9, 9), (2, 2), 2, 0, 1, 1),         # ... 2x2 stride 2 (16 positions)
 ]
 
@@ -591,7 +591,7 @@ def test_channel_last_packed_weight():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("C, H, W, K", [(40, 7, 7, 64), (33, 5, 9, 96), (1, 7, 7, 64), (64, 14, 14, 17),
-                                        (300, 3, 1, 29), (1100, 3, 5, 40)])
+                                        (300, 3, 1, 29), (2100, 3, 5, 40)])
 def test_pointwise_channel_last(dtype, C, H, W, K):
     """Batch-1 1x1 layers on small planes run channel-last (Y^T = X^T W^T, x read in place as the
     product's A): plain and packed weights, bias, residual and relu, under every ISA, against

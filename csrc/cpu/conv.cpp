@@ -413,12 +413,14 @@ bool channel_last_product(const ConvParams& p) {
 }
 
 // The K slice depth of a channel-last product (and of its packed weight): the whole reduction
-// in one slice up to 1024 deep, so that the product writes y itself (see conv_fwd_ex_impl),
-// else kGemmKC (0). One slice 1024 deep reads its B panel (32 x 1024 values) from L2 rather
+// in one slice up to 2048 deep, so that the product writes y itself (see conv_fwd_ex_impl),
+// else kGemmKC (0). One deep slice reads its B panel (32 x up to 2048 values) from L2 rather
 // than L1; measured interleaved against 256-deep slices + transpose_epilogue (packed weights,
 // 2 threads, Zen 4): 320 -> 1280 and 960 -> 160 at 7x7 0.92-0.94, 576 -> 96 at 14x14 0.91,
-// 1024 -> 256 at 14x14 0.93, 1024 -> 512 at 7x7 0.91.
-inline int64_t channel_last_kc(int64_t CRS) { return CRS <= 1024 ? CRS : 0; }
+// 1024 -> 256 at 14x14 0.93, 1024 -> 512 at 7x7 0.91; 2048 -> 512 and 1280 -> 320 at 7x7
+// 0.94 against 1024 as the limit. 4608 deep (3x3 layers with 512 channels at 7x7) gained
+// nothing (1.00), so the limit stays at 2048.
+inline int64_t channel_last_kc(int64_t CRS) { return CRS <= 2048 ? CRS : 0; }
 
 // Pointwise layers with small planes (the 7x7 and 14x14 1x1 convolutions at batch > 1) run as
 // one GEMM over the whole batch, its columns packed from every image (FoldedColumns) and its
