@@ -132,3 +132,41 @@ def test_onnx_conv_node_runs_its_plan():
     # shape) on the third, which makes a new one, used on the fourth
     assert runs == [True] * len(convs) + [False] * len(convs) + [True] * len(convs), runs
     assert all("conv_plan" in n.extra for n in convs)
+
+
+def test_plan_belongs_to_its_isa():
+    """A plan made under one instruction set refuses under another (its packed layouts are the
+    first one's), and the ONNX Conv node then packs its weight and plans again for the new one
+    instead of repacking on every call."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    import convkern
+    import convkern.onnx as ckonnx
+
+    isas = convkern.available_isas()
+    if len(isas) < 2:
+        pytest.skip("one instruction set on this CPU")
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 24, 7, 7)).astype(np.float32)
+    w = rng.standard_normal((40, 24, 1, 1)).astype(np.float32)
+    with convkern.isa(isas[-1]):
+        y, plan = C.conv_nd_plan(2, x, F.PackedConvWeight(w), None)
+        np.testing.assert_array_equal(plan.run(x), y)
+    with convkern.isa(isas[0]):
+        assert plan.run(x) is None
+    with convkern.isa(isas[-1]):
+        assert plan.run(x) is not None
+
+    g = helper.make_graph([helper.make_node("Conv", ["x", "W"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(w, "W")])
+    rep = ckonnx.prepare(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    node = next(n for _, n, _ in rep.plan if n.op_type == "Conv")
+    for name in (isas[-1], isas[-1], isas[0], isas[0]):
+        with convkern.isa(name):
+            got = rep.run([x])[0]
+            np.testing.assert_allclose(got, C.conv_nd(2, x, w), rtol=1e-5, atol=1e-5)
+            assert node.extra["packed"][1].isa == convkern._C.get_isa()
+            assert node.extra["conv_plan"][2].isa == convkern._C.get_isa()

@@ -549,14 +549,17 @@ class ConvPlan:
     kernel arguments), to be repeated on other inputs of the same shape and dtype: what a
     graph runtime does per node. ``run(x, residual)`` costs about 2.5 us of Python where a full
     conv_nd call costs about 10 (the ONNX backend runs 52 convolutions per MobileNetV2).
-    Made by ``conv_nd_plan``."""
+    Made by ``conv_nd_plan``. A plan belongs to the instruction set active when it was made
+    (its packed layouts are that ISA's): after ``convkern.set_isa`` to another one it refuses,
+    so that the caller plans again rather than repacking the weight on every call."""
 
-    __slots__ = ("x_shape", "dtype", "y_shape", "res_shape", "relu", "relu_max", "call")
+    __slots__ = ("x_shape", "dtype", "y_shape", "res_shape", "relu", "relu_max", "call", "isa")
 
     def __init__(self, x, y_shape, residual, relu, relu_max, call):
         self.x_shape, self.dtype, self.y_shape = x.shape, x.dtype, y_shape
         self.res_shape = None if residual is None else residual.shape
         self.relu, self.relu_max, self.call = relu, relu_max, call
+        self.isa = _C.get_isa()
 
     def _run(self, x, y, residual):
         """y = the convolution of x (+ residual, relu): what the kernel did not fuse runs after."""
@@ -573,8 +576,10 @@ class ConvPlan:
     def run(self, x, residual=None):
         """The convolution of ``x`` (plus ``residual`` when the plan was made with one), or None,
         running nothing, unless x (and residual) are C-contiguous NumPy arrays of the shapes and
-        dtype the plan was made for and no GPU op is active (the caller then takes conv_nd)."""
-        if not U.same_array(x, self.x_shape, self.dtype) or _cuda.current_device() is not None:
+        dtype the plan was made for, no GPU op is active and the plan's ISA still is (the caller
+        then takes conv_nd)."""
+        if (not U.same_array(x, self.x_shape, self.dtype) or _cuda.current_device() is not None
+                or _C.get_isa() != self.isa):
             return None
         if residual is None:
             if self.res_shape is not None:

@@ -230,11 +230,12 @@ def _conv_geom(node, x, w):
 
 def _packed_weight(node, w, g):
     """A constant weight (node.extra["const_weight"], set by the backend) packed once for the
-    CPU GEMM and kept on the node; anything else as it is."""
+    CPU GEMM and kept on the node, packed again after convkern.set_isa to another instruction
+    set (a packed copy serves only its own); anything else as it is."""
     if not node.extra.get("const_weight"):
         return w
     cached = node.extra.get("packed")
-    if cached is None or cached[0] is not w:
+    if cached is None or cached[0] is not w or cached[1].isa != _C.get_isa():
         cached = (w, F.PackedConvWeight(w, g))
         node.extra["packed"] = cached
     return cached[1]
