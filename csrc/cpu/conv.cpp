@@ -398,7 +398,8 @@ void swap_outer(const T* src, int64_t A, int64_t B, int64_t PQ, T* dst) {
 
 // Whether a batch-1, one-group forward computes its product channel-last: Y^T (OPQ x K) =
 // col^T W^T, output positions in the micro-tile's MR rows (a partial row panel computes its
-// rows only) and channels in its NR lanes, then transposed back. Small planes waste lanes the
+// rows only) and channels in its NR lanes, stored back as NCHW (by the micro-kernel up to
+// channel_last_kc's depth, else by transpose_epilogue). Small planes waste lanes the
 // other way round: 196 positions (14x14) fill 224 lanes, 49 (7x7) fill 64. Unit-stride 1x1
 // kernels read x in place as A^T (no copy); strided ones (gathered columns) stay K x OPQ.
 // Measured with packed weights (2 threads, AVX-512, calls interleaved): on the 2-core Zen 4
@@ -611,20 +612,13 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
     // into ct instead, and transpose_epilogue writes y. Measured interleaved (packed weights,
     // Zen 4): one slice (64 -> 384 and 96 -> 576 at 14x14) 0.91-0.95 of the time of 256-deep
     // slices into ct + transpose_epilogue; 2-8 slices written transposed 1.01-1.04.
-    const bool direct_y = channel_last_kc(CRS) > 0;
+    const int64_t kc = channel_last_kc(CRS), ctsz = kc > 0 ? 0 : OPQ * K;
     static thread_local Buffer ct_buf;
-    T* ct = ct_buf.get<T>((direct_y ? 0 : OPQ * K) + colsz);
-    T* col = ct + (direct_y ? 0 : OPQ * K);
+    T* ct = ct_buf.get<T>(ctsz + colsz);
+    T* col = ct + ctsz;
     GemmEpi<T> e;
     e.bpacked = o.wpacked_cl;
-    e.kc = channel_last_kc(CRS);
-    if (direct_y) {
-      e.bias = b;
-      e.bias_cols = true;
-      e.residual = o.residual;
-      e.relu = o.relu;
-      e.relu_max = o.relu_max;
-    }
+    e.kc = kc;
     // the im2col matrix (CRS x OPQ; x itself when pointwise) as A^T, or packed from the phases
     const T* A = pw ? x : col;
     const PhasedA<T> pa{col, off, &p, pg};
@@ -635,7 +629,14 @@ void conv_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* b, T
     } else if (!pw) {
       im2col(p, x, C, col, true);
     }
-    if (direct_y) return gemm_blocked<T>(OPQ, K, CRS, T(1), A, 1, OPQ, w, 1, CRS, T(0), y, 1, OPQ, e);
+    if (kc > 0) {
+      e.bias = b;
+      e.bias_cols = true;
+      e.residual = o.residual;
+      e.relu = o.relu;
+      e.relu_max = o.relu_max;
+      return gemm_blocked<T>(OPQ, K, CRS, T(1), A, 1, OPQ, w, 1, CRS, T(0), y, 1, OPQ, e);
+    }
     gemm_blocked<T>(OPQ, K, CRS, T(1), A, 1, OPQ, w, 1, CRS, T(0), ct, K, 1, e);
     transpose_epilogue(ct, OPQ, K, K, b, o.residual, o.relu, o.relu_max, y);
     return;

@@ -360,10 +360,7 @@ def _outputs_type(names):
 
 
 def _outputs(names, values):
-    try:
-        T = _outputs_type(tuple(names))
-    except TypeError:  # an unhashable name
-        T = None
+    T = _outputs_type(tuple(names))  # (ONNX value names: strings)
     return tuple(values) if T is None else T(*values)
 
 
