@@ -354,7 +354,14 @@ struct GemmEpi {
   bool relu = false;
   T relu_max = std::numeric_limits<T>::infinity();
   int64_t kc = 0;  // K slice depth; 0: kGemmKC. Not with apacked; bpacked must be packed with it
+  // Channel-blocked C (an NCHW16c output, ops/blocked.h): column j of row i at C + i * rsc +
+  // cblock_offset(j, cblock) (rsc = kCBlock, csc = 1): columns in blocks of kCBlock, cblock
+  // values apart. 0: C is strided (rsc, csc). The residual is read the same way.
+  int64_t cblock = 0;
 };
+// Where column j of a channel-blocked C lies from column 0 (see GemmEpi::cblock).
+constexpr int64_t kCBlock = 16;
+inline int64_t cblock_offset(int64_t j, int64_t cblock) { return (j / kCBlock) * cblock + j % kCBlock; }
 template <class T>
 void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, PackB<T> pack,
                  const void* ctx, T beta, T* C, int64_t rsc, int64_t csc, const GemmEpi<T>& ex = {});

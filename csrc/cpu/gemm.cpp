@@ -19,6 +19,7 @@
 #include <new>
 #include <utility>
 
+#include "core/check.h"
 #include "cpu/common.h"
 #include "ops/gemm.h"
 
@@ -53,7 +54,7 @@ struct Tile {
 template <class T, int ROWS>
 void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t ldb, T* __restrict c, int64_t rsc,
              int64_t csc, int mr, int nr, T alpha, T beta, const T* bias, bool bias_cols, const T* res, bool relu,
-             T relu_max) {
+             T relu_max, int64_t cb, int cph) {
   using V = Vec<T>;
   constexpr int MR = ROWS, NV = Tile<T>::NV, L = kLanes<T>, NR = Tile<T>::NR, STEP = Tile<T>::MR;
   V acc[MR][NV];
@@ -80,17 +81,28 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
     a += STEP;
     b += ldb;
   }
-  if (mr == MR && nr == NR && csc == 1) {
+  // column jj of the tile: at c + jj (row-major C), or in C's channel blocks (cb: see GemmEpi::cblock;
+  // cph: the tile's first column's place in its block)
+  auto col = [&](int64_t jj) -> int64_t {
+    if (!cb) return jj * csc;
+    const int64_t u = cph + jj;
+    return (u / kCBlock) * cb + u % kCBlock - cph;
+  };
+  if (mr == MR && csc == 1 && (nr == NR || (cb && nr % L == 0))) {
+    // (channel blocks: a partial tile of whole vectors, e.g. 16 output channels in 32 lanes)
     const V va = vbroadcast<V>(alpha), hi = vbroadcast<V>(relu_max);
+    const int nv = nr / L;
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) {
-        T* p = c + i * rsc + j * L;
+        if (j >= nv) break;
+        const int64_t o = i * rsc + (cb ? col(j * L) : j * L);
+        T* p = c + o;
         V r = va * acc[i][j];
         if (beta != T(0)) r += vbroadcast<V>(beta) * vload<V>(p);
         if (bias) r += bias_cols ? vload<V>(bias + j * L) : vbroadcast<V>(bias[i]);
-        if (res) r += vload<V>(res + i * rsc + j * L);
+        if (res) r += vload<V>(res + o);
         if (relu) r = relu_clamp<T>(r, hi);
         vstore(p, r);
       }
@@ -129,11 +141,12 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
   }
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) {
-      T* p = c + i * rsc + j * csc;
+      const int64_t o = i * rsc + col(j);
+      T* p = c + o;
       T r = alpha * t[i * NR + j];
       if (beta != T(0)) r += beta * *p;
       if (bias) r += bias[bias_cols ? j : i];
-      if (res) r += res[i * rsc + j * csc];
+      if (res) r += res[o];
       if (relu) r = relu_clamp<T>(r, relu_max);
       *p = r;
     }
@@ -142,7 +155,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
 // ukernel<T, ROWS> for ROWS = 1..MR, indexed by ROWS - 1
 template <class T>
 using UkernelFn = void (*)(int64_t, const T*, const T*, int64_t, T*, int64_t, int64_t, int, int, T, T, const T*,
-                           bool, const T*, bool, T);
+                           bool, const T*, bool, T, int64_t, int);
 template <class T, std::size_t... R>
 constexpr std::array<UkernelFn<T>, sizeof...(R)> ukernel_table(std::index_sequence<R...>) {
   return {&ukernel<T, int(R) + 1>...};
@@ -436,9 +449,11 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   // the epilogue applies once C is complete: on the last K slice
   auto tile = [&](int64_t kc, const T* a, const T* b, int64_t ldb, int64_t i, int64_t j, int64_t mr, int64_t nr,
                   T beta_pc, bool last) {
-    kUkernels<T>[mr - 1](kc, a, b, ldb, C + i * rsc + j * csc, rsc, csc, int(mr), int(nr), alpha, beta_pc,
+    const int64_t co = i * rsc + (ex.cblock ? cblock_offset(n0 + j, ex.cblock) - cblock_offset(n0, ex.cblock) : j * csc);
+    kUkernels<T>[mr - 1](kc, a, b, ldb, C + co, rsc, csc, int(mr), int(nr), alpha, beta_pc,
                last && ex.bias ? ex.bias + (ex.bias_cols ? j : i) : nullptr, ex.bias_cols,
-               last && ex.residual ? ex.residual + i * rsc + j * csc : nullptr, last && ex.relu, ex.relu_max);
+               last && ex.residual ? ex.residual + co : nullptr, last && ex.relu, ex.relu_max, ex.cblock,
+               int((n0 + j) % kCBlock));
   };
   if (M <= MC) {
     // All of A fits one MC block, so each B panel is used once: pack it just before use, into
@@ -531,6 +546,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
+    CK_CHECK(!ex.cblock, "K", "must be > 0 for a channel-blocked C");
     scale_c(M, N, beta, C, rsc, csc);
     return epilogue_c(M, N, ex, C, rsc, csc);
   }
@@ -554,10 +570,11 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     if (m1 > m0 && n1 > n0) {
       GemmEpi<T> mine = ex;
       if (mine.bias) mine.bias += mine.bias_cols ? n0 : m0;
-      if (mine.residual) mine.residual += m0 * rsc + n0 * csc;
+      const int64_t co = m0 * rsc + (ex.cblock ? cblock_offset(n0, ex.cblock) : n0 * csc);
+      if (mine.residual) mine.residual += co;
       try {
-        gemm_serial<T>(m1 - m0, n1 - n0, K, alpha, A ? A + m0 * rsa : A, rsa, csa, pack, ctx, m0, n0, beta,
-                       C + m0 * rsc + n0 * csc, rsc, csc, mine, mpad, npad);
+        gemm_serial<T>(m1 - m0, n1 - n0, K, alpha, A ? A + m0 * rsa : A, rsa, csa, pack, ctx, m0, n0, beta, C + co,
+                       rsc, csc, mine, mpad, npad);
       } catch (...) {  // an exception may not leave a parallel region
 #pragma omp atomic write
         failed = true;

@@ -1,0 +1,136 @@
+// Channel-blocked (NCHW16c) convolution bindings (ops/blocked.h), CPU only. Sizes are given
+// explicitly and every buffer is checked against them, so that a direct call into convkern._C
+// cannot read or write out of bounds; convkern._ops.blocked checks the shapes.
+#include <algorithm>
+
+#include "bind/common.h"
+#include "ops/blocked.h"
+
+namespace ck {
+namespace {
+
+constexpr int64_t kMaxDim = int64_t(1) << 40;
+
+void check_host(const Arr& a, const char* name) {
+  CK_CHECK_TYPE(!a.data || !a.on_device(), name, "channel-blocked kernels run on the CPU: expected a numpy.ndarray");
+}
+
+void check_dim(int64_t v, const char* name) {
+  CK_CHECK(v >= 1 && v <= kMaxDim, name, "must be in [1, 2^40]");
+}
+
+template <class T>
+py::array pack_1x1(const Arr& w, int64_t K, int64_t C) {
+  const int64_t n = blk_pack_1x1_stub.get<T>()(C, K, nullptr, nullptr);
+  py::array_t<T> out(py::ssize_t{n});
+  T* dst = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    blk_pack_1x1_stub.get<T>()(C, K, w.ptr<T>(), dst);
+  }
+  return out;
+}
+
+}  // namespace
+
+CK_BIND(blocked) {
+  // blk_pack_1x1(weight): the weight (K, C) or (K, C, 1, 1) packed as blk_conv1x1 reads it
+  // (for this instruction set).
+  m.def("blk_pack_1x1", [](py::object w_) -> py::array {
+    Arr w = arr(w_, "weight");
+    check_float(w, "weight");
+    check_host(w, "weight");
+    CK_CHECK(w.ndim() == 2 || (w.ndim() == 4 && w.dim(2) == 1 && w.dim(3) == 1), "weight",
+             "must be (K, C) or (K, C, 1, 1)");
+    const int64_t K = w.dim(0), C = w.dim(1);
+    check_dim(K, "weight");
+    check_dim(C, "weight");
+    return w.dtype == DType::f32 ? pack_1x1<float>(w, K, C) : pack_1x1<double>(w, K, C);
+  }, py::arg("weight"));
+  // blk_conv1x1(x, wpk, bias, residual, y, N, C, K, P, in_blk, out_blk, relu, relu_max):
+  // y = conv1x1(x, w) + bias + residual, clamped to [0, relu_max] when relu; x (N*C*P values)
+  // blocked or NCHW, y and residual (N*K*P values) blocked or NCHW; wpk from blk_pack_1x1.
+  m.def("blk_conv1x1",
+        [](py::object x_, py::object wpk_, py::object b_, py::object res_, py::object y_, int64_t N, int64_t C,
+           int64_t K, int64_t P, bool in_blk, bool out_blk, bool relu, double relu_max) {
+          check_relu_max(relu_max);
+          Arr x = arr(x_, "input"), wpk = arr(wpk_, "weight"), b = arr_opt(b_, "bias"), res = arr_opt(res_, "residual"),
+              y = arr(y_, "output", true);
+          check_float(x, "input");
+          for (const Arr* a : {&x, &wpk, &b, &res, &y}) check_host(*a, "input");
+          check_same_dtype(wpk, x, "weight");
+          check_same_dtype(y, x, "output");
+          check_dim(N, "N");
+          check_dim(C, "C");
+          check_dim(K, "K");
+          check_dim(P, "P");
+          CK_CHECK(double(N) * double(std::max(C, K)) * double(P) <= double(kMaxDim), "input", "too large");
+          CK_CHECK(!in_blk || C % kBlk == 0, "input", "a channel-blocked input needs a multiple of 16 channels");
+          CK_CHECK(!out_blk || K % kBlk == 0, "output", "a channel-blocked output needs a multiple of 16 channels");
+          check_size(x, N * C * P, "input");
+          check_size(y, N * K * P, "output");
+          CK_CHECK(x.data != y.data, "output", "may not be the input array");
+          if (b.data) {
+            check_same_dtype(b, x, "bias");
+            check_size(b, K, "bias");
+          }
+          if (res.data) {
+            check_same_dtype(res, x, "residual");
+            check_size(res, N * K * P, "residual");
+            CK_CHECK(res.data != y.data, "residual", "may not be the output array");
+          }
+          BlkConv1x1 q;
+          q.N = N, q.C = C, q.K = K, q.P = P, q.in_blk = in_blk, q.out_blk = out_blk, q.relu = relu;
+          q.relu_max = relu_max;
+          dispatch_float(x, "input", [&](auto t) {
+            using T = decltype(t);
+            check_size(wpk, blk_pack_1x1_stub.get<T>()(C, K, nullptr, nullptr), "weight");
+            py::gil_scoped_release nogil;
+            blk_conv1x1_stub.get<T>()(q, x.ptr<T>(), wpk.ptr<T>(), b.data ? b.ptr<T>() : nullptr,
+                                      res.data ? res.ptr<T>() : nullptr, y.ptr<T>());
+          });
+        },
+        py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("residual"), py::arg("output"), py::arg("N"),
+        py::arg("C"), py::arg("K"), py::arg("P"), py::arg("in_blk"), py::arg("out_blk"), py::arg("relu") = false,
+        py::arg("relu_max") = std::numeric_limits<double>::infinity());
+  // blk_depthwise(x, w, bias, y, sh, sw, ph, pw, P, Q, dh, dw, relu, relu_max): x (N, C/16, H, W,
+  // 16), w (C, 1, R, S), y (N, C/16, P, Q, 16); ph, pw the leading pads (the trailing ones follow
+  // from P and Q).
+  m.def("blk_depthwise",
+        [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+           int64_t P, int64_t Q, int64_t dh, int64_t dw, bool relu, double relu_max) {
+          check_relu_max(relu_max);
+          Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
+          check_float(x, "input");
+          for (const Arr* a : {&x, &w, &b, &y}) check_host(*a, "input");
+          check_same_dtype(w, x, "weight");
+          check_same_dtype(y, x, "output");
+          CK_CHECK(x.ndim() == 5 && x.dim(4) == kBlk, "input", "must be channel-blocked (N, C/16, H, W, 16)");
+          CK_CHECK(w.ndim() == 4 && w.dim(1) == 1, "weight", "must be (C, 1, R, S)");
+          CK_CHECK(w.dim(0) == x.dim(1) * kBlk, "weight", "dim 0 must be the input's channels");
+          for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(2), w.dim(3), P, Q}) check_dim(v, "input");
+          for (int64_t v : {sh, sw, dh, dw}) CK_CHECK(v >= 1 && v <= kMaxDim, "stride", "stride and dilation must be >= 1");
+          CK_CHECK(ph >= 0 && pw >= 0 && ph <= kMaxDim && pw <= kMaxDim, "padding", "must be >= 0");
+          DwParams p;
+          p.N = x.dim(0), p.C = x.dim(1) * kBlk, p.M = 1, p.H = x.dim(2), p.W = x.dim(3), p.P = P, p.Q = Q;
+          p.R = w.dim(2), p.S = w.dim(3), p.sh = sh, p.sw = sw, p.ph = ph, p.pw = pw, p.dh = dh, p.dw = dw;
+          p.relu = relu, p.relu_max = relu_max;
+          CK_CHECK(double(p.N) * double(p.C) * double(P) * double(Q) <= double(kMaxDim), "output", "too large");
+          check_size(y, p.N * p.C * P * Q, "output");
+          CK_CHECK(x.data != y.data, "output", "may not be the input array");
+          if (b.data) {
+            check_same_dtype(b, x, "bias");
+            check_size(b, p.C, "bias");
+          }
+          dispatch_float(x, "input", [&](auto t) {
+            using T = decltype(t);
+            py::gil_scoped_release nogil;
+            blk_depthwise_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>());
+          });
+        },
+        py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("sh"), py::arg("sw"),
+        py::arg("ph"), py::arg("pw"), py::arg("P"), py::arg("Q"), py::arg("dh"), py::arg("dw"), py::arg("relu") = false,
+        py::arg("relu_max") = std::numeric_limits<double>::infinity());
+}
+
+}  // namespace ck

@@ -1,0 +1,206 @@
+// Channel-blocked (NCHW16c) 1x1 and depthwise convolutions (ops/blocked.h).
+//
+// 1x1: the product runs channel-last, Y^T (P x K) = X^T (P x C) W^T, output positions in the
+// micro-tile's rows and channels in its lanes (the layout's natural orientation: a position's
+// kBlk channels are one or more whole vectors), the weight packed once as W^T's panels:
+// - a blocked input is packed into A's panels by BlkA (one L x L register transpose per L
+//   channels of L positions), an NCHW input is read in place as A^T (as conv.cpp's
+//   channel-last product does);
+// - a blocked output is stored by the micro-kernel through GemmEpi::cblock, one vector per
+//   (position, L channels), the bias, residual and relu in its epilogue; an NCHW output as a
+//   column-major C (the micro-kernel's transposed store).
+// The reduction runs as one K slice up to 2048 channels deep, so that y is written once.
+// Batches run image by image, each product threaded inside (the packed weight is shared).
+//
+// Depthwise: one vector holds L of a block's kBlk channels at one position; output row by
+// output row, the columns whose taps all lie inside the row (the interior) QB at a time with
+// the taps' weights in registers (3x3 at stride 1 or 2: compile-time offsets, so loads shared
+// between neighbouring outputs are issued once), the border columns with each tap checked.
+// Tasks are (image, channel block, run of output rows), so that small batches still fill both
+// cores.
+#include <type_traits>
+
+#include "cpu/common.h"
+#include "ops/blocked.h"
+#include "ops/gemm.h"
+
+namespace ck {
+namespace CK_ISA_NS {
+namespace {
+
+static_assert(kBlk == kCBlock, "the GEMM's channel blocks are the layout's");
+
+// K slice depth of the product and of its packed weight: the whole reduction up to 2048 deep.
+inline int64_t blk_kc(int64_t C) { return C <= 2048 ? C : 0; }
+
+// A (positions x channels) of one image from its blocked input x (P positions): packs rows
+// [i0, i0 + mc) of channels [pc, pc + kc) into MR-row panels (MR values per channel).
+template <class T>
+struct BlkA {
+  const T* x;
+  int64_t P;
+  static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t i0, int64_t mc, T* dst) {
+    const BlkA& a = *static_cast<const BlkA*>(ctx);
+    using V = Vec<T>;
+    constexpr int L = kLanes<T>;
+    constexpr int MR = int(kGemmMR);
+    for (int64_t ip = 0; ip * MR < mc; ++ip) {
+      const int64_t m = i0 + ip * MR, rows = imin(MR, mc - ip * MR);
+      T* d = dst + ip * MR * kc;
+      auto at = [&](int64_t c) { return a.x + (c / kBlk) * a.P * kBlk + m * kBlk + c % kBlk; };
+      int64_t k = 0;
+      if constexpr (L >= MR) {
+        // L channels of L positions (those past `rows` zero) turned into L runs of positions
+        for (; k + L <= kc && (pc + k) % L == 0; k += L) {
+          const T* s = at(pc + k);
+          V v[L];
+          for (int i = 0; i < L; ++i) v[i] = i < rows ? vload<V>(s + i * kBlk) : V{};
+          transpose_tile<T>(v);
+          for (int u = 0; u < L; ++u) vstore_head(d + (k + u) * MR, v[u], MR);
+        }
+      }
+      for (; k < kc; ++k) {
+        const T* s = at(pc + k);
+        for (int i = 0; i < MR; ++i) d[k * MR + i] = i < rows ? s[i * kBlk] : T(0);
+      }
+    }
+  }
+};
+
+template <class T>
+int64_t blk_pack_1x1_impl(int64_t C, int64_t K, const T* w, T* dst) {
+  if (dst) pack_b_whole<T>(C, K, w, 1, C, dst, blk_kc(C));
+  return packed_b_size<T>(C, K);
+}
+
+template <class T>
+void blk_conv1x1_impl(const BlkConv1x1& q, const T* x, const T* wpk, const T* b, const T* res, T* y) {
+  const int64_t C = q.C, K = q.K, P = q.P;
+  for (int64_t n = 0; n < q.N; ++n) {
+    const T* xn = x + n * C * P;
+    const BlkA<T> a{xn, P};
+    GemmEpi<T> e;
+    e.bpacked = wpk;
+    e.kc = blk_kc(C);
+    if (q.in_blk) {
+      e.apack = &BlkA<T>::pack;
+      e.actx = &a;
+    }
+    e.bias = b;
+    e.bias_cols = true;
+    e.residual = res ? res + n * K * P : nullptr;
+    e.relu = q.relu;
+    e.relu_max = T(q.relu_max);
+    if (q.out_blk) e.cblock = P * kBlk;
+    // A^T = x (C x P) when NCHW; C = y blocked (rows kBlk apart) or column-major (NCHW)
+    gemm_blocked<T>(P, K, C, T(1), q.in_blk ? nullptr : xn, 1, P, nullptr, 1, C, T(0), y + n * K * P,
+                    q.out_blk ? kBlk : 1, q.out_blk ? 1 : P, e);
+  }
+}
+
+// Output rows [p0, p1) of one (image, channel block): xp, yp its input and output planes
+// (H*W*kBlk, P*Q*kBlk values), wt its weights tap-major (R*S*kBlk), bt its biases (kBlk).
+// KR, KS, SW: compile-time kernel size and column stride with unit dilation (0: p's).
+template <class T, int KR, int KS, int SW>
+void blk_dw_rows(const DwParams& p, const T* xp, const T* wt, const T* bt, T* yp, int64_t p0, int64_t p1) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  constexpr bool FIX = KR > 0;
+  const int64_t R = FIX ? KR : p.R, S = FIX ? KS : p.S, sw = FIX ? SW : p.sw, dw = FIX ? 1 : p.dw;
+  const int64_t W = p.W, Q = p.Q;
+  // interior columns [qa, qb): every tap of the row inside [0, W)
+  const int64_t qa = imin(Q, ceil_div(p.pw, sw));
+  const int64_t last = W - 1 - (S - 1) * dw + p.pw;
+  const int64_t qb = imax(qa, last < 0 ? 0 : imin(Q, last / sw + 1));
+  const V hi = vbroadcast<V>(T(p.relu_max));
+  for (int g = 0; g < int(kBlk) / L; ++g) {
+    const T* xg = xp + g * L;
+    V wl[FIX ? KR * KS : 1];
+    if constexpr (FIX)
+      for (int t = 0; t < KR * KS; ++t) wl[t] = vload<V>(wt + t * kBlk + g * L);
+    auto wv = [&](int64_t t) { return FIX ? wl[FIX ? t : 0] : vload<V>(wt + t * kBlk + g * L); };
+    const V bv = vload<V>(bt + g * L);
+    auto finish = [&](V a) { return p.relu ? relu_clamp<T>(a, hi) : a; };
+    for (int64_t pr = p0; pr < p1; ++pr) {
+      T* yr = yp + pr * Q * kBlk + g * L;
+      const int64_t ih0 = pr * p.sh - p.ph;
+      auto point = [&](int64_t q) {  // any column, every tap checked
+        V a = bv;
+        const int64_t iw0 = q * sw - p.pw;
+        for (int64_t r = 0; r < R; ++r) {
+          const int64_t ih = ih0 + r * p.dh;
+          if (ih < 0 || ih >= p.H) continue;
+          for (int64_t s = 0; s < S; ++s) {
+            const int64_t iw = iw0 + s * dw;
+            if (iw >= 0 && iw < W) a += wv(r * S + s) * vload<V>(xg + (ih * W + iw) * kBlk);
+          }
+        }
+        vstore(yr + q * kBlk, finish(a));
+      };
+      // QB interior outputs from column q on
+      auto block = [&](auto qb_tag, int64_t q) {
+        constexpr int QB = decltype(qb_tag)::value;
+        V a[QB];
+        for (int u = 0; u < QB; ++u) a[u] = bv;
+        for (int64_t r = 0; r < R; ++r) {
+          const int64_t ih = ih0 + r * p.dh;
+          if (ih < 0 || ih >= p.H) continue;
+          const T* row = xg + (ih * W + q * sw - p.pw) * kBlk;
+          for (int64_t s = 0; s < S; ++s) {
+            const V wk = wv(r * S + s);
+#pragma GCC unroll 8
+            for (int u = 0; u < QB; ++u) a[u] += wk * vload<V>(row + (u * sw + s * dw) * kBlk);
+          }
+        }
+#pragma GCC unroll 8
+        for (int u = 0; u < QB; ++u) vstore(yr + (q + u) * kBlk, finish(a[u]));
+      };
+      int64_t q = 0;
+      for (; q < qa; ++q) point(q);
+      for (; q + 8 <= qb; q += 8) block(std::integral_constant<int, 8>{}, q);
+      for (; q + 4 <= qb; q += 4) block(std::integral_constant<int, 4>{}, q);
+      for (; q < qb; ++q) block(std::integral_constant<int, 1>{}, q);
+      for (; q < Q; ++q) point(q);
+    }
+  }
+}
+
+template <class T>
+void blk_depthwise_impl(const DwParams& p, const T* x, const T* w, const T* b, T* y) {
+  const int64_t CB = p.C / kBlk, RS = p.R * p.S, planes = p.N * CB;
+  const int64_t in_plane = p.H * p.W * kBlk, out_plane = p.P * p.Q * kBlk;
+  // runs of output rows: about 8 tasks per thread where the planes are fewer
+  const int nt = max_threads();
+  const int64_t per = imax(1, imin(p.P, ceil_div(8 * nt, planes)));
+  const int64_t rows = ceil_div(p.P, per);
+  const int64_t tasks = planes * ceil_div(p.P, rows);
+  const bool k3 = p.R == 3 && p.S == 3 && p.dh == 1 && p.dw == 1;
+  const bool par = nt > 1 && tasks > 1 && planes * out_plane * RS > kParallelGrain;
+  parallel_for(tasks, par, [&](int64_t task) {
+    const int64_t chunks = ceil_div(p.P, rows);
+    const int64_t plane = task / chunks, p0 = (task % chunks) * rows, p1 = imin(p.P, p0 + rows);
+    const int64_t cb = plane % CB;
+    static thread_local Buffer wbuf;
+    T* wt = wbuf.get<T>((RS + 1) * kBlk);
+    T* bt = wt + RS * kBlk;
+    for (int64_t l = 0; l < kBlk; ++l) {
+      const int64_t c = cb * kBlk + l;
+      for (int64_t t = 0; t < RS; ++t) wt[t * kBlk + l] = w[c * RS + t];
+      bt[l] = b ? b[c] : T(0);
+    }
+    const T* xp = x + plane * in_plane;
+    T* yp = y + plane * out_plane;
+    if (k3 && p.sw == 1) blk_dw_rows<T, 3, 3, 1>(p, xp, wt, bt, yp, p0, p1);
+    else if (k3 && p.sw == 2) blk_dw_rows<T, 3, 3, 2>(p, xp, wt, bt, yp, p0, p1);
+    else blk_dw_rows<T, 0, 0, 0>(p, xp, wt, bt, yp, p0, p1);
+  });
+}
+
+}  // namespace
+
+CK_REGISTER(blk_pack_1x1_stub, blk_pack_1x1_impl);
+CK_REGISTER(blk_conv1x1_stub, blk_conv1x1_impl);
+CK_REGISTER(blk_depthwise_stub, blk_depthwise_impl);
+
+}  // namespace CK_ISA_NS
+}  // namespace ck

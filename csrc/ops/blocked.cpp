@@ -1,0 +1,7 @@
+#include "ops/blocked.h"
+
+namespace ck {
+CK_DEFINE_STUB(blk_pack_1x1_stub, blk_pack_1x1_sig);
+CK_DEFINE_STUB(blk_conv1x1_stub, blk_conv1x1_sig);
+CK_DEFINE_STUB(blk_depthwise_stub, blk_depthwise_sig);
+}  // namespace ck

@@ -1,0 +1,143 @@
+"""Channel-blocked (NCHW16c) 1x1 and depthwise convolutions (CPU, inference).
+
+An (N, C, H, W) tensor with C a multiple of 16 is held blocked as (N, C/16, H, W, 16): each
+position's 16 channels contiguous, one vector of the micro-kernels. A chain of 1x1 and
+depthwise layers (MobileNetV2's blocks) run in that layout reads and writes whole vectors of
+channels per position: the 1x1 layers' products need no transposes on either side, and the
+depthwise layers have no short rows on 7x7 or 14x14 planes. The ONNX backend keeps such
+chains blocked (convkern.onnx.optimize.blocked_layout); the 1x1 layers at the chain's ends
+read or write NCHW themselves, so no conversion runs.
+
+The NumPy specification is convkern.reference.blocked (to_blocked / from_blocked there too).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _C
+from . import _util as U
+from .conv import _check_relu_max
+
+BLOCK = 16
+__all__ = ["PackedBlocked1x1", "pack_conv1x1_blocked", "conv1x1_blocked", "depthwise_blocked"]
+
+
+class PackedBlocked1x1:
+    """A 1x1 weight (K, C) packed once for conv1x1_blocked, for the instruction set active when
+    it was packed (conv1x1_blocked packs again under another one)."""
+
+    __slots__ = ("data", "weight", "K", "C", "dtype", "isa")
+
+    def __init__(self, weight):
+        w = U.as_float(weight, "weight")
+        if not (w.ndim == 2 or (w.ndim == 4 and w.shape[2:] == (1, 1))):
+            raise ValueError(f"weight: expected (K, C, 1, 1) or (K, C), got shape {w.shape}")
+        U.check_nonempty(w, "weight")
+        self.weight, self.K, self.C, self.dtype = w, int(w.shape[0]), int(w.shape[1]), w.dtype
+        self.data = _C.blk_pack_1x1(w)
+        self.isa = _C.get_isa()
+
+    def current(self):
+        """This weight packed for the active instruction set."""
+        return self if self.isa == _C.get_isa() else PackedBlocked1x1(self.weight)
+
+
+def pack_conv1x1_blocked(weight):
+    return PackedBlocked1x1(weight)
+
+
+def _x_geometry(x, blocked, name="input"):
+    """(N, C, H, W) of an NCHW or blocked input."""
+    if blocked:
+        U.check_ndim(x, 5, name, f"(N, C/{BLOCK}, H, W, {BLOCK})")
+        if x.shape[4] != BLOCK:
+            raise ValueError(f"{name}: a channel-blocked array has a last dimension of {BLOCK}, got {x.shape}")
+        n, cb, h, w, _ = x.shape
+        return n, cb * BLOCK, h, w
+    U.check_ndim(x, 4, name, "(N, C, H, W)")
+    return x.shape
+
+
+def _y_shape(n, k, h, w, blocked):
+    return (n, k // BLOCK, h, w, BLOCK) if blocked else (n, k, h, w)
+
+
+def conv1x1_blocked(input, weight, bias=None, residual=None, *, in_blocked, out_blocked, relu=False,
+                    relu_max=None):
+    """A 1x1, stride-1, unpadded convolution (weight (K, C, 1, 1), or a PackedBlocked1x1) + bias
+    + residual, then, when relu, max(y, 0) (clamped to relu_max when given: 6 for ReLU6).
+    in_blocked: input is (N, C/16, H, W, 16) (else (N, C, H, W)); out_blocked: the output, and
+    the residual, are (N, K/16, H, W, 16) (else (N, K, H, W)). Returns a new array."""
+    in_blocked, out_blocked = U.check_flag(in_blocked, "in_blocked"), U.check_flag(out_blocked, "out_blocked")
+    relu = U.check_flag(relu, "relu")
+    relu_max = _check_relu_max(relu_max)
+    x = U.as_float(input, "input")
+    n, c, h, w = _x_geometry(x, in_blocked)
+    U.check_nonempty(x, "input")
+    pk = weight if isinstance(weight, PackedBlocked1x1) else PackedBlocked1x1(U.as_float(weight, "weight", like=x))
+    if pk.dtype != x.dtype:
+        raise TypeError(f"weight: dtype {pk.dtype} differs from input dtype {x.dtype}")
+    if pk.C != c:
+        raise ValueError(f"weight: has {pk.C} input channels, the input {c}")
+    pk = pk.current()
+    if out_blocked and pk.K % BLOCK:
+        raise ValueError(f"weight: a channel-blocked output needs a multiple of {BLOCK} channels, got {pk.K}")
+    b = U.as_float_opt(bias, "bias", like=x)
+    if b is not None:
+        U.check_shape(b, (pk.K,), "bias")
+    y_shape = _y_shape(n, pk.K, h, w, out_blocked)
+    if residual is not None:
+        residual = U.as_float(residual, "residual", like=x)
+        U.check_shape(residual, y_shape, "residual")
+    y = U.empty(y_shape, x.dtype)
+    _C.blk_conv1x1(x, pk.data, b, residual, y, n, c, pk.K, h * w, in_blocked, out_blocked, relu, relu_max)
+    return y
+
+
+def _pads(padding):
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        p = (int(padding),) * 4
+    else:
+        p = tuple(U.as_int(v, "padding") for v in padding)
+        if len(p) == 2:
+            p = p * 2
+    if len(p) != 4 or min(p) < 0:
+        raise ValueError(f"padding: expected an int >= 0, (ph, pw) or (top, left, bottom, right), got {padding}")
+    return p
+
+
+def _pair(v, name):
+    p = (U.as_int(v, name, 1),) * 2 if not isinstance(v, (tuple, list)) else tuple(U.as_int(a, name, 1) for a in v)
+    if len(p) != 2:
+        raise ValueError(f"{name}: expected an int or a pair, got {v}")
+    return p
+
+
+def depthwise_blocked(input, weight, bias=None, stride=1, padding=0, dilation=1, relu=False, relu_max=None):
+    """Depthwise conv2d (weight (C, 1, R, S): groups = C, multiplier 1) of a blocked input
+    (N, C/16, H, W, 16) into a blocked output, + bias, then the relu as in conv1x1_blocked.
+    padding: int, (ph, pw) or (top, left, bottom, right)."""
+    relu = U.check_flag(relu, "relu")
+    relu_max = _check_relu_max(relu_max)
+    x = U.as_float(input, "input")
+    n, c, h, wd = _x_geometry(x, True)
+    U.check_nonempty(x, "input")
+    w = U.as_float(weight, "weight", like=x)
+    U.check_ndim(w, 4, "weight", "(C, 1, R, S)")
+    if w.shape[0] != c or w.shape[1] != 1:
+        raise ValueError(f"weight: expected ({c}, 1, R, S) for {c} channels, got {w.shape}")
+    U.check_nonempty(w, "weight")
+    b = U.as_float_opt(bias, "bias", like=x)
+    if b is not None:
+        U.check_shape(b, (c,), "bias")
+    (sh, sw), (dh, dw) = _pair(stride, "stride"), _pair(dilation, "dilation")
+    pt, pl, pb, pr = _pads(padding)
+    r, s = w.shape[2:]
+    nh, nw = h + pt + pb - dh * (r - 1) - 1, wd + pl + pr - dw * (s - 1) - 1
+    if nh < 0 or nw < 0:
+        raise ValueError(f"input: {h}x{wd} (padded {h + pt + pb}x{wd + pl + pr}) is smaller than the dilated "
+                         f"kernel: empty output")
+    p, q = nh // sh + 1, nw // sw + 1
+    y = U.empty((n, c // BLOCK, p, q, BLOCK), x.dtype)
+    _C.blk_depthwise(x, w, b, y, sh, sw, pt, pl, p, q, dh, dw, relu, relu_max)
+    return y

@@ -1,0 +1,63 @@
+"""Channel-blocked (NCHW16c) layout and the blocked 1x1 / depthwise convolutions, in NumPy:
+the specification of convkern._ops.blocked (inference only: no backward).
+
+An (N, C, H, W) tensor with C a multiple of 16 is held blocked as (N, C/16, H, W, 16):
+element (n, c, h, w) at [n, c // 16, h, w, c % 16].
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import conv as _conv
+
+BLOCK = 16
+
+
+def to_blocked(x):
+    """(N, C, H, W) -> (N, C/16, H, W, 16), C a multiple of 16 (a new C-contiguous array)."""
+    x = np.asarray(x)
+    if x.ndim != 4 or x.shape[1] % BLOCK:
+        raise ValueError(f"input: expected (N, C, H, W) with C a multiple of {BLOCK}, got {x.shape}")
+    n, c, h, w = x.shape
+    return np.ascontiguousarray(x.reshape(n, c // BLOCK, BLOCK, h, w).transpose(0, 1, 3, 4, 2))
+
+
+def from_blocked(x):
+    """(N, C/16, H, W, 16) -> (N, C, H, W) (a new C-contiguous array)."""
+    x = np.asarray(x)
+    if x.ndim != 5 or x.shape[4] != BLOCK:
+        raise ValueError(f"input: expected (N, C/{BLOCK}, H, W, {BLOCK}), got {x.shape}")
+    n, cb, h, w, _ = x.shape
+    return np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3).reshape(n, cb * BLOCK, h, w))
+
+
+def _act(y, relu, relu_max):
+    if relu:
+        y = np.maximum(y, 0)
+        if relu_max is not None:
+            y = np.minimum(y, relu_max)
+    return y
+
+
+def conv1x1_blocked(input, weight, bias=None, residual=None, *, in_blocked, out_blocked, relu=False,
+                    relu_max=None):
+    """conv2d(input, weight (K, C, 1, 1)) + bias + residual, then relu (clamped to relu_max when
+    given); input, and output and residual, blocked or NCHW as in_blocked / out_blocked say."""
+    x = from_blocked(input) if in_blocked else np.asarray(input)
+    y = _conv.conv2d(x, np.asarray(weight).reshape(weight.shape[0], -1, 1, 1), bias)
+    if residual is not None:
+        y = y + (from_blocked(residual) if out_blocked else residual)
+    y = _act(y, relu, relu_max)
+    return to_blocked(y) if out_blocked else y
+
+
+def depthwise_blocked(input, weight, bias=None, stride=1, padding=0, dilation=1, relu=False, relu_max=None):
+    """Depthwise conv2d (weight (C, 1, R, S), groups C) of a blocked input, blocked output.
+    padding: int, (ph, pw), or (top, left, bottom, right)."""
+    x = from_blocked(input)
+    pad = (padding,) * 4 if np.isscalar(padding) else tuple(padding)
+    if len(pad) == 2:
+        pad = pad * 2
+    x = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[2]), (pad[1], pad[3])))
+    y = _conv.conv2d(x, weight, bias, stride=stride, padding=0, dilation=dilation, groups=x.shape[1])
+    return to_blocked(_act(y, relu, relu_max))
