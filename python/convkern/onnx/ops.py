@@ -19,6 +19,7 @@ import numpy as np
 from .. import _C
 from .. import functional as F
 from .._ops import _util as U
+from .._ops import blocked as _blockedops
 from .._ops import conv as _convops
 from .._ops.activation import _LEAKY as _ACT_LEAKY, _RELU as _ACT_RELU, _RELU6 as _ACT_RELU6
 
@@ -260,8 +261,57 @@ def _conv_call(node, x, w):
     return nd, pads, geom
 
 
+def _blocked_call(node, x, w, in_blk, out_blk):
+    """The native call of a channel-blocked Conv node (optimize.blocked_layout) for inputs of
+    x's shape: f(x, b, residual, relu, relu_max) -> y, worked out once per shape."""
+    if int(node.attr("group", 1)) > 1:  # depthwise
+        n, cb, h, wd = x.shape[:4]
+        _, k, s, d = _conv_geom(node, np.empty((1, 1, h, wd)), w)
+        (pt, pl), (pb, pr) = _window_pads(node, (h, wd), k, s, d)
+        p = (h + pt + pb - d[0] * (k[0] - 1) - 1) // s[0] + 1
+        q = (wd + pl + pr - d[1] * (k[1] - 1) - 1) // s[1] + 1
+        if p < 1 or q < 1:
+            fail(node, f"input {x.shape} is smaller than the kernel: empty output")
+        shape = (n, cb, p, q, 16)
+
+        def call(x, b, res, relu, relu_max):
+            y = _C.empty(shape, x.dtype)
+            _C.blk_depthwise(x, w, b, y, s[0], s[1], pt, pl, p, q, d[0], d[1], relu, relu_max)
+            return y
+        return call
+    n, c, h, wd = (x.shape[0], x.shape[1] * 16, x.shape[2], x.shape[3]) if in_blk else x.shape
+    K = w.shape[0]
+    shape = (n, K // 16, h, wd, 16) if out_blk else (n, K, h, wd)
+    pk = [_blockedops.PackedBlocked1x1(w)]
+
+    def call(x, b, res, relu, relu_max):
+        if pk[0].isa != _C.get_isa():  # (packed for another instruction set: packed again once)
+            pk[0] = pk[0].current()
+        y = _C.empty(shape, x.dtype)
+        _C.blk_conv1x1(x, pk[0].data, b, res, y, n, c, K, h * wd, in_blk, out_blk, relu, relu_max)
+        return y
+    return call
+
+
+def _conv_blocked(node, ins, io):
+    """A Conv node that runs channel-blocked (io: whether its input and output are)."""
+    x, w = ins[0], ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    c = node.extra.get("blocked_call")
+    if c is None or c[0] != x.shape or c[1] is not w:
+        c = (x.shape, w, _blocked_call(node, x, w, *io))
+        node.extra["blocked_call"] = c
+    cap = _relu6_cap(node.post)
+    relu = node.post == ("relu",) or cap is not None
+    y = c[2](x, b, ins[3] if node.extra.get("residual") else None, relu, np.inf if cap is None else cap)
+    return [y if relu else _post(node, y)]
+
+
 @register("Conv")
 def conv(node, ins):
+    io = node.extra.get("blocked")
+    if io is not None:
+        return _conv_blocked(node, ins, io)
     x, w = ins[0], ins[1]
     b = ins[2] if len(ins) > 2 else None
     res = ins[3] if node.extra.get("residual") else None

@@ -11,6 +11,7 @@
 * the exported GELU pattern x * 0.5 * (1 + Erf(x / sqrt 2)) -> one convkern gelu call
 * inference Dropout / Identity removed (aliases)
 * Gemm constant B pre-transposed, MatMul constant B transposed once
+* chains of 1x1 and depthwise Conv nodes kept channel-blocked (NCHW16c, blocked_layout)
 """
 from __future__ import annotations
 
@@ -302,6 +303,88 @@ def prune(g: Graph):
     g.consts = {k: v for k, v in g.consts.items() if k in needed}
 
 
+BLOCK = 16  # channels per block of the blocked layout (convkern._ops.blocked)
+
+
+def _blocked_kind(g, n):
+    """'1x1' or 'dw' where Conv node n can run channel-blocked (convkern._ops.blocked: a 2-d
+    1x1, stride-1, unpadded, one-group layer, or a depthwise one with a multiple of 16
+    channels and no fused residual), else None. The weight must be a float constant."""
+    if n.op_type != "Conv" or len(n.inputs) < 2 or n.inputs[1] not in g.consts:
+        return None
+    w = g.consts[n.inputs[1]]
+    if not isinstance(w, np.ndarray) or w.ndim != 4 or w.dtype not in (np.float32, np.float64) or w.size == 0:
+        return None
+    ks = n.attr("kernel_shape")
+    if ks is not None and tuple(int(k) for k in ks) != tuple(w.shape[2:]):
+        return None
+    group = int(n.attr("group", 1))
+    if group == 1 and w.shape[2:] == (1, 1):
+        strides = [int(v) for v in (n.attr("strides") or [1, 1])]
+        pads = [int(v) for v in (n.attr("pads") or [0] * 4)]
+        if strides == [1, 1] and not any(pads) and n.attr("auto_pad", "NOTSET") in ("NOTSET", "VALID"):
+            return "1x1"
+        return None
+    if (group == w.shape[0] and w.shape[1] == 1 and w.shape[0] % BLOCK == 0 and not n.extra.get("residual")
+            and len(n.attr("strides") or [1, 1]) == 2):
+        return "dw"
+    return None
+
+
+def blocked_layout(g: Graph, max_plane=None):
+    """Keeps chains of 1x1 and depthwise convolutions channel-blocked (NCHW16c): a tensor is
+    stored blocked when its producer and every consumer are such Conv nodes (reading it as the
+    input, or as a 1x1 node's fused residual), its channels are a multiple of 16, it is not a
+    graph output, and (max_plane, where its shape is known) its planes have at most max_plane
+    positions. A depthwise node then runs blocked in and out, or not at all, and a 1x1 node's
+    residual has its output's layout: tensors are unblocked until both hold. The 1x1 nodes at a
+    chain's ends read or write NCHW themselves, so no conversion node is added. Sets
+    node.extra["blocked"] = (input blocked, output blocked) on the nodes that take part;
+    returns how many tensors are blocked."""
+    kinds = {id(n): _blocked_kind(g, n) for n in g.nodes}
+    cons = g.consumers()
+    outputs = set(g.outputs) | {g.resolve(o) for o in g.outputs}
+
+    def reads(n, i):
+        kind = kinds[id(n)]
+        if kind is None:
+            return False
+        if i == 0:
+            return kind == "dw" or g.consts[n.inputs[1]].shape[1] % BLOCK == 0
+        return i == 3 and kind == "1x1" and bool(n.extra.get("residual"))
+
+    blocked = set()
+    for n in g.nodes:
+        if kinds[id(n)] is None or not n.outputs or not n.outputs[0]:
+            continue
+        out = n.outputs[0]
+        shape = g.static_shapes.get(out)
+        if (g.consts[n.inputs[1]].shape[0] % BLOCK or out in outputs or not cons.get(out)
+                or (max_plane is not None and shape is not None and len(shape) == 4
+                    and shape[2] * shape[3] > max_plane)):
+            continue
+        if all(reads(c, i) for c, i in cons[out]):
+            blocked.add(out)
+    changed = True
+    while changed:
+        changed = False
+        for n in g.nodes:
+            kind = kinds[id(n)]
+            if kind is None:
+                continue
+            pair = (n.inputs[0], n.outputs[0]) if kind == "dw" else (
+                (n.inputs[3], n.outputs[0]) if n.extra.get("residual") else None)
+            if pair is not None and (pair[0] in blocked) != (pair[1] in blocked):
+                blocked.difference_update(pair)
+                changed = True
+    for n in g.nodes:
+        if kinds[id(n)] is not None:
+            io = (n.inputs[0] in blocked, n.outputs[0] in blocked)
+            if any(io):
+                n.extra["blocked"] = io
+    return len(blocked)
+
+
 def optimize(g: Graph, level=2):
     stats = {"folded": fold_constants(g)}
     if level >= 1:
@@ -311,4 +394,6 @@ def optimize(g: Graph, level=2):
         stats["residual_fused"] = fuse_residual(g)
         pretranspose(g)
     prune(g)
+    if level >= 2:
+        stats["blocked"] = blocked_layout(g)
     return stats

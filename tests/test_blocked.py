@@ -1,0 +1,277 @@
+"""Channel-blocked (NCHW16c) 1x1 and depthwise convolutions (convkern._ops.blocked) against
+their NumPy specification (convkern.reference.blocked), under every ISA, and the ONNX
+backend's blocked_layout pass."""
+import numpy as np
+import pytest
+
+import convkern
+import convkern.functional as F
+from convkern import _C
+from convkern._ops import blocked as B
+from convkern.reference import blocked as RB
+
+
+def _tol(dt, depth):
+    return (2e-5 * max(1.0, np.sqrt(depth)), 1e-5 * max(1.0, np.sqrt(depth))) if dt == np.float32 else (1e-11, 1e-11)
+
+
+def test_layout_round_trip(rng):
+    x = rng.standard_normal((2, 32, 3, 5))
+    xb = RB.to_blocked(x)
+    assert xb.shape == (2, 2, 3, 5, 16)
+    assert xb[1, 1, 2, 4, 3] == x[1, 19, 2, 4]
+    np.testing.assert_array_equal(RB.from_blocked(xb), x)
+
+
+# (N, C, K, H, W, in_blocked, out_blocked, residual); C or K > 2048: several K slices
+CASES_1X1 = [
+    (1, 32, 16, 13, 11, False, True, False),     # 16 outputs: half a 32-lane tile (whole-vector partial tile)
+    (1, 16, 96, 9, 9, True, True, False),
+    (2, 96, 24, 7, 7, True, False, True),        # blocked in, NCHW out (24 channels: not blockable)
+    (1, 64, 384, 14, 14, True, True, True),
+    (3, 48, 32, 5, 3, False, False, True),
+    (1, 16, 16, 1, 1, True, True, True),         # one position, one block
+    (2, 32, 48, 3, 37, False, True, True),       # 111 positions: a partial row panel
+    (1, 2064, 32, 3, 3, True, True, False),      # 2 K slices into a blocked C
+    (1, 2064, 20, 2, 5, True, False, True),      # 2 K slices into a column-major C
+    (1, 17, 32, 6, 6, False, True, False),       # 17 input channels (NCHW input)
+]
+
+
+@pytest.mark.parametrize("case", CASES_1X1)
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_conv1x1_blocked_matches_reference(isa, rng, case, dt):
+    N, C, K, H, W, ib, ob, res = case
+    x = rng.standard_normal((N, C, H, W)).astype(dt)
+    w = (rng.standard_normal((K, C, 1, 1)) / np.sqrt(C)).astype(dt)
+    b = rng.standard_normal(K).astype(dt)
+    r = rng.standard_normal((N, K, H, W)).astype(dt) if res else None
+    xi = RB.to_blocked(x) if ib else x
+    ri = None if r is None else (RB.to_blocked(r) if ob else r)
+    rtol, atol = _tol(dt, C)
+    for relu, relu_max in ((False, None), (True, None), (True, 0.5)):
+        got = B.conv1x1_blocked(xi, w, b, ri, in_blocked=ib, out_blocked=ob, relu=relu, relu_max=relu_max)
+        want = RB.conv1x1_blocked(xi.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                                  None if ri is None else ri.astype(np.float64), in_blocked=ib, out_blocked=ob,
+                                  relu=relu, relu_max=relu_max)
+        assert got.dtype == dt and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+    # no bias; the packed weight reused
+    pk = B.pack_conv1x1_blocked(w)
+    got = B.conv1x1_blocked(xi, pk, None, None, in_blocked=ib, out_blocked=ob)
+    want = RB.conv1x1_blocked(xi.astype(np.float64), w.astype(np.float64), None, None, in_blocked=ib,
+                              out_blocked=ob)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+def test_conv1x1_blocked_threads_agree(rng):
+    """One and two threads split the product differently (rows / columns of C): same values."""
+    x = RB.to_blocked(rng.standard_normal((1, 64, 28, 28)).astype(np.float32))
+    w = rng.standard_normal((96, 64, 1, 1)).astype(np.float32)
+    n = F.get_num_threads()
+    try:
+        F.set_num_threads(1)
+        one = B.conv1x1_blocked(x, w, in_blocked=True, out_blocked=True)
+        F.set_num_threads(2)
+        two = B.conv1x1_blocked(x, w, in_blocked=True, out_blocked=True)
+    finally:
+        F.set_num_threads(n)
+    np.testing.assert_array_equal(one, two)
+
+
+# (N, C, H, W, kernel, stride, padding, dilation)
+CASES_DW = [
+    (1, 32, 112, 112, 3, 1, 1, 1),
+    (1, 32, 28, 28, 3, 2, 1, 1),
+    (2, 16, 7, 7, 3, 1, 1, 1),
+    (1, 48, 9, 10, 3, 2, (0, 1, 1, 0), 1),     # ONNX SAME_UPPER-style asymmetric pads
+    (1, 16, 8, 9, 5, 1, 2, 2),                 # 5x5, dilation 2: the generic kernel
+    (1, 16, 3, 3, 1, 3, (0, 0, 5, 4), 1),      # outputs past the input (bias only)
+    (3, 16, 1, 1, 3, 1, 1, 1),                 # one position
+    (1, 32, 15, 4, 3, 1, 0, 1),                # no padding, narrow rows (no interior block of 4)
+    (1, 16, 6, 40, 3, 2, 1, 1),                # long rows: 8-wide interior blocks at stride 2
+    (1, 16, 5, 6, (3, 1), (1, 2), (1, 0), (2, 1)),
+]
+
+
+@pytest.mark.parametrize("case", CASES_DW)
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_depthwise_blocked_matches_reference(isa, rng, case, dt):
+    N, C, H, W, k, s, pad, d = case
+    kr, ks = (k, k) if np.isscalar(k) else k
+    x = rng.standard_normal((N, C, H, W)).astype(dt)
+    w = rng.standard_normal((C, 1, kr, ks)).astype(dt)
+    b = rng.standard_normal(C).astype(dt)
+    xb = RB.to_blocked(x)
+    rtol, atol = _tol(dt, kr * ks)
+    for relu, relu_max in ((False, None), (True, 6.0)):
+        got = B.depthwise_blocked(xb, w, b, s, pad, d, relu=relu, relu_max=relu_max)
+        want = RB.depthwise_blocked(xb.astype(np.float64), w.astype(np.float64), b.astype(np.float64), s, pad, d,
+                                    relu=relu, relu_max=relu_max)
+        assert got.dtype == dt and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+    got = B.depthwise_blocked(xb, w, None, s, pad, d)
+    # against the NCHW depthwise kernel too
+    p4 = pad if np.isscalar(pad) else tuple(pad)
+    if np.isscalar(p4) or len(p4) == 2:
+        ref = F.conv2d(x, w, None, stride=s, padding=p4, dilation=d, groups=C)
+        np.testing.assert_allclose(RB.from_blocked(got), ref, rtol=rtol, atol=atol)
+
+
+def test_blocked_bad_input(rng):
+    x = rng.standard_normal((1, 32, 4, 4)).astype(np.float32)
+    xb = RB.to_blocked(x)
+    w = rng.standard_normal((16, 32, 1, 1)).astype(np.float32)
+    with pytest.raises(ValueError, match="input"):
+        B.conv1x1_blocked(x, w, in_blocked=True, out_blocked=True)  # NCHW given as blocked
+    with pytest.raises(ValueError, match="input"):
+        B.conv1x1_blocked(xb[..., :8], w, in_blocked=True, out_blocked=True)
+    with pytest.raises(ValueError, match="weight"):
+        B.conv1x1_blocked(xb, w[:, :16], in_blocked=True, out_blocked=True)
+    with pytest.raises(ValueError, match="weight"):
+        B.conv1x1_blocked(xb, w[:8], in_blocked=True, out_blocked=True)  # 8 outputs cannot be blocked
+    with pytest.raises(ValueError, match="weight"):
+        B.conv1x1_blocked(xb, rng.standard_normal((16, 32, 3, 3)).astype(np.float32), in_blocked=True,
+                          out_blocked=True)
+    with pytest.raises(TypeError, match="weight"):
+        B.conv1x1_blocked(xb, w.astype(np.float64), in_blocked=True, out_blocked=True)
+    with pytest.raises(TypeError, match="input"):
+        B.conv1x1_blocked(xb.astype(np.int32), w, in_blocked=True, out_blocked=True)
+    with pytest.raises(ValueError, match="residual"):
+        B.conv1x1_blocked(xb, w, None, x[:, :16], in_blocked=True, out_blocked=True)  # NCHW for a blocked output
+    with pytest.raises(ValueError, match="bias"):
+        B.conv1x1_blocked(xb, w, np.zeros(3, np.float32), in_blocked=True, out_blocked=True)
+    with pytest.raises(ValueError, match="relu_max"):
+        B.conv1x1_blocked(xb, w, in_blocked=True, out_blocked=True, relu=True, relu_max=-1.0)
+    with pytest.raises(ValueError, match="input"):
+        B.conv1x1_blocked(np.zeros((0, 2, 4, 4, 16), np.float32), w, in_blocked=True, out_blocked=True)
+    dw = rng.standard_normal((32, 1, 3, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="weight"):
+        B.depthwise_blocked(xb, dw[:16], padding=1)
+    with pytest.raises(ValueError, match="input"):
+        B.depthwise_blocked(xb, dw, padding=0, dilation=2)  # 4x4 input, 5x5 dilated kernel
+    with pytest.raises(ValueError, match="padding"):
+        B.depthwise_blocked(xb, dw, padding=(1, 2, 3))
+    with pytest.raises(ValueError, match="stride"):
+        B.depthwise_blocked(xb, dw, stride=0)
+    with pytest.raises(ValueError, match="input"):
+        B.depthwise_blocked(x, dw)  # NCHW
+    # the native entry points check every size themselves
+    y = np.empty((1, 2, 4, 4, 16), np.float32)
+    pk = B.pack_conv1x1_blocked(np.ones((32, 32), np.float32))
+    with pytest.raises(ValueError, match="output"):
+        _C.blk_conv1x1(xb, pk.data, None, None, y[:, :1], 1, 32, 32, 16, True, True)
+    with pytest.raises(ValueError, match="input"):
+        _C.blk_conv1x1(xb, pk.data, None, None, y, 1, 32, 32, 17, True, True)
+    with pytest.raises(ValueError, match="weight"):
+        _C.blk_conv1x1(xb, pk.data[:-1], None, None, y, 1, 32, 32, 16, True, True)
+    with pytest.raises(ValueError, match="output"):
+        _C.blk_conv1x1(xb, pk.data, None, None, xb, 1, 32, 32, 16, True, True)
+    with pytest.raises(ValueError, match="output"):
+        _C.blk_depthwise(xb, dw, None, y, 1, 1, 1, 1, 5, 4, 1, 1)
+    with pytest.raises(ValueError, match="stride"):
+        _C.blk_depthwise(xb, dw, None, y, 0, 1, 1, 1, 4, 4, 1, 1)
+
+
+# ----------------------------------------------------------------------------- the ONNX pass
+def _mbv2_like(rng, batch=2, hw=9):
+    """stem 3x3 -> [dw 3x3 -> 1x1 32->16] -> 1x1 16->48 (ReLU6) -> dw/2 -> 1x1 48->24 -> 1x1 24->32 ->
+    1x1 32->32 + residual -> 1x1 32->32 (a graph output) -> GlobalAveragePool."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def W(name, shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32),
+                                       name)
+    inits = [W("w0", (32, 3, 3, 3)), W("dw1", (32, 1, 3, 3)), W("p1", (16, 32, 1, 1)), W("e2", (48, 16, 1, 1)),
+             W("dw2", (48, 1, 3, 3)), W("p2", (24, 48, 1, 1)), W("e3", (32, 24, 1, 1)), W("p3", (32, 32, 1, 1)),
+             W("e4", (32, 32, 1, 1))]
+    inits += [numpy_helper.from_array(rng.standard_normal(n).astype(np.float32), f"b{n}") for n in (16, 24, 32, 48)]
+    lo, hi = (numpy_helper.from_array(np.array(v, np.float32), n) for v, n in ((0.0, "lo"), (6.0, "hi")))
+    inits += [lo, hi]
+    N = helper.make_node
+    nodes = [
+        N("Conv", ["x", "w0", "b32"], ["s0"], pads=[1, 1, 1, 1]), N("Relu", ["s0"], ["a0"]),
+        N("Conv", ["a0", "dw1", "b32"], ["d1"], pads=[1, 1, 1, 1], group=32), N("Clip", ["d1", "lo", "hi"], ["a1"]),
+        N("Conv", ["a1", "p1", "b16"], ["q1"]),
+        N("Conv", ["q1", "e2", "b48"], ["x2"]), N("Clip", ["x2", "lo", "hi"], ["a2"]),
+        N("Conv", ["a2", "dw2", "b48"], ["d2"], pads=[0, 0, 1, 1], strides=[2, 2], group=48), N("Relu", ["d2"], ["a3"]),
+        N("Conv", ["a3", "p2", "b24"], ["q2"]),
+        N("Conv", ["q2", "e3", "b32"], ["x3"]), N("LeakyRelu", ["x3"], ["a4"], alpha=0.1),
+        N("Conv", ["a4", "p3", "b32"], ["q3"]), N("Add", ["q3", "a4"], ["r3"]),
+        N("Conv", ["r3", "e4"], ["side"]),  # a graph output (and GlobalAveragePool's input)
+        N("GlobalAveragePool", ["side"], ["y"]),
+    ]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, hw, hw])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                           helper.make_tensor_value_info("side", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_onnx_blocked_chain_matches_unoptimized(isa, rng):
+    from convkern import onnx as ckonnx
+
+    m = _mbv2_like(rng)
+    opt = ckonnx.prepare(m)
+    io = {n.inputs[1]: n.extra.get("blocked") for n in opt.graph.nodes if n.op_type == "Conv"}
+    # the stem's output feeds a depthwise node but is made by a 3x3 one: NCHW, and so is the dw
+    # after it; p1 writes the chain's first blocked tensor; p2's 24 channels end it; p3 has a
+    # blocked residual (a4); e4's output is a graph output (NCHW)
+    assert io == {"w0": None, "dw1": None, "p1": (False, True), "e2": (True, True), "dw2": (True, True),
+                  "p2": (True, False), "e3": (False, True), "p3": (True, True), "e4": (True, False)}
+    assert opt.stats["blocked"] == 5
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    got = opt.run([x])
+    want = ckonnx.prepare(m, optimize=False).run([x])
+    for a, b in zip(got, want):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # a second run (the nodes' cached calls) and another batch (shapes worked out again)
+    np.testing.assert_allclose(opt.run([x])[0], want[0], rtol=1e-4, atol=1e-5)
+    x3 = rng.standard_normal((3, 3, 9, 9)).astype(np.float32)
+    m3 = _mbv2_like(np.random.default_rng(7), batch=3)
+    np.testing.assert_allclose(ckonnx.prepare(m3).run([x3])[0], ckonnx.prepare(m3, optimize=False).run([x3])[0],
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_blocked_weight_repacked_after_isa_change(rng):
+    from convkern import onnx as ckonnx
+
+    isas = [i for i in convkern.available_isas()]
+    if len(isas) < 2:
+        pytest.skip("one ISA on this CPU")
+    m = _mbv2_like(rng)
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    want = ckonnx.prepare(m, optimize=False).run([x])[0]
+    opt = ckonnx.prepare(m)
+    with convkern.isa(isas[0]):
+        np.testing.assert_allclose(opt.run([x])[0], want, rtol=1e-4, atol=1e-5)
+    with convkern.isa(isas[-1]):
+        np.testing.assert_allclose(opt.run([x])[0], want, rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_blocked_residual_layout_rule(rng):
+    """A 1x1 node whose residual is NCHW (t: a graph output) writes NCHW, while it still reads
+    the blocked output of the depthwise node before it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from convkern import onnx as ckonnx
+
+    def W(name, shape):
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.2, name)
+    N = helper.make_node
+    nodes = [N("Conv", ["x", "a"], ["t"]),                       # 16 -> 32, t is a graph output
+             N("Conv", ["t", "b"], ["u"]),                       # 32 -> 32
+             N("Conv", ["u", "d"], ["v"], pads=[1, 1, 1, 1], group=32),
+             N("Conv", ["v", "c"], ["w"]), N("Add", ["w", "t"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 5, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                           helper.make_tensor_value_info("t", TensorProto.FLOAT, None)],
+                          [W("a", (32, 16, 1, 1)), W("b", (32, 32, 1, 1)), W("d", (32, 1, 3, 3)),
+                           W("c", (32, 32, 1, 1))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    opt = ckonnx.prepare(m)
+    io = {n.inputs[1]: n.extra.get("blocked") for n in opt.graph.nodes}
+    assert io == {"a": None, "b": (False, True), "d": (True, True), "c": (True, False)}
+    x = rng.standard_normal((1, 16, 5, 5)).astype(np.float32)
+    for a, b in zip(opt.run([x]), ckonnx.prepare(m, optimize=False).run([x])):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
