@@ -17,6 +17,7 @@
 //   AVX-512                 float 12 x 32, double 12 x 16  (24 accumulators)
 #include <array>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 #include "core/check.h"
@@ -92,12 +93,52 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
     // (channel blocks: a partial tile of whole vectors, e.g. 16 output channels in 32 lanes)
     const V va = vbroadcast<V>(alpha), hi = vbroadcast<V>(relu_max);
     const int nv = nr / L;
+    int64_t off[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) off[j] = cb ? col(j * L) : j * L;
+    if (alpha == T(1) && beta == T(0)) {
+      // The usual case (a product's only K slice, or its first with beta 0): the epilogue's
+      // options fixed per instantiation, so that each stored vector costs its few operations
+      // and no tests (with a 16-deep product, 16 -> 96 at 112x112, the tests and offset
+      // arithmetic per vector took about as many instructions as the multiply-adds).
+      // BM: no bias, bias per row, bias per column.
+      auto store = [&](auto bm, auto with_res, auto with_relu) {
+        constexpr int BM = decltype(bm)::value;
+        constexpr bool RES = decltype(with_res)::value, RELU = decltype(with_relu)::value;
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) {
+          if (j >= nv) break;
+          const V bc = BM == 2 ? vload<V>(bias + j * L) : V{};
+          T* cj = c + off[j];
+          const T* rj = RES ? res + off[j] : nullptr;
+#pragma GCC unroll 16
+          for (int i = 0; i < MR; ++i) {
+            V r = acc[i][j];
+            if constexpr (BM == 1) r += vbroadcast<V>(bias[i]);
+            if constexpr (BM == 2) r += bc;
+            if constexpr (RES) r += vload<V>(rj + i * rsc);
+            if constexpr (RELU) r = relu_clamp<T>(r, hi);
+            vstore(cj + i * rsc, r);
+          }
+        }
+      };
+      auto with_bias = [&](auto bm) {
+        using Y = std::true_type;
+        using N = std::false_type;
+        if (res) relu ? store(bm, Y{}, Y{}) : store(bm, Y{}, N{});
+        else relu ? store(bm, N{}, Y{}) : store(bm, N{}, N{});
+      };
+      if (!bias) with_bias(std::integral_constant<int, 0>{});
+      else if (bias_cols) with_bias(std::integral_constant<int, 2>{});
+      else with_bias(std::integral_constant<int, 1>{});
+      return;
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) {
         if (j >= nv) break;
-        const int64_t o = i * rsc + (cb ? col(j * L) : j * L);
+        const int64_t o = i * rsc + off[j];
         T* p = c + o;
         V r = va * acc[i][j];
         if (beta != T(0)) r += vbroadcast<V>(beta) * vload<V>(p);
