@@ -52,21 +52,30 @@ struct Tile {
 // panel: ldb = NR; a panel read in place: the matrix's row stride). Only the first ROWS (>= mr) rows are
 // computed: a partial panel's zero rows cost nothing (a 64-row weight is 5 full panels and a
 // 4-row one, not 72 rows of multiply-adds).
-template <class T, int ROWS>
+template <class T, int ROWS, int NV>
 void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t ldb, T* __restrict c, int64_t rsc,
              int64_t csc, int mr, int nr, T alpha, T beta, const T* bias, bool bias_cols, const T* res, bool relu,
              T relu_max, int64_t cb, int cph) {
   using V = Vec<T>;
-  constexpr int MR = ROWS, NV = Tile<T>::NV, L = kLanes<T>, NR = Tile<T>::NR, STEP = Tile<T>::MR;
+  constexpr int MR = ROWS, L = kLanes<T>, NR = Tile<T>::NR, STEP = Tile<T>::MR;
+  static_assert(NV >= 1 && NV <= Tile<T>::NV, "a tile row is one or two vectors");
   V acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  // column jj of the tile: at c + jj (row-major C), or in C's channel blocks (cb: see GemmEpi::cblock;
+  // cph: the tile's first column's place in its block)
+  auto col = [&](int64_t jj) -> int64_t {
+    if (!cb) return jj * csc;
+    const int64_t u = cph + jj;
+    return (u / kCBlock) * cb + u % kCBlock - cph;
+  };
   // Start fetching the C tile now: it is written once per KC slice, often from beyond L2.
+  const int64_t cend = col(nr - 1);
   for (int i = 0; i < mr; ++i) {
     __builtin_prefetch(c + i * rsc, 1, 3);
-    __builtin_prefetch(c + i * rsc + (nr - 1) * csc, 1, 3);
+    __builtin_prefetch(c + i * rsc + cend, 1, 3);
   }
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
@@ -82,15 +91,8 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
     a += STEP;
     b += ldb;
   }
-  // column jj of the tile: at c + jj (row-major C), or in C's channel blocks (cb: see GemmEpi::cblock;
-  // cph: the tile's first column's place in its block)
-  auto col = [&](int64_t jj) -> int64_t {
-    if (!cb) return jj * csc;
-    const int64_t u = cph + jj;
-    return (u / kCBlock) * cb + u % kCBlock - cph;
-  };
-  if (mr == MR && csc == 1 && (nr == NR || (cb && nr % L == 0))) {
-    // (channel blocks: a partial tile of whole vectors, e.g. 16 output channels in 32 lanes)
+  if (mr == MR && csc == 1 && nr % L == 0) {
+    // (with a partial tile of whole vectors, e.g. 16 output channels in 32 lanes, too)
     const V va = vbroadcast<V>(alpha), hi = vbroadcast<V>(relu_max);
     const int nv = nr / L;
     int64_t off[NV];
@@ -197,12 +199,16 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
 template <class T>
 using UkernelFn = void (*)(int64_t, const T*, const T*, int64_t, T*, int64_t, int64_t, int, int, T, T, const T*,
                            bool, const T*, bool, T, int64_t, int);
-template <class T, std::size_t... R>
+template <class T, int NV, std::size_t... R>
 constexpr std::array<UkernelFn<T>, sizeof...(R)> ukernel_table(std::index_sequence<R...>) {
-  return {&ukernel<T, int(R) + 1>...};
+  return {&ukernel<T, int(R) + 1, NV>...};
 }
 template <class T>
-constexpr auto kUkernels = ukernel_table<T>(std::make_index_sequence<Tile<T>::MR>{});
+constexpr auto kUkernels = ukernel_table<T, Tile<T>::NV>(std::make_index_sequence<Tile<T>::MR>{});
+// The same, one vector wide, for tiles of at most L columns (16 output channels of a
+// channel-last product in a 32-lane tile would otherwise cost a full tile's multiply-adds).
+template <class T>
+constexpr auto kUkernels1 = ukernel_table<T, 1>(std::make_index_sequence<Tile<T>::MR>{});
 
 // A W-wide panel made k-major from `rows` <= W runs along k (row i at src + i*ld, unit stride
 // along k): dst[k*W + i] = src[i*ld + k] for i < rows, 0 for rows <= i < W. L columns at a time,
@@ -491,7 +497,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   auto tile = [&](int64_t kc, const T* a, const T* b, int64_t ldb, int64_t i, int64_t j, int64_t mr, int64_t nr,
                   T beta_pc, bool last) {
     const int64_t co = i * rsc + (ex.cblock ? cblock_offset(n0 + j, ex.cblock) - cblock_offset(n0, ex.cblock) : j * csc);
-    kUkernels<T>[mr - 1](kc, a, b, ldb, C + co, rsc, csc, int(mr), int(nr), alpha, beta_pc,
+    (nr <= kLanes<T> ? kUkernels1<T> : kUkernels<T>)[mr - 1](kc, a, b, ldb, C + co, rsc, csc, int(mr), int(nr), alpha, beta_pc,
                last && ex.bias ? ex.bias + (ex.bias_cols ? j : i) : nullptr, ex.bias_cols,
                last && ex.residual ? ex.residual + co : nullptr, last && ex.relu, ex.relu_max, ex.cblock,
                int((n0 + j) % kCBlock));
