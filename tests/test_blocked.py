@@ -35,7 +35,18 @@ CASES_1X1 = [
     (1, 2064, 32, 3, 3, True, True, False),      # 2 K slices into a blocked C
     (1, 2064, 20, 2, 5, True, False, True),      # 2 K slices into a column-major C
     (1, 17, 32, 6, 6, False, True, False),       # 17 input channels (NCHW input)
+    (1, 48, 24, 20, 20, True, False, True),      # blocked in, 24 NCHW channels: Y = W X (rows)
+    (2, 32, 40, 9, 9, True, False, False),
 ]
+
+
+def test_product_orientation():
+    """From a blocked input into few NCHW channels over many positions the product runs as
+    Y = W X (rows); into many channels over a small plane, channel-last."""
+    assert B.product_rows(True, False, 24, 3136, np.float32)
+    assert not B.product_rows(True, False, 1280, 49, np.float32)
+    assert not B.product_rows(True, True, 24 * 16, 3136, np.float32)
+    assert not B.product_rows(False, False, 24, 3136, np.float32)
 
 
 @pytest.mark.parametrize("case", CASES_1X1)
@@ -160,13 +171,18 @@ def test_blocked_bad_input(rng):
     y = np.empty((1, 2, 4, 4, 16), np.float32)
     pk = B.pack_conv1x1_blocked(np.ones((32, 32), np.float32))
     with pytest.raises(ValueError, match="output"):
-        _C.blk_conv1x1(xb, pk.data, None, None, y[:, :1], 1, 32, 32, 16, True, True)
+        _C.blk_conv1x1(xb, pk.packed(), None, None, y[:, :1], 1, 32, 32, 16, True, True)
     with pytest.raises(ValueError, match="input"):
-        _C.blk_conv1x1(xb, pk.data, None, None, y, 1, 32, 32, 17, True, True)
+        _C.blk_conv1x1(xb, pk.packed(), None, None, y, 1, 32, 32, 17, True, True)
     with pytest.raises(ValueError, match="weight"):
-        _C.blk_conv1x1(xb, pk.data[:-1], None, None, y, 1, 32, 32, 16, True, True)
+        _C.blk_conv1x1(xb, pk.packed()[:-1], None, None, y, 1, 32, 32, 16, True, True)
     with pytest.raises(ValueError, match="output"):
-        _C.blk_conv1x1(xb, pk.data, None, None, xb, 1, 32, 32, 16, True, True)
+        _C.blk_conv1x1(xb, pk.packed(), None, None, xb, 1, 32, 32, 16, True, True)
+    with pytest.raises(ValueError, match="rows"):
+        _C.blk_conv1x1(xb, pk.packed(True), None, None, y, 1, 32, 32, 16, True, True, False, 1.0, True)
+    with pytest.raises(ValueError, match="weight"):  # packed for the other orientation
+        _C.blk_conv1x1(xb, pk.packed(True)[:-1], None, None, y.reshape(1, 32, 4, 4), 1, 32, 32, 16, True, False,
+                       False, 1.0, True)
     with pytest.raises(ValueError, match="output"):
         _C.blk_depthwise(xb, dw, None, y, 1, 1, 1, 1, 5, 4, 1, 1)
     with pytest.raises(ValueError, match="stride"):

@@ -20,13 +20,13 @@ void check_dim(int64_t v, const char* name) {
 }
 
 template <class T>
-py::array pack_1x1(const Arr& w, int64_t K, int64_t C) {
-  const int64_t n = blk_pack_1x1_stub.get<T>()(C, K, nullptr, nullptr);
+py::array pack_1x1(const Arr& w, int64_t K, int64_t C, bool rows) {
+  const int64_t n = blk_pack_1x1_stub.get<T>()(C, K, nullptr, nullptr, rows);
   py::array_t<T> out(py::ssize_t{n});
   T* dst = out.mutable_data();
   {
     py::gil_scoped_release nogil;
-    blk_pack_1x1_stub.get<T>()(C, K, w.ptr<T>(), dst);
+    blk_pack_1x1_stub.get<T>()(C, K, w.ptr<T>(), dst, rows);
   }
   return out;
 }
@@ -34,9 +34,16 @@ py::array pack_1x1(const Arr& w, int64_t K, int64_t C) {
 }  // namespace
 
 CK_BIND(blocked) {
-  // blk_pack_1x1(weight): the weight (K, C) or (K, C, 1, 1) packed as blk_conv1x1 reads it
-  // (for this instruction set).
-  m.def("blk_pack_1x1", [](py::object w_) -> py::array {
+  // blk_rows(K, P, f64): whether blk_conv1x1 from a blocked input into an NCHW output of K
+  // channels and P positions runs with rows = True (this instruction set's tile decides).
+  m.def("blk_rows", [](int64_t K, int64_t P, bool f64) {
+    check_dim(K, "K");
+    check_dim(P, "P");
+    return f64 ? blk_rows_stub.get<double>()(K, P) : blk_rows_stub.get<float>()(K, P);
+  }, py::arg("K"), py::arg("P"), py::arg("f64") = false);
+  // blk_pack_1x1(weight, rows=False): the weight (K, C) or (K, C, 1, 1) packed as blk_conv1x1
+  // reads it in that orientation (for this instruction set).
+  m.def("blk_pack_1x1", [](py::object w_, bool rows) -> py::array {
     Arr w = arr(w_, "weight");
     check_float(w, "weight");
     check_host(w, "weight");
@@ -45,14 +52,15 @@ CK_BIND(blocked) {
     const int64_t K = w.dim(0), C = w.dim(1);
     check_dim(K, "weight");
     check_dim(C, "weight");
-    return w.dtype == DType::f32 ? pack_1x1<float>(w, K, C) : pack_1x1<double>(w, K, C);
-  }, py::arg("weight"));
-  // blk_conv1x1(x, wpk, bias, residual, y, N, C, K, P, in_blk, out_blk, relu, relu_max):
+    return w.dtype == DType::f32 ? pack_1x1<float>(w, K, C, rows) : pack_1x1<double>(w, K, C, rows);
+  }, py::arg("weight"), py::arg("rows") = false);
+  // blk_conv1x1(x, wpk, bias, residual, y, N, C, K, P, in_blk, out_blk, relu, relu_max, rows):
   // y = conv1x1(x, w) + bias + residual, clamped to [0, relu_max] when relu; x (N*C*P values)
-  // blocked or NCHW, y and residual (N*K*P values) blocked or NCHW; wpk from blk_pack_1x1.
+  // blocked or NCHW, y and residual (N*K*P values) blocked or NCHW; wpk from
+  // blk_pack_1x1(w, rows) (rows = True: a blocked input and an NCHW output only).
   m.def("blk_conv1x1",
         [](py::object x_, py::object wpk_, py::object b_, py::object res_, py::object y_, int64_t N, int64_t C,
-           int64_t K, int64_t P, bool in_blk, bool out_blk, bool relu, double relu_max) {
+           int64_t K, int64_t P, bool in_blk, bool out_blk, bool relu, double relu_max, bool rows) {
           check_relu_max(relu_max);
           Arr x = arr(x_, "input"), wpk = arr(wpk_, "weight"), b = arr_opt(b_, "bias"), res = arr_opt(res_, "residual"),
               y = arr(y_, "output", true);
@@ -67,6 +75,7 @@ CK_BIND(blocked) {
           CK_CHECK(double(N) * double(std::max(C, K)) * double(P) <= double(kMaxDim), "input", "too large");
           CK_CHECK(!in_blk || C % kBlk == 0, "input", "a channel-blocked input needs a multiple of 16 channels");
           CK_CHECK(!out_blk || K % kBlk == 0, "output", "a channel-blocked output needs a multiple of 16 channels");
+          CK_CHECK(!rows || (in_blk && !out_blk), "rows", "needs a channel-blocked input and an NCHW output");
           check_size(x, N * C * P, "input");
           check_size(y, N * K * P, "output");
           CK_CHECK(x.data != y.data, "output", "may not be the input array");
@@ -82,9 +91,10 @@ CK_BIND(blocked) {
           BlkConv1x1 q;
           q.N = N, q.C = C, q.K = K, q.P = P, q.in_blk = in_blk, q.out_blk = out_blk, q.relu = relu;
           q.relu_max = relu_max;
+          q.rows = rows;
           dispatch_float(x, "input", [&](auto t) {
             using T = decltype(t);
-            check_size(wpk, blk_pack_1x1_stub.get<T>()(C, K, nullptr, nullptr), "weight");
+            check_size(wpk, blk_pack_1x1_stub.get<T>()(C, K, nullptr, nullptr, rows), "weight");
             py::gil_scoped_release nogil;
             blk_conv1x1_stub.get<T>()(q, x.ptr<T>(), wpk.ptr<T>(), b.data ? b.ptr<T>() : nullptr,
                                       res.data ? res.ptr<T>() : nullptr, y.ptr<T>());
@@ -92,7 +102,7 @@ CK_BIND(blocked) {
         },
         py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("residual"), py::arg("output"), py::arg("N"),
         py::arg("C"), py::arg("K"), py::arg("P"), py::arg("in_blk"), py::arg("out_blk"), py::arg("relu") = false,
-        py::arg("relu_max") = std::numeric_limits<double>::infinity());
+        py::arg("relu_max") = std::numeric_limits<double>::infinity(), py::arg("rows") = false);
   // blk_depthwise(x, w, bias, y, sh, sw, ph, pw, P, Q, dh, dw, relu, relu_max): x (N, C/16, H, W,
   // 16), w (C, 1, R, S), y (N, C/16, P, Q, 16); ph, pw the leading pads (the trailing ones follow
   // from P and Q).

@@ -9,6 +9,10 @@
 // - a blocked output is stored by the micro-kernel through GemmEpi::cblock, one vector per
 //   (position, L channels), the bias, residual and relu in its epilogue; an NCHW output as a
 //   column-major C (the micro-kernel's transposed store).
+// From a blocked input into an NCHW output with few channels over many positions (24 at
+// 56x56, where 24 channels would fill 24 of a tile's 32 lanes) the product runs the other
+// way, Y (K x P) = W X, the weight prepacked as A and X's panels packed from the blocks by BlkB
+// (blk_rows decides, as conv.cpp's channel_last_product does).
 // The reduction runs as one K slice up to 2048 channels deep, so that y is written once.
 // Batches run image by image, each product threaded inside (the packed weight is shared).
 //
@@ -18,6 +22,7 @@
 // between neighbouring outputs are issued once), the border columns with each tap checked.
 // Tasks are (image, channel block, run of output rows), so that small batches still fill both
 // cores.
+#include <cmath>
 #include <type_traits>
 
 #include "cpu/common.h"
@@ -67,10 +72,53 @@ struct BlkA {
   }
 };
 
+// B (channels x positions) of one image from its blocked input x (P positions): packs
+// columns [n0, n0 + nc) of channels [pc, pc + kc) into NR-wide panels (zero-padded).
 template <class T>
-int64_t blk_pack_1x1_impl(int64_t C, int64_t K, const T* w, T* dst) {
+struct BlkB {
+  const T* x;
+  int64_t P;
+  static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst) {
+    const BlkB& b = *static_cast<const BlkB*>(ctx);
+    using V = Vec<T>;
+    constexpr int L = kLanes<T>;
+    constexpr int64_t NR = kGemmNR<T>;
+    for (int64_t jp = 0; jp * NR < nc; ++jp) {
+      const int64_t n = n0 + jp * NR, cols = imin(NR, nc - jp * NR);
+      T* d = dst + jp * NR * kc;
+      auto at = [&](int64_t c, int64_t pos) { return b.x + (c / kBlk) * b.P * kBlk + pos * kBlk + c % kBlk; };
+      int64_t k = 0;
+      // L channels of L positions (those past `cols` zero) turned into L runs of positions
+      for (; k + L <= kc && (pc + k) % L == 0; k += L)
+        for (int64_t g = 0; g < NR; g += L) {
+          V v[L];
+          for (int i = 0; i < L; ++i) v[i] = g + i < cols ? vload<V>(at(pc + k, n + g + i)) : V{};
+          transpose_tile<T>(v);
+          for (int u = 0; u < L; ++u) vstore(d + (k + u) * NR + g, v[u]);
+        }
+      for (; k < kc; ++k)
+        for (int64_t j = 0; j < NR; ++j) d[k * NR + j] = j < cols ? *at(pc + k, n + j) : T(0);
+    }
+  }
+};
+
+template <class T>
+int64_t blk_pack_1x1_impl(int64_t C, int64_t K, const T* w, T* dst, bool rows) {
+  if (rows) {
+    if (dst) pack_a_whole<T>(K, C, w, C, 1, dst);
+    return packed_a_size<T>(K, C);
+  }
   if (dst) pack_b_whole<T>(C, K, w, 1, C, dst, blk_kc(C));
   return packed_b_size<T>(C, K);
+}
+
+// As conv.cpp's channel_last_product: the channel-last product unless it pads more lanes
+// (measured interleaved, Zen 4, 2 threads: a blocked input into 24 NCHW channels at 56x56,
+// 96 -> 24 and 144 -> 24, 0.80-0.82 of the channel-last time in rows).
+template <class T>
+bool blk_rows_impl(int64_t K, int64_t P) {
+  const double NR = double(kGemmNR<T>);
+  return !(std::ceil(double(K) / NR) * NR * double(P) < 0.9 * std::ceil(double(P) / NR) * NR * double(K));
 }
 
 template <class T>
@@ -78,6 +126,17 @@ void blk_conv1x1_impl(const BlkConv1x1& q, const T* x, const T* wpk, const T* b,
   const int64_t C = q.C, K = q.K, P = q.P;
   for (int64_t n = 0; n < q.N; ++n) {
     const T* xn = x + n * C * P;
+    if (q.rows) {  // Y (K x P) = W X: the weight's panels prepacked, X's packed from the blocks
+      const BlkB<T> bb{xn, P};
+      GemmEpi<T> e;
+      e.apacked = wpk;
+      e.bias = b;
+      e.residual = res ? res + n * K * P : nullptr;
+      e.relu = q.relu;
+      e.relu_max = T(q.relu_max);
+      gemm_packed<T>(K, P, C, T(1), nullptr, 0, 0, &BlkB<T>::pack, &bb, T(0), y + n * K * P, P, 1, e);
+      continue;
+    }
     const BlkA<T> a{xn, P};
     GemmEpi<T> e;
     e.bpacked = wpk;
@@ -200,6 +259,7 @@ void blk_depthwise_impl(const DwParams& p, const T* x, const T* w, const T* b, T
 
 CK_REGISTER(blk_pack_1x1_stub, blk_pack_1x1_impl);
 CK_REGISTER(blk_conv1x1_stub, blk_conv1x1_impl);
+CK_REGISTER(blk_rows_stub, blk_rows_impl);
 CK_REGISTER(blk_depthwise_stub, blk_depthwise_impl);
 
 }  // namespace CK_ISA_NS

@@ -3,5 +3,6 @@
 namespace ck {
 CK_DEFINE_STUB(blk_pack_1x1_stub, blk_pack_1x1_sig);
 CK_DEFINE_STUB(blk_conv1x1_stub, blk_conv1x1_sig);
+CK_DEFINE_STUB(blk_rows_stub, blk_rows_sig);
 CK_DEFINE_STUB(blk_depthwise_stub, blk_depthwise_sig);
 }  // namespace ck

@@ -22,13 +22,20 @@ constexpr int64_t kBlk = 16;
 struct BlkConv1x1 {
   int64_t N = 1, C = 1, K = 1, P = 1;
   bool in_blk = false, out_blk = false;
+  // The product's orientation: false: channel-last, Y^T (P x K) = X^T W^T (the weight packed
+  // with rows = false); true (a blocked input, an NCHW output only): Y (K x P) = W X, the
+  // weight packed with rows = true. blk_rows says which wastes fewer of the tile's lanes.
+  bool rows = false;
   bool relu = false;  // y clamped to [0, relu_max] after the bias and residual (NaN stays NaN)
   double relu_max = std::numeric_limits<double>::infinity();
 };
 
-// The weight (K x C, row-major) packed as blk_conv1x1 reads it: returns the packed size in
-// values; packs into dst unless it is null.
-template <class T> using blk_pack_1x1_sig = int64_t(int64_t C, int64_t K, const T* w, T* dst);
+// The weight (K x C, row-major) packed as blk_conv1x1 reads it in the orientation `rows`:
+// returns the packed size in values; packs into dst unless it is null.
+template <class T> using blk_pack_1x1_sig = int64_t(int64_t C, int64_t K, const T* w, T* dst, bool rows);
+// Whether a product of K channels over P positions reading a blocked input and writing NCHW
+// runs with rows = true (this ISA's tile width decides).
+template <class T> using blk_rows_sig = bool(int64_t K, int64_t P);
 // y = conv1x1(x, w) + b (nullable) + res (nullable), then the relu.
 template <class T>
 using blk_conv1x1_sig = void(const BlkConv1x1& q, const T* x, const T* wpk, const T* b, const T* res, T* y);
@@ -37,6 +44,7 @@ template <class T> using blk_depthwise_sig = void(const DwParams& p, const T* x,
 
 CK_DECLARE_STUB(blk_pack_1x1_stub, blk_pack_1x1_sig);
 CK_DECLARE_STUB(blk_conv1x1_stub, blk_conv1x1_sig);
+CK_DECLARE_STUB(blk_rows_stub, blk_rows_sig);
 CK_DECLARE_STUB(blk_depthwise_stub, blk_depthwise_sig);
 
 }  // namespace ck

@@ -19,14 +19,15 @@ from . import _util as U
 from .conv import _check_relu_max
 
 BLOCK = 16
-__all__ = ["PackedBlocked1x1", "pack_conv1x1_blocked", "conv1x1_blocked", "depthwise_blocked"]
+__all__ = ["PackedBlocked1x1", "pack_conv1x1_blocked", "product_rows", "conv1x1_blocked", "depthwise_blocked"]
 
 
 class PackedBlocked1x1:
-    """A 1x1 weight (K, C) packed once for conv1x1_blocked, for the instruction set active when
-    it was packed (conv1x1_blocked packs again under another one)."""
+    """A 1x1 weight (K, C) packed once for conv1x1_blocked, in each product orientation as it
+    is first needed (``packed(rows)``), for the instruction set active when it was made
+    (conv1x1_blocked packs again under another one)."""
 
-    __slots__ = ("data", "weight", "K", "C", "dtype", "isa")
+    __slots__ = ("_data", "weight", "K", "C", "dtype", "isa")
 
     def __init__(self, weight):
         w = U.as_float(weight, "weight")
@@ -34,12 +35,25 @@ class PackedBlocked1x1:
             raise ValueError(f"weight: expected (K, C, 1, 1) or (K, C), got shape {w.shape}")
         U.check_nonempty(w, "weight")
         self.weight, self.K, self.C, self.dtype = w, int(w.shape[0]), int(w.shape[1]), w.dtype
-        self.data = _C.blk_pack_1x1(w)
+        self._data = {}
         self.isa = _C.get_isa()
 
+    def packed(self, rows=False):
+        """The packed weight for the product orientation rows (see _C.blk_rows)."""
+        d = self._data.get(rows)
+        if d is None:
+            d = self._data[rows] = _C.blk_pack_1x1(self.weight, rows)
+        return d
+
     def current(self):
-        """This weight packed for the active instruction set."""
+        """This weight for the active instruction set."""
         return self if self.isa == _C.get_isa() else PackedBlocked1x1(self.weight)
+
+
+def product_rows(in_blocked, out_blocked, k, positions, dtype):
+    """Whether conv1x1_blocked computes Y = W X (rows) rather than channel-last: only from a
+    blocked input into an NCHW output, where that pads fewer of the micro-tile's lanes."""
+    return bool(in_blocked and not out_blocked and _C.blk_rows(k, positions, np.dtype(dtype) == np.float64))
 
 
 def pack_conv1x1_blocked(weight):
@@ -90,7 +104,9 @@ def conv1x1_blocked(input, weight, bias=None, residual=None, *, in_blocked, out_
         residual = U.as_float(residual, "residual", like=x)
         U.check_shape(residual, y_shape, "residual")
     y = U.empty(y_shape, x.dtype)
-    _C.blk_conv1x1(x, pk.data, b, residual, y, n, c, pk.K, h * w, in_blocked, out_blocked, relu, relu_max)
+    rows = product_rows(in_blocked, out_blocked, pk.K, h * w, x.dtype)
+    _C.blk_conv1x1(x, pk.packed(rows), b, residual, y, n, c, pk.K, h * w, in_blocked, out_blocked, relu, relu_max,
+                   rows)
     return y
 
 

@@ -282,13 +282,17 @@ def _blocked_call(node, x, w, in_blk, out_blk):
     n, c, h, wd = (x.shape[0], x.shape[1] * 16, x.shape[2], x.shape[3]) if in_blk else x.shape
     K = w.shape[0]
     shape = (n, K // 16, h, wd, 16) if out_blk else (n, K, h, wd)
-    pk = [_blockedops.PackedBlocked1x1(w)]
+    pk = _blockedops.PackedBlocked1x1(w)
+    rows = _blockedops.product_rows(in_blk, out_blk, K, h * wd, x.dtype)
+    state = [pk.isa, pk.packed(rows), rows]
 
     def call(x, b, res, relu, relu_max):
-        if pk[0].isa != _C.get_isa():  # (packed for another instruction set: packed again once)
-            pk[0] = pk[0].current()
+        if state[0] != _C.get_isa():  # (packed for another instruction set: packed again once)
+            p = pk.current()
+            r = _blockedops.product_rows(in_blk, out_blk, K, h * wd, x.dtype)
+            state[:] = [p.isa, p.packed(r), r]
         y = _C.empty(shape, x.dtype)
-        _C.blk_conv1x1(x, pk[0].data, b, res, y, n, c, K, h * wd, in_blk, out_blk, relu, relu_max)
+        _C.blk_conv1x1(x, state[1], b, res, y, n, c, K, h * wd, in_blk, out_blk, relu, relu_max, state[2])
         return y
     return call
 
