@@ -567,7 +567,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
 // largest block's cost: its multiply-adds plus (in the same units, about 8 per packed value
 // per k) its packing.
 template <class T>
-void thread_grid(int64_t M, int64_t N, int nt, int& tm, int& tn) {
+void thread_grid(int64_t M, int64_t N, int nt, int& tm, int& tn, bool a_prepacked, bool b_prepacked) {
   constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
   const int64_t mp = ceil_div(M, MR), np = ceil_div(N, NR);
   double best = 0;
@@ -578,7 +578,7 @@ void thread_grid(int64_t M, int64_t N, int nt, int& tm, int& tn) {
     const int b = nt / a;
     // (a partial row panel computes its rows only; a partial column panel all NR lanes)
     const double mt = double(imin(ceil_div(mp, a) * MR, M)), ntl = double(ceil_div(np, b) * NR);
-    const double cost = mt * ntl + 8.0 * (mt + ntl);
+    const double cost = mt * ntl + 8.0 * ((a_prepacked ? 0.0 : mt) + (b_prepacked ? 0.0 : ntl));
     if (a == 1 || cost < best) {
       best = cost;
       tm = a;
@@ -609,7 +609,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   {
     const int nt = team_size(), t = thread_id();
     int tm, tn;
-    thread_grid<T>(M, N, nt, tm, tn);
+    thread_grid<T>(M, N, nt, tm, tn, ex.apacked != nullptr, ex.bpacked != nullptr);
     const int64_t mp = ceil_div(M, MR), np = ceil_div(N, NR);
     const int ti = t / tn, tj = t % tn;
     const int64_t m0 = imin(M, mp * ti / tm * MR), m1 = imin(M, mp * (ti + 1) / tm * MR);
