@@ -39,6 +39,7 @@ CK_BIND(blocked) {
   m.def("blk_rows", [](int64_t K, int64_t P, bool f64) {
     check_dim(K, "K");
     check_dim(P, "P");
+    py::gil_scoped_release nogil;  // (a few operations; released as every stub call is)
     return f64 ? blk_rows_stub.get<double>()(K, P) : blk_rows_stub.get<float>()(K, P);
   }, py::arg("K"), py::arg("P"), py::arg("f64") = false);
   // blk_pack_1x1(weight, rows=False): the weight (K, C) or (K, C, 1, 1) packed as blk_conv1x1
@@ -94,8 +95,8 @@ CK_BIND(blocked) {
           q.rows = rows;
           dispatch_float(x, "input", [&](auto t) {
             using T = decltype(t);
+            py::gil_scoped_release nogil;  // (the size check below throws with it released: fine)
             check_size(wpk, blk_pack_1x1_stub.get<T>()(C, K, nullptr, nullptr, rows), "weight");
-            py::gil_scoped_release nogil;
             blk_conv1x1_stub.get<T>()(q, x.ptr<T>(), wpk.ptr<T>(), b.data ? b.ptr<T>() : nullptr,
                                       res.data ? res.ptr<T>() : nullptr, y.ptr<T>());
           });
