@@ -16,10 +16,10 @@ def _tol(dt, depth):
 
 
 def test_layout_round_trip(rng):
-    x = rng.standard_normal((2, 32, 3, 5))
+    x = rng.standard_normal((3, 32, 3, 5))
     xb = RB.to_blocked(x)
-    assert xb.shape == (2, 2, 3, 5, 16)
-    assert xb[1, 1, 2, 4, 3] == x[1, 19, 2, 4]
+    assert xb.shape == (2, 3, 3, 5, 16)
+    assert xb[1, 2, 2, 4, 3] == x[2, 19, 2, 4]
     np.testing.assert_array_equal(RB.from_blocked(xb), x)
 
 
@@ -37,6 +37,8 @@ CASES_1X1 = [
     (1, 17, 32, 6, 6, False, True, False),       # 17 input channels (NCHW input)
     (1, 48, 24, 20, 20, True, False, True),      # blocked in, 24 NCHW channels: Y = W X (rows)
     (2, 32, 40, 9, 9, True, False, False),
+    (3, 32, 48, 7, 7, True, True, True),         # blocked in and out: one product over the batch
+    (2, 16, 16, 5, 5, True, True, False),
 ]
 
 
@@ -155,7 +157,7 @@ def test_blocked_bad_input(rng):
     with pytest.raises(ValueError, match="relu_max"):
         B.conv1x1_blocked(xb, w, in_blocked=True, out_blocked=True, relu=True, relu_max=-1.0)
     with pytest.raises(ValueError, match="input"):
-        B.conv1x1_blocked(np.zeros((0, 2, 4, 4, 16), np.float32), w, in_blocked=True, out_blocked=True)
+        B.conv1x1_blocked(np.zeros((2, 0, 4, 4, 16), np.float32), w, in_blocked=True, out_blocked=True)
     dw = rng.standard_normal((32, 1, 3, 3)).astype(np.float32)
     with pytest.raises(ValueError, match="weight"):
         B.depthwise_blocked(xb, dw[:16], padding=1)
@@ -168,10 +170,10 @@ def test_blocked_bad_input(rng):
     with pytest.raises(ValueError, match="input"):
         B.depthwise_blocked(x, dw)  # NCHW
     # the native entry points check every size themselves
-    y = np.empty((1, 2, 4, 4, 16), np.float32)
+    y = np.empty((2, 1, 4, 4, 16), np.float32)
     pk = B.pack_conv1x1_blocked(np.ones((32, 32), np.float32))
     with pytest.raises(ValueError, match="output"):
-        _C.blk_conv1x1(xb, pk.packed(), None, None, y[:, :1], 1, 32, 32, 16, True, True)
+        _C.blk_conv1x1(xb, pk.packed(), None, None, y[:1], 1, 32, 32, 16, True, True)
     with pytest.raises(ValueError, match="input"):
         _C.blk_conv1x1(xb, pk.packed(), None, None, y, 1, 32, 32, 17, True, True)
     with pytest.raises(ValueError, match="weight"):

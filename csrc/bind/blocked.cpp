@@ -104,8 +104,8 @@ CK_BIND(blocked) {
         py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("residual"), py::arg("output"), py::arg("N"),
         py::arg("C"), py::arg("K"), py::arg("P"), py::arg("in_blk"), py::arg("out_blk"), py::arg("relu") = false,
         py::arg("relu_max") = std::numeric_limits<double>::infinity(), py::arg("rows") = false);
-  // blk_depthwise(x, w, bias, y, sh, sw, ph, pw, P, Q, dh, dw, relu, relu_max): x (N, C/16, H, W,
-  // 16), w (C, 1, R, S), y (N, C/16, P, Q, 16); ph, pw the leading pads (the trailing ones follow
+  // blk_depthwise(x, w, bias, y, sh, sw, ph, pw, P, Q, dh, dw, relu, relu_max): x (C/16, N, H, W,
+  // 16), w (C, 1, R, S), y (C/16, N, P, Q, 16); ph, pw the leading pads (the trailing ones follow
   // from P and Q).
   m.def("blk_depthwise",
         [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
@@ -116,14 +116,14 @@ CK_BIND(blocked) {
           for (const Arr* a : {&x, &w, &b, &y}) check_host(*a, "input");
           check_same_dtype(w, x, "weight");
           check_same_dtype(y, x, "output");
-          CK_CHECK(x.ndim() == 5 && x.dim(4) == kBlk, "input", "must be channel-blocked (N, C/16, H, W, 16)");
+          CK_CHECK(x.ndim() == 5 && x.dim(4) == kBlk, "input", "must be channel-blocked (C/16, N, H, W, 16)");
           CK_CHECK(w.ndim() == 4 && w.dim(1) == 1, "weight", "must be (C, 1, R, S)");
-          CK_CHECK(w.dim(0) == x.dim(1) * kBlk, "weight", "dim 0 must be the input's channels");
+          CK_CHECK(w.dim(0) == x.dim(0) * kBlk, "weight", "dim 0 must be the input's channels");
           for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(2), w.dim(3), P, Q}) check_dim(v, "input");
           for (int64_t v : {sh, sw, dh, dw}) CK_CHECK(v >= 1 && v <= kMaxDim, "stride", "stride and dilation must be >= 1");
           CK_CHECK(ph >= 0 && pw >= 0 && ph <= kMaxDim && pw <= kMaxDim, "padding", "must be >= 0");
           DwParams p;
-          p.N = x.dim(0), p.C = x.dim(1) * kBlk, p.M = 1, p.H = x.dim(2), p.W = x.dim(3), p.P = P, p.Q = Q;
+          p.N = x.dim(1), p.C = x.dim(0) * kBlk, p.M = 1, p.H = x.dim(2), p.W = x.dim(3), p.P = P, p.Q = Q;
           p.R = w.dim(2), p.S = w.dim(3), p.sh = sh, p.sw = sw, p.ph = ph, p.pw = pw, p.dh = dh, p.dw = dw;
           p.relu = relu, p.relu_max = relu_max;
           CK_CHECK(double(p.N) * double(p.C) * double(P) * double(Q) <= double(kMaxDim), "output", "too large");

@@ -14,13 +14,14 @@
 // way, Y (K x P) = W X, the weight prepacked as A and X's panels packed from the blocks by BlkB
 // (blk_rows decides, as conv.cpp's channel_last_product does).
 // The reduction runs as one K slice up to 2048 channels deep, so that y is written once.
-// Batches run image by image, each product threaded inside (the packed weight is shared).
+// Blocked in and out, the batch is one product over all images' positions (the layout puts
+// every image's positions of a channel block side by side); otherwise image by image.
 //
 // Depthwise: one vector holds L of a block's kBlk channels at one position; output row by
 // output row, the columns whose taps all lie inside the row (the interior) QB at a time with
 // the taps' weights in registers (3x3 at stride 1 or 2: compile-time offsets, so loads shared
 // between neighbouring outputs are issued once), the border columns with each tap checked.
-// Tasks are (image, channel block, run of output rows), so that small batches still fill both
+// Tasks are (channel block, image, run of output rows), so that small batches still fill both
 // cores.
 #include <cmath>
 #include <type_traits>
@@ -38,12 +39,12 @@ static_assert(kBlk == kCBlock, "the GEMM's channel blocks are the layout's");
 // K slice depth of the product and of its packed weight: the whole reduction up to 2048 deep.
 inline int64_t blk_kc(int64_t C) { return C <= 2048 ? C : 0; }
 
-// A (positions x channels) of one image from its blocked input x (P positions): packs rows
-// [i0, i0 + mc) of channels [pc, pc + kc) into MR-row panels (MR values per channel).
+// A (positions x channels) from a blocked input x whose channel blocks are bs values apart:
+// packs rows [i0, i0 + mc) of channels [pc, pc + kc) into MR-row panels (MR values per channel).
 template <class T>
 struct BlkA {
   const T* x;
-  int64_t P;
+  int64_t bs;
   static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t i0, int64_t mc, T* dst) {
     const BlkA& a = *static_cast<const BlkA*>(ctx);
     using V = Vec<T>;
@@ -52,7 +53,7 @@ struct BlkA {
     for (int64_t ip = 0; ip * MR < mc; ++ip) {
       const int64_t m = i0 + ip * MR, rows = imin(MR, mc - ip * MR);
       T* d = dst + ip * MR * kc;
-      auto at = [&](int64_t c) { return a.x + (c / kBlk) * a.P * kBlk + m * kBlk + c % kBlk; };
+      auto at = [&](int64_t c) { return a.x + (c / kBlk) * a.bs + m * kBlk + c % kBlk; };
       int64_t k = 0;
       if constexpr (L >= MR) {
         // L channels of L positions (those past `rows` zero) turned into L runs of positions
@@ -72,12 +73,12 @@ struct BlkA {
   }
 };
 
-// B (channels x positions) of one image from its blocked input x (P positions): packs
-// columns [n0, n0 + nc) of channels [pc, pc + kc) into NR-wide panels (zero-padded).
+// B (channels x positions) from a blocked input x whose channel blocks are bs values apart:
+// packs columns [n0, n0 + nc) of channels [pc, pc + kc) into NR-wide panels (zero-padded).
 template <class T>
 struct BlkB {
   const T* x;
-  int64_t P;
+  int64_t bs;
   static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst) {
     const BlkB& b = *static_cast<const BlkB*>(ctx);
     using V = Vec<T>;
@@ -86,7 +87,7 @@ struct BlkB {
     for (int64_t jp = 0; jp * NR < nc; ++jp) {
       const int64_t n = n0 + jp * NR, cols = imin(NR, nc - jp * NR);
       T* d = dst + jp * NR * kc;
-      auto at = [&](int64_t c, int64_t pos) { return b.x + (c / kBlk) * b.P * kBlk + pos * kBlk + c % kBlk; };
+      auto at = [&](int64_t c, int64_t pos) { return b.x + (c / kBlk) * b.bs + pos * kBlk + c % kBlk; };
       int64_t k = 0;
       // L channels of L positions (those past `cols` zero) turned into L runs of positions
       for (; k + L <= kc && (pc + k) % L == 0; k += L)
@@ -124,36 +125,40 @@ bool blk_rows_impl(int64_t K, int64_t P) {
 template <class T>
 void blk_conv1x1_impl(const BlkConv1x1& q, const T* x, const T* wpk, const T* b, const T* res, T* y) {
   const int64_t C = q.C, K = q.K, P = q.P;
-  for (int64_t n = 0; n < q.N; ++n) {
-    const T* xn = x + n * C * P;
+  // a blocked tensor's channel blocks are N*P positions apart (the layout of ops/blocked.h):
+  // blocked in and out, the whole batch is one product over N*P positions
+  const int64_t NP = q.N * P, bs = NP * kBlk;
+  const bool fold = q.in_blk && q.out_blk;
+  for (int64_t n = 0; n < (fold ? 1 : q.N); ++n) {
+    const int64_t M = fold ? NP : P;
+    // image n's input, output and residual
+    const T* xn = q.in_blk ? x + n * P * kBlk : x + n * C * P;
+    const int64_t yo = q.out_blk ? n * P * kBlk : n * K * P;
+    T* yn = y + yo;
+    const T* rn = res ? res + yo : nullptr;
+    GemmEpi<T> e;
+    e.bias = b;
+    e.residual = rn;
+    e.relu = q.relu;
+    e.relu_max = T(q.relu_max);
     if (q.rows) {  // Y (K x P) = W X: the weight's panels prepacked, X's packed from the blocks
-      const BlkB<T> bb{xn, P};
-      GemmEpi<T> e;
+      const BlkB<T> bb{xn, bs};
       e.apacked = wpk;
-      e.bias = b;
-      e.residual = res ? res + n * K * P : nullptr;
-      e.relu = q.relu;
-      e.relu_max = T(q.relu_max);
-      gemm_packed<T>(K, P, C, T(1), nullptr, 0, 0, &BlkB<T>::pack, &bb, T(0), y + n * K * P, P, 1, e);
+      gemm_packed<T>(K, P, C, T(1), nullptr, 0, 0, &BlkB<T>::pack, &bb, T(0), yn, P, 1, e);
       continue;
     }
-    const BlkA<T> a{xn, P};
-    GemmEpi<T> e;
+    const BlkA<T> a{xn, bs};
     e.bpacked = wpk;
     e.kc = blk_kc(C);
     if (q.in_blk) {
       e.apack = &BlkA<T>::pack;
       e.actx = &a;
     }
-    e.bias = b;
     e.bias_cols = true;
-    e.residual = res ? res + n * K * P : nullptr;
-    e.relu = q.relu;
-    e.relu_max = T(q.relu_max);
-    if (q.out_blk) e.cblock = P * kBlk;
+    if (q.out_blk) e.cblock = bs;
     // A^T = x (C x P) when NCHW; C = y blocked (rows kBlk apart) or column-major (NCHW)
-    gemm_blocked<T>(P, K, C, T(1), q.in_blk ? nullptr : xn, 1, P, nullptr, 1, C, T(0), y + n * K * P,
-                    q.out_blk ? kBlk : 1, q.out_blk ? 1 : P, e);
+    gemm_blocked<T>(M, K, C, T(1), q.in_blk ? nullptr : xn, 1, P, nullptr, 1, C, T(0), yn, q.out_blk ? kBlk : 1,
+                    q.out_blk ? 1 : P, e);
   }
 }
 
@@ -238,7 +243,7 @@ void blk_depthwise_impl(const DwParams& p, const T* x, const T* w, const T* b, T
   parallel_for(tasks, par, [&](int64_t task) {
     const int64_t chunks = ceil_div(p.P, rows);
     const int64_t plane = task / chunks, p0 = (task % chunks) * rows, p1 = imin(p.P, p0 + rows);
-    const int64_t cb = plane % CB;
+    const int64_t cb = plane / p.N;  // (planes in the layout's order: block-major)
     static thread_local Buffer wbuf;
     T* wt = wbuf.get<T>((RS + 1) * kBlk);
     T* bt = wt + RS * kBlk;

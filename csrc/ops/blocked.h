@@ -1,10 +1,12 @@
 // Channel-blocked ("NCHW16c") convolutions, for graph runtimes that keep a chain of 1x1 and
 // depthwise layers in that layout (the ONNX backend's MobileNetV2 blocks, see
 // python/convkern/onnx/optimize.py). An (N, C, H, W) tensor with C a multiple of kBlk is held as
-// (N, C/kBlk, H, W, kBlk): element (n, c, h, w) at ((n*C/kBlk + c/kBlk)*H*W + h*W + w)*kBlk +
+// (C/kBlk, N, H, W, kBlk): element (n, c, h, w) at ((c/kBlk*N + n)*H*W + h*W + w)*kBlk +
 // c%kBlk. Each position's kBlk channels are contiguous, so a 1x1 layer's product reads and
 // writes whole vectors of channels per position (no transposes on either side) and a
-// depthwise layer computes kBlk channels per vector, with no short rows on small planes.
+// depthwise layer computes kBlk channels per vector, with no short rows on small planes; and
+// a block holds every image's positions in a row, so that a batch of 1x1 products between
+// blocked tensors is one product over N*H*W positions.
 #pragma once
 #include <cstdint>
 #include <limits>

@@ -1,7 +1,8 @@
 """Channel-blocked (NCHW16c) 1x1 and depthwise convolutions (CPU, inference).
 
-An (N, C, H, W) tensor with C a multiple of 16 is held blocked as (N, C/16, H, W, 16): each
-position's 16 channels contiguous, one vector of the micro-kernels. A chain of 1x1 and
+An (N, C, H, W) tensor with C a multiple of 16 is held blocked as (C/16, N, H, W, 16): each
+position's 16 channels contiguous, one vector of the micro-kernels, and every image's
+positions of a block side by side (a batch of blocked 1x1 layers is one product). A chain of 1x1 and
 depthwise layers (MobileNetV2's blocks) run in that layout reads and writes whole vectors of
 channels per position: the 1x1 layers' products need no transposes on either side, and the
 depthwise layers have no short rows on 7x7 or 14x14 planes. The ONNX backend keeps such
@@ -63,25 +64,25 @@ def pack_conv1x1_blocked(weight):
 def _x_geometry(x, blocked, name="input"):
     """(N, C, H, W) of an NCHW or blocked input."""
     if blocked:
-        U.check_ndim(x, 5, name, f"(N, C/{BLOCK}, H, W, {BLOCK})")
+        U.check_ndim(x, 5, name, f"(C/{BLOCK}, N, H, W, {BLOCK})")
         if x.shape[4] != BLOCK:
             raise ValueError(f"{name}: a channel-blocked array has a last dimension of {BLOCK}, got {x.shape}")
-        n, cb, h, w, _ = x.shape
+        cb, n, h, w, _ = x.shape
         return n, cb * BLOCK, h, w
     U.check_ndim(x, 4, name, "(N, C, H, W)")
     return x.shape
 
 
 def _y_shape(n, k, h, w, blocked):
-    return (n, k // BLOCK, h, w, BLOCK) if blocked else (n, k, h, w)
+    return (k // BLOCK, n, h, w, BLOCK) if blocked else (n, k, h, w)
 
 
 def conv1x1_blocked(input, weight, bias=None, residual=None, *, in_blocked, out_blocked, relu=False,
                     relu_max=None):
     """A 1x1, stride-1, unpadded convolution (weight (K, C, 1, 1), or a PackedBlocked1x1) + bias
     + residual, then, when relu, max(y, 0) (clamped to relu_max when given: 6 for ReLU6).
-    in_blocked: input is (N, C/16, H, W, 16) (else (N, C, H, W)); out_blocked: the output, and
-    the residual, are (N, K/16, H, W, 16) (else (N, K, H, W)). Returns a new array."""
+    in_blocked: input is (C/16, N, H, W, 16) (else (N, C, H, W)); out_blocked: the output, and
+    the residual, are (K/16, N, H, W, 16) (else (N, K, H, W)). Returns a new array."""
     in_blocked, out_blocked = U.check_flag(in_blocked, "in_blocked"), U.check_flag(out_blocked, "out_blocked")
     relu = U.check_flag(relu, "relu")
     relu_max = _check_relu_max(relu_max)
@@ -131,7 +132,7 @@ def _pair(v, name):
 
 def depthwise_blocked(input, weight, bias=None, stride=1, padding=0, dilation=1, relu=False, relu_max=None):
     """Depthwise conv2d (weight (C, 1, R, S): groups = C, multiplier 1) of a blocked input
-    (N, C/16, H, W, 16) into a blocked output, + bias, then the relu as in conv1x1_blocked.
+    (C/16, N, H, W, 16) into a blocked output, + bias, then the relu as in conv1x1_blocked.
     padding: int, (ph, pw) or (top, left, bottom, right)."""
     relu = U.check_flag(relu, "relu")
     relu_max = _check_relu_max(relu_max)
@@ -154,6 +155,6 @@ def depthwise_blocked(input, weight, bias=None, stride=1, padding=0, dilation=1,
         raise ValueError(f"input: {h}x{wd} (padded {h + pt + pb}x{wd + pl + pr}) is smaller than the dilated "
                          f"kernel: empty output")
     p, q = nh // sh + 1, nw // sw + 1
-    y = U.empty((n, c // BLOCK, p, q, BLOCK), x.dtype)
+    y = U.empty((c // BLOCK, n, p, q, BLOCK), x.dtype)
     _C.blk_depthwise(x, w, b, y, sh, sw, pt, pl, p, q, dh, dw, relu, relu_max)
     return y

@@ -265,23 +265,23 @@ def _blocked_call(node, x, w, in_blk, out_blk):
     """The native call of a channel-blocked Conv node (optimize.blocked_layout) for inputs of
     x's shape: f(x, b, residual, relu, relu_max) -> y, worked out once per shape."""
     if int(node.attr("group", 1)) > 1:  # depthwise
-        n, cb, h, wd = x.shape[:4]
+        cb, n, h, wd = x.shape[:4]
         _, k, s, d = _conv_geom(node, np.empty((1, 1, h, wd)), w)
         (pt, pl), (pb, pr) = _window_pads(node, (h, wd), k, s, d)
         p = (h + pt + pb - d[0] * (k[0] - 1) - 1) // s[0] + 1
         q = (wd + pl + pr - d[1] * (k[1] - 1) - 1) // s[1] + 1
         if p < 1 or q < 1:
             fail(node, f"input {x.shape} is smaller than the kernel: empty output")
-        shape = (n, cb, p, q, 16)
+        shape = (cb, n, p, q, 16)
 
         def call(x, b, res, relu, relu_max):
             y = _C.empty(shape, x.dtype)
             _C.blk_depthwise(x, w, b, y, s[0], s[1], pt, pl, p, q, d[0], d[1], relu, relu_max)
             return y
         return call
-    n, c, h, wd = (x.shape[0], x.shape[1] * 16, x.shape[2], x.shape[3]) if in_blk else x.shape
+    n, c, h, wd = (x.shape[1], x.shape[0] * 16, x.shape[2], x.shape[3]) if in_blk else x.shape
     K = w.shape[0]
-    shape = (n, K // 16, h, wd, 16) if out_blk else (n, K, h, wd)
+    shape = (K // 16, n, h, wd, 16) if out_blk else (n, K, h, wd)
     pk = _blockedops.PackedBlocked1x1(w)
     rows = _blockedops.product_rows(in_blk, out_blk, K, h * wd, x.dtype)
     state = [pk.isa, pk.packed(rows), rows]

@@ -332,7 +332,8 @@ def _blocked_kind(g, n):
 
 
 def blocked_layout(g: Graph, max_plane=None):
-    """Keeps chains of 1x1 and depthwise convolutions channel-blocked (NCHW16c): a tensor is
+    """Keeps chains of 1x1 and depthwise convolutions channel-blocked (convkern._ops.blocked: an
+    (N, C, H, W) tensor held as (C/16, N, H, W, 16)): a tensor is
     stored blocked when its producer and every consumer are such Conv nodes (reading it as the
     input, or as a 1x1 node's fused residual), its channels are a multiple of 16, it is not a
     graph output, and (max_plane, where its shape is known) its planes have at most max_plane

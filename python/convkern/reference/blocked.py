@@ -1,8 +1,8 @@
 """Channel-blocked (NCHW16c) layout and the blocked 1x1 / depthwise convolutions, in NumPy:
 the specification of convkern._ops.blocked (inference only: no backward).
 
-An (N, C, H, W) tensor with C a multiple of 16 is held blocked as (N, C/16, H, W, 16):
-element (n, c, h, w) at [n, c // 16, h, w, c % 16].
+An (N, C, H, W) tensor with C a multiple of 16 is held blocked as (C/16, N, H, W, 16):
+element (n, c, h, w) at [c // 16, n, h, w, c % 16].
 """
 from __future__ import annotations
 
@@ -14,21 +14,21 @@ BLOCK = 16
 
 
 def to_blocked(x):
-    """(N, C, H, W) -> (N, C/16, H, W, 16), C a multiple of 16 (a new C-contiguous array)."""
+    """(N, C, H, W) -> (C/16, N, H, W, 16), C a multiple of 16 (a new C-contiguous array)."""
     x = np.asarray(x)
     if x.ndim != 4 or x.shape[1] % BLOCK:
         raise ValueError(f"input: expected (N, C, H, W) with C a multiple of {BLOCK}, got {x.shape}")
     n, c, h, w = x.shape
-    return np.ascontiguousarray(x.reshape(n, c // BLOCK, BLOCK, h, w).transpose(0, 1, 3, 4, 2))
+    return np.ascontiguousarray(x.reshape(n, c // BLOCK, BLOCK, h, w).transpose(1, 0, 3, 4, 2))
 
 
 def from_blocked(x):
-    """(N, C/16, H, W, 16) -> (N, C, H, W) (a new C-contiguous array)."""
+    """(C/16, N, H, W, 16) -> (N, C, H, W) (a new C-contiguous array)."""
     x = np.asarray(x)
     if x.ndim != 5 or x.shape[4] != BLOCK:
-        raise ValueError(f"input: expected (N, C/{BLOCK}, H, W, {BLOCK}), got {x.shape}")
-    n, cb, h, w, _ = x.shape
-    return np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3).reshape(n, cb * BLOCK, h, w))
+        raise ValueError(f"input: expected (C/{BLOCK}, N, H, W, {BLOCK}), got {x.shape}")
+    cb, n, h, w, _ = x.shape
+    return np.ascontiguousarray(x.transpose(1, 0, 4, 2, 3).reshape(n, cb * BLOCK, h, w))
 
 
 def _act(y, relu, relu_max):
