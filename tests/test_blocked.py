@@ -293,3 +293,32 @@ def test_onnx_blocked_residual_layout_rule(rng):
     x = rng.standard_normal((1, 16, 5, 5)).astype(np.float32)
     for a, b in zip(opt.run([x]), ckonnx.prepare(m, optimize=False).run([x])):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_blocked_residual_that_broadcasts_falls_back(rng):
+    """A fused residual of another shape (an Add that broadcasts (N, C, 1, 1)) runs the NCHW way
+    on converted arrays, its output blocked again: the same values as without the passes."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from convkern import onnx as ckonnx
+
+    def W(name, shape):
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.2, name)
+    N = helper.make_node
+    nodes = [N("Conv", ["x", "e"], ["t"]),                      # 16 -> 32, blocked
+             N("GlobalAveragePool", ["x"], ["g"]),
+             N("Conv", ["g", "s"], ["u"]),                      # (2, 32, 1, 1), blocked
+             N("Conv", ["t", "p"], ["v"]), N("Add", ["v", "u"], ["r"]),   # broadcasting residual
+             N("Conv", ["r", "q"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16, 5, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [W("e", (32, 16, 1, 1)), W("s", (32, 16, 1, 1)), W("p", (32, 32, 1, 1)),
+                           W("q", (16, 32, 1, 1))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    opt = ckonnx.prepare(m)
+    io = {n.inputs[1]: n.extra.get("blocked") for n in opt.graph.nodes if n.op_type == "Conv"}
+    assert io == {"e": (False, True), "s": (False, True), "p": (True, True), "q": (True, False)}
+    x = rng.standard_normal((2, 16, 5, 5)).astype(np.float32)
+    want = ckonnx.prepare(m, optimize=False).run([x])[0]
+    for _ in range(2):
+        np.testing.assert_allclose(opt.run([x])[0], want, rtol=1e-4, atol=1e-5)

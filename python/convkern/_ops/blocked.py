@@ -16,11 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
+from ..reference.blocked import from_blocked, to_blocked  # noqa: F401  (NumPy layout changes)
 from . import _util as U
 from .conv import _check_relu_max
 
 BLOCK = 16
-__all__ = ["PackedBlocked1x1", "pack_conv1x1_blocked", "product_rows", "conv1x1_blocked", "depthwise_blocked"]
+__all__ = ["PackedBlocked1x1", "pack_conv1x1_blocked", "product_rows", "conv1x1_blocked", "depthwise_blocked",
+           "to_blocked", "from_blocked"]
 
 
 class PackedBlocked1x1:

@@ -262,8 +262,8 @@ def _conv_call(node, x, w):
 
 
 def _blocked_call(node, x, w, in_blk, out_blk):
-    """The native call of a channel-blocked Conv node (optimize.blocked_layout) for inputs of
-    x's shape: f(x, b, residual, relu, relu_max) -> y, worked out once per shape."""
+    """(the native call of a channel-blocked Conv node (optimize.blocked_layout) for inputs of
+    x's shape, f(x, b, residual, relu, relu_max) -> y, worked out once per shape; y's shape)."""
     if int(node.attr("group", 1)) > 1:  # depthwise
         cb, n, h, wd = x.shape[:4]
         _, k, s, d = _conv_geom(node, np.empty((1, 1, h, wd)), w)
@@ -278,7 +278,7 @@ def _blocked_call(node, x, w, in_blk, out_blk):
             y = _C.empty(shape, x.dtype)
             _C.blk_depthwise(x, w, b, y, s[0], s[1], pt, pl, p, q, d[0], d[1], relu, relu_max)
             return y
-        return call
+        return call, shape
     n, c, h, wd = (x.shape[1], x.shape[0] * 16, x.shape[2], x.shape[3]) if in_blk else x.shape
     K = w.shape[0]
     shape = (K // 16, n, h, wd, 16) if out_blk else (n, K, h, wd)
@@ -294,21 +294,40 @@ def _blocked_call(node, x, w, in_blk, out_blk):
         y = _C.empty(shape, x.dtype)
         _C.blk_conv1x1(x, state[1], b, res, y, n, c, K, h * wd, in_blk, out_blk, relu, relu_max, state[2])
         return y
-    return call
+    return call, shape
 
 
 def _conv_blocked(node, ins, io):
-    """A Conv node that runs channel-blocked (io: whether its input and output are)."""
+    """A Conv node that runs channel-blocked (io: whether its input and output are). What the
+    blocked kernels do not take (a fused residual that broadcasts, a bias or weight of another
+    dtype) runs the NCHW way on converted arrays, its output blocked again."""
     x, w = ins[0], ins[1]
     b = ins[2] if len(ins) > 2 else None
+    res = ins[3] if node.extra.get("residual") else None
     c = node.extra.get("blocked_call")
     if c is None or c[0] != x.shape or c[1] is not w:
-        c = (x.shape, w, _blocked_call(node, x, w, *io))
+        if not isinstance(x, np.ndarray) or x.dtype != w.dtype or x.ndim != (5 if io[0] else 4):
+            return _blocked_fallback(node, ins, io)
+        c = (x.shape, w) + _blocked_call(node, x, w, *io)
         node.extra["blocked_call"] = c
+    if ((b is not None and (not isinstance(b, np.ndarray) or b.dtype != x.dtype))
+            or (res is not None and (not isinstance(res, np.ndarray) or res.shape != c[3] or res.dtype != x.dtype))):
+        return _blocked_fallback(node, ins, io)
     cap = _relu6_cap(node.post)
     relu = node.post == ("relu",) or cap is not None
-    y = c[2](x, b, ins[3] if node.extra.get("residual") else None, relu, np.inf if cap is None else cap)
+    y = c[2](x, b, res, relu, np.inf if cap is None else cap)
     return [y if relu else _post(node, y)]
+
+
+def _blocked_fallback(node, ins, io):
+    in_blk, out_blk = io
+    args = list(ins)
+    if in_blk:
+        args[0] = _blockedops.from_blocked(args[0])
+    if out_blk and node.extra.get("residual") and isinstance(args[3], np.ndarray) and args[3].ndim == 5:
+        args[3] = _blockedops.from_blocked(args[3])
+    y = _conv_nchw(node, args)[0]
+    return [_blockedops.to_blocked(y) if out_blk else y]
 
 
 @register("Conv")
@@ -316,6 +335,10 @@ def conv(node, ins):
     io = node.extra.get("blocked")
     if io is not None:
         return _conv_blocked(node, ins, io)
+    return _conv_nchw(node, ins)
+
+
+def _conv_nchw(node, ins):
     x, w = ins[0], ins[1]
     b = ins[2] if len(ins) > 2 else None
     res = ins[3] if node.extra.get("residual") else None
