@@ -32,6 +32,7 @@ import shapes  # noqa: E402
 import convkern  # noqa: E402
 import convkern.functional as F  # noqa: E402
 import convkern.reference as R  # noqa: E402
+from convkern._ops import blocked as BK  # noqa: E402
 
 try:
     import torch
@@ -89,6 +90,21 @@ def _build_info():
     return f"{pkg}" + (f" (_C built {when:%Y-%m-%d %H:%M} UTC)" if when else "")
 
 
+def _blocked_fwd(name, x, wt, b, c, k, r, s, st, pd, g):
+    """MobileNetV2's depthwise and 1x1 layers as the ONNX backend runs them in a chain: the
+    channel-blocked kernels (convkern._ops.blocked) from a blocked input into a blocked output
+    (the layout conversion is not timed: inside a chain there is none). None for other layers."""
+    if not name.startswith("mbv2") or c % 16 or k % 16:
+        return None
+    xb = BK.to_blocked(x)
+    if g == c == k:
+        return lambda: BK.depthwise_blocked(xb, wt, b, st, pd)
+    if g == 1 and r == s == 1 and st == 1 and pd == 0:
+        pk = BK.pack_conv1x1_blocked(wt)
+        return lambda: BK.conv1x1_blocked(xb, pk, b, in_blocked=True, out_blocked=True)
+    return None
+
+
 def conv_cases(batch, rng):
     out = []
     for table in (shapes.RESNET50_CONV, shapes.VGG16_CONV, shapes.ALEXNET_CONV, shapes.GOOGLENET_4A_CONV,
@@ -112,6 +128,15 @@ def conv_cases(batch, rng):
                             (lambda tx=tx, tw=tw, tb=tb, kw=kw: TF.conv2d(tx, tw, tb, **kw)) if torch else None,
                             (lambda tx=cl(tx), tw=cl(tw), tb=tb, kw=kw: TF.conv2d(tx, tw, tb, **kw)) if torch else None,
                             ort_fn("Conv", x, (wt, b), kernel_shape=[r, s], strides=[st, st], pads=[pd] * 4, group=g)))
+            blocked = _blocked_fwd(name, x, wt, b, c, k, r, s, st, pd, g)
+            if blocked is not None:
+                out.append(Case("conv fwd blocked", name, flops, nbytes, blocked,
+                                lambda x=x64, wt=w64, b=b64, kw=kw: R.conv2d(x, wt, b, **kw),
+                                (lambda tx=tx, tw=tw, tb=tb, kw=kw: TF.conv2d(tx, tw, tb, **kw)) if torch else None,
+                                (lambda tx=cl(tx), tw=cl(tw), tb=tb, kw=kw: TF.conv2d(tx, tw, tb, **kw))
+                                if torch else None,
+                                ort_fn("Conv", x, (wt, b), kernel_shape=[r, s], strides=[st, st], pads=[pd] * 4,
+                                       group=g)))
             out.append(Case("conv grad input", name, flops, nbytes,
                             lambda x=x, wt=wt, gy=gy, kw=kw: F.conv2d_input(x.shape, wt, gy, **kw),
                             lambda x=x64, wt=w64, gy=gy64, kw=kw: R.conv2d_input(x.shape, wt, gy, **kw),
