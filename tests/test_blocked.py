@@ -104,6 +104,8 @@ CASES_DW = [
     (1, 32, 15, 4, 3, 1, 0, 1),                # no padding, narrow rows (no interior block of 4)
     (1, 16, 6, 40, 3, 2, 1, 1),                # long rows: 8-wide interior blocks at stride 2
     (1, 16, 5, 6, (3, 1), (1, 2), (1, 0), (2, 1)),
+    (1, 256, 9, 20, 3, 1, 1, 1),               # tasks of 9 rows: row pairs and a single row
+    (2, 128, 11, 17, 3, 1, (1, 0, 0, 2), 1),
 ]
 
 
