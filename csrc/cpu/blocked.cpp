@@ -39,67 +39,56 @@ static_assert(kBlk == kCBlock, "the GEMM's channel blocks are the layout's");
 // K slice depth of the product and of its packed weight: the whole reduction up to 2048 deep.
 inline int64_t blk_kc(int64_t C) { return C <= 2048 ? C : 0; }
 
-// A (positions x channels) from a blocked input x whose channel blocks are bs values apart:
-// packs rows [i0, i0 + mc) of channels [pc, pc + kc) into MR-row panels (MR values per channel).
+// A W-wide panel of positions from a blocked input x whose channel blocks are bs values apart:
+// dst[k * W + i] = channel pc + k of position m + i, for k < kc and i < rows (0 for i >= rows).
+// L channels of L positions at a time, turned by one L x L register transpose into L runs of
+// positions.
+template <class T, int W>
+void pack_positions(const T* x, int64_t bs, int64_t pc, int64_t kc, int64_t m, int64_t rows, T* dst) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  auto at = [&](int64_t c, int64_t pos) { return x + (c / kBlk) * bs + pos * kBlk + c % kBlk; };
+  int64_t k = 0;
+  for (; k + L <= kc && (pc + k) % L == 0; k += L)
+    for (int g = 0; g < W; g += L) {
+      V v[L];
+      for (int i = 0; i < L; ++i) v[i] = g + i < rows ? vload<V>(at(pc + k, m + g + i)) : V{};
+      transpose_tile<T>(v);
+      const int n = W - g < L ? W - g : L;
+      for (int u = 0; u < L; ++u) {
+        if (n == L) vstore(dst + (k + u) * W + g, v[u]);
+        else vstore_head(dst + (k + u) * W + g, v[u], n);
+      }
+    }
+  for (; k < kc; ++k)
+    for (int i = 0; i < W; ++i) dst[k * W + i] = i < rows ? *at(pc + k, m + i) : T(0);
+}
+
+// A (positions x channels) of the channel-last product from a blocked input: rows [i0, i0 +
+// mc) of channels [pc, pc + kc) into MR-row panels.
 template <class T>
 struct BlkA {
   const T* x;
   int64_t bs;
   static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t i0, int64_t mc, T* dst) {
     const BlkA& a = *static_cast<const BlkA*>(ctx);
-    using V = Vec<T>;
-    constexpr int L = kLanes<T>;
     constexpr int MR = int(kGemmMR);
-    for (int64_t ip = 0; ip * MR < mc; ++ip) {
-      const int64_t m = i0 + ip * MR, rows = imin(MR, mc - ip * MR);
-      T* d = dst + ip * MR * kc;
-      auto at = [&](int64_t c) { return a.x + (c / kBlk) * a.bs + m * kBlk + c % kBlk; };
-      int64_t k = 0;
-      if constexpr (L >= MR) {
-        // L channels of L positions (those past `rows` zero) turned into L runs of positions
-        for (; k + L <= kc && (pc + k) % L == 0; k += L) {
-          const T* s = at(pc + k);
-          V v[L];
-          for (int i = 0; i < L; ++i) v[i] = i < rows ? vload<V>(s + i * kBlk) : V{};
-          transpose_tile<T>(v);
-          for (int u = 0; u < L; ++u) vstore_head(d + (k + u) * MR, v[u], MR);
-        }
-      }
-      for (; k < kc; ++k) {
-        const T* s = at(pc + k);
-        for (int i = 0; i < MR; ++i) d[k * MR + i] = i < rows ? s[i * kBlk] : T(0);
-      }
-    }
+    for (int64_t ip = 0; ip * MR < mc; ++ip)
+      pack_positions<T, MR>(a.x, a.bs, pc, kc, i0 + ip * MR, imin(MR, mc - ip * MR), dst + ip * MR * kc);
   }
 };
 
-// B (channels x positions) from a blocked input x whose channel blocks are bs values apart:
-// packs columns [n0, n0 + nc) of channels [pc, pc + kc) into NR-wide panels (zero-padded).
+// B (channels x positions) of the product Y = W X from a blocked input: columns [n0, n0 + nc)
+// of channels [pc, pc + kc) into NR-wide panels.
 template <class T>
 struct BlkB {
   const T* x;
   int64_t bs;
   static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t n0, int64_t nc, T* dst) {
     const BlkB& b = *static_cast<const BlkB*>(ctx);
-    using V = Vec<T>;
-    constexpr int L = kLanes<T>;
-    constexpr int64_t NR = kGemmNR<T>;
-    for (int64_t jp = 0; jp * NR < nc; ++jp) {
-      const int64_t n = n0 + jp * NR, cols = imin(NR, nc - jp * NR);
-      T* d = dst + jp * NR * kc;
-      auto at = [&](int64_t c, int64_t pos) { return b.x + (c / kBlk) * b.bs + pos * kBlk + c % kBlk; };
-      int64_t k = 0;
-      // L channels of L positions (those past `cols` zero) turned into L runs of positions
-      for (; k + L <= kc && (pc + k) % L == 0; k += L)
-        for (int64_t g = 0; g < NR; g += L) {
-          V v[L];
-          for (int i = 0; i < L; ++i) v[i] = g + i < cols ? vload<V>(at(pc + k, n + g + i)) : V{};
-          transpose_tile<T>(v);
-          for (int u = 0; u < L; ++u) vstore(d + (k + u) * NR + g, v[u]);
-        }
-      for (; k < kc; ++k)
-        for (int64_t j = 0; j < NR; ++j) d[k * NR + j] = j < cols ? *at(pc + k, n + j) : T(0);
-    }
+    constexpr int NR = int(kGemmNR<T>);
+    for (int64_t jp = 0; jp * NR < nc; ++jp)
+      pack_positions<T, NR>(b.x, b.bs, pc, kc, n0 + jp * NR, imin(NR, nc - jp * NR), dst + jp * NR * kc);
   }
 };
 

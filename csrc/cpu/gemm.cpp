@@ -20,7 +20,6 @@
 #include <type_traits>
 #include <utility>
 
-#include "core/check.h"
 #include "cpu/common.h"
 #include "ops/gemm.h"
 
@@ -593,7 +592,18 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
-    CK_CHECK(!ex.cblock, "K", "must be > 0 for a channel-blocked C");
+    if (ex.cblock) {  // (a blocked C: every column at its place in the blocks)
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+          const int64_t o = i * rsc + cblock_offset(j, ex.cblock);
+          T r = beta == T(0) ? T(0) : beta * C[o];
+          if (ex.bias) r += ex.bias[ex.bias_cols ? j : i];
+          if (ex.residual) r += ex.residual[o];
+          if (ex.relu) r = relu_clamp<T>(r, ex.relu_max);
+          C[o] = r;
+        }
+      return;
+    }
     scale_c(M, N, beta, C, rsc, csc);
     return epilogue_c(M, N, ex, C, rsc, csc);
   }
