@@ -3,9 +3,9 @@
 // 1x1: the product runs channel-last, Y^T (P x K) = X^T (P x C) W^T, output positions in the
 // micro-tile's rows and channels in its lanes (the layout's natural orientation: a position's
 // kBlk channels are one or more whole vectors), the weight packed once as W^T's panels:
-// - a blocked input is packed into A's panels by BlkA (one L x L register transpose per L
-//   channels of L positions), an NCHW input is read in place as A^T (as conv.cpp's
-//   channel-last product does);
+// - a blocked input is read in place by the micro-kernel (GemmEpi::ablk: it broadcasts each
+//   position's channels straight from the blocks, no packing), an NCHW input is read in place
+//   as A^T (as conv.cpp's channel-last product does);
 // - a blocked output is stored by the micro-kernel through GemmEpi::cblock, one vector per
 //   (position, L channels), the bias, residual and relu in its epilogue; an NCHW output as a
 //   column-major C (the micro-kernel's transposed store).
@@ -63,20 +63,6 @@ void pack_positions(const T* x, int64_t bs, int64_t pc, int64_t kc, int64_t m, i
   for (; k < kc; ++k)
     for (int i = 0; i < W; ++i) dst[k * W + i] = i < rows ? *at(pc + k, m + i) : T(0);
 }
-
-// A (positions x channels) of the channel-last product from a blocked input: rows [i0, i0 +
-// mc) of channels [pc, pc + kc) into MR-row panels.
-template <class T>
-struct BlkA {
-  const T* x;
-  int64_t bs;
-  static void pack(const void* ctx, int64_t pc, int64_t kc, int64_t i0, int64_t mc, T* dst) {
-    const BlkA& a = *static_cast<const BlkA*>(ctx);
-    constexpr int MR = int(kGemmMR);
-    for (int64_t ip = 0; ip * MR < mc; ++ip)
-      pack_positions<T, MR>(a.x, a.bs, pc, kc, i0 + ip * MR, imin(MR, mc - ip * MR), dst + ip * MR * kc);
-  }
-};
 
 // B (channels x positions) of the product Y = W X from a blocked input: columns [n0, n0 + nc)
 // of channels [pc, pc + kc) into NR-wide panels.
@@ -136,12 +122,11 @@ void blk_conv1x1_impl(const BlkConv1x1& q, const T* x, const T* wpk, const T* b,
       gemm_packed<T>(K, P, C, T(1), nullptr, 0, 0, &BlkB<T>::pack, &bb, T(0), yn, P, 1, e);
       continue;
     }
-    const BlkA<T> a{xn, bs};
     e.bpacked = wpk;
     e.kc = blk_kc(C);
-    if (q.in_blk) {
-      e.apack = &BlkA<T>::pack;
-      e.actx = &a;
+    if (q.in_blk) {  // A read in place (the micro-kernel broadcasts each position's channels)
+      e.ablk = xn;
+      e.ablk_bs = bs;
     }
     e.bias_cols = true;
     if (q.out_blk) e.cblock = bs;

@@ -358,6 +358,11 @@ struct GemmEpi {
   // cblock_offset(j, cblock) (rsc = kCBlock, csc = 1): columns in blocks of kCBlock, cblock
   // values apart. 0: C is strided (rsc, csc). The residual is read the same way.
   int64_t cblock = 0;
+  // A read in place from a channel-blocked input (a channel-last product's positions x
+  // channels): row i, column k at ablk + i * kCBlock + (k / kCBlock) * ablk_bs + k % kCBlock;
+  // K slices start at multiples of kCBlock. No packing of A at all.
+  const T* ablk = nullptr;
+  int64_t ablk_bs = 0;
 };
 // Where column j of a channel-blocked C lies from column 0 (see GemmEpi::cblock).
 constexpr int64_t kCBlock = 16;

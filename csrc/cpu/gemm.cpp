@@ -51,10 +51,10 @@ struct Tile {
 // panel: ldb = NR; a panel read in place: the matrix's row stride). Only the first ROWS (>= mr) rows are
 // computed: a partial panel's zero rows cost nothing (a 64-row weight is 5 full panels and a
 // 4-row one, not 72 rows of multiply-adds).
-template <class T, int ROWS, int NV>
+template <class T, int ROWS, int NV, bool AB>
 void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t ldb, T* __restrict c, int64_t rsc,
              int64_t csc, int mr, int nr, T alpha, T beta, const T* bias, bool bias_cols, const T* res, bool relu,
-             T relu_max, int64_t cb, int cph) {
+             T relu_max, int64_t cb, int cph, int64_t abs) {
   using V = Vec<T>;
   constexpr int MR = ROWS, L = kLanes<T>, NR = Tile<T>::NR, STEP = Tile<T>::MR;
   static_assert(NV >= 1 && NV <= Tile<T>::NV, "a tile row is one or two vectors");
@@ -76,19 +76,41 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
     __builtin_prefetch(c + i * rsc, 1, 3);
     __builtin_prefetch(c + i * rsc + cend, 1, 3);
   }
+  if constexpr (AB) {
+    // A read in place from a channel-blocked input (GemmEpi::ablk): row i, column k of this
+    // slice at a + i * kCBlock + (k / kCBlock) * abs + k % kCBlock
+    for (int64_t k0 = 0; k0 < kc; k0 += kCBlock) {
+      const T* ak = a + (k0 / kCBlock) * abs;
+      const int64_t kn = kc - k0 < kCBlock ? kc - k0 : kCBlock;
 #pragma GCC unroll 4
-  for (int64_t k = 0; k < kc; ++k) {
-    V bv[NV];
+      for (int64_t k = 0; k < kn; ++k) {
+        V bv[NV];
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) bv[j] = vload<V>(b + j * L);
+        for (int j = 0; j < NV; ++j) bv[j] = vload<V>(b + j * L);
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      V ai = vbroadcast<V>(a[i]);
+        for (int i = 0; i < MR; ++i) {
+          V ai = vbroadcast<V>(ak[i * kCBlock + k]);
 #pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+          for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+        }
+        b += ldb;
+      }
     }
-    a += STEP;
-    b += ldb;
+  } else {
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; ++k) {
+      V bv[NV];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) bv[j] = vload<V>(b + j * L);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        V ai = vbroadcast<V>(a[i]);
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+      }
+      a += STEP;
+      b += ldb;
+    }
   }
   if (mr == MR && csc == 1 && nr % L == 0) {
     // (with a partial tile of whole vectors, e.g. 16 output channels in 32 lanes, too)
@@ -197,17 +219,22 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
 // ukernel<T, ROWS> for ROWS = 1..MR, indexed by ROWS - 1
 template <class T>
 using UkernelFn = void (*)(int64_t, const T*, const T*, int64_t, T*, int64_t, int64_t, int, int, T, T, const T*,
-                           bool, const T*, bool, T, int64_t, int);
-template <class T, int NV, std::size_t... R>
+                           bool, const T*, bool, T, int64_t, int, int64_t);
+template <class T, int NV, bool AB, std::size_t... R>
 constexpr std::array<UkernelFn<T>, sizeof...(R)> ukernel_table(std::index_sequence<R...>) {
-  return {&ukernel<T, int(R) + 1, NV>...};
+  return {&ukernel<T, int(R) + 1, NV, AB>...};
 }
+// kUkernels[AB][one vector wide][rows - 1]: one vector wide for tiles of at most L columns (16
+// output channels of a channel-last product in a 32-lane tile would otherwise cost a full
+// tile's multiply-adds); AB: A read in place from a channel-blocked input (GemmEpi::ablk).
 template <class T>
-constexpr auto kUkernels = ukernel_table<T, Tile<T>::NV>(std::make_index_sequence<Tile<T>::MR>{});
-// The same, one vector wide, for tiles of at most L columns (16 output channels of a
-// channel-last product in a 32-lane tile would otherwise cost a full tile's multiply-adds).
+constexpr std::array<std::array<UkernelFn<T>, Tile<T>::MR>, 2> kUkernelsP = {
+    ukernel_table<T, Tile<T>::NV, false>(std::make_index_sequence<Tile<T>::MR>{}),
+    ukernel_table<T, 1, false>(std::make_index_sequence<Tile<T>::MR>{})};
 template <class T>
-constexpr auto kUkernels1 = ukernel_table<T, 1>(std::make_index_sequence<Tile<T>::MR>{});
+constexpr std::array<std::array<UkernelFn<T>, Tile<T>::MR>, 2> kUkernelsB = {
+    ukernel_table<T, Tile<T>::NV, true>(std::make_index_sequence<Tile<T>::MR>{}),
+    ukernel_table<T, 1, true>(std::make_index_sequence<Tile<T>::MR>{})};
 
 // A W-wide panel made k-major from `rows` <= W runs along k (row i at src + i*ld, unit stride
 // along k): dst[k*W + i] = src[i*ld + k] for i < rows, 0 for rows <= i < W. L columns at a time,
@@ -457,10 +484,11 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   const int64_t nc_max = imin(NC, ceil_div(N, NR) * NR);
   const int64_t mc_max = imin(MC, ceil_div(M, MR) * MR);
   const int64_t kc_max = imin(KC, K);
-  T* pa = ex.apacked ? nullptr : abuf.get<T>(mc_max * kc_max);
+  T* pa = ex.apacked || ex.ablk ? nullptr : abuf.get<T>(mc_max * kc_max);
   T* pb = ex.bpacked ? nullptr : bbuf.get<T>(nc_max * kc_max);
   // A's panels of rows [ic, ic + mc) of slice pc (packed now unless prepacked)
   auto a_panels = [&](int64_t pc, int64_t kc, int64_t ic, int64_t mc) -> const T* {
+    if (ex.ablk) return nullptr;
     if (ex.apacked) return ex.apacked + packed_a_index(mpad, K, m0 + ic, pc);
     if (ex.apack) {
       ex.apack(ex.actx, pc, kc, m0 + ic, mc, pa);
@@ -492,14 +520,21 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     const int64_t lo = bytes * part / parts, hi = bytes * (part + 1) / parts;
     for (int64_t o = lo & ~int64_t(63); o < hi; o += 64) __builtin_prefetch(base + o, 0, 2);
   };
+  // row panel ip of the block at row ic, slice pc: in the packed panels ap, or in place in a
+  // channel-blocked A (GemmEpi::ablk)
+  auto a_at = [&](const T* ap, int64_t pc, int64_t kc, int64_t ic, int64_t ip) -> const T* {
+    if (ex.ablk) return ex.ablk + (m0 + ic + ip * MR) * kCBlock + (pc / kCBlock) * ex.ablk_bs;
+    return ap + ip * MR * kc;
+  };
   // the epilogue applies once C is complete: on the last K slice
   auto tile = [&](int64_t kc, const T* a, const T* b, int64_t ldb, int64_t i, int64_t j, int64_t mr, int64_t nr,
                   T beta_pc, bool last) {
     const int64_t co = i * rsc + (ex.cblock ? cblock_offset(n0 + j, ex.cblock) - cblock_offset(n0, ex.cblock) : j * csc);
-    (nr <= kLanes<T> ? kUkernels1<T> : kUkernels<T>)[mr - 1](kc, a, b, ldb, C + co, rsc, csc, int(mr), int(nr), alpha, beta_pc,
-               last && ex.bias ? ex.bias + (ex.bias_cols ? j : i) : nullptr, ex.bias_cols,
-               last && ex.residual ? ex.residual + co : nullptr, last && ex.relu, ex.relu_max, ex.cblock,
-               int((n0 + j) % kCBlock));
+    (ex.ablk ? kUkernelsB<T> : kUkernelsP<T>)[nr <= kLanes<T>][mr - 1](
+        kc, a, b, ldb, C + co, rsc, csc, int(mr), int(nr), alpha, beta_pc,
+        last && ex.bias ? ex.bias + (ex.bias_cols ? j : i) : nullptr, ex.bias_cols,
+        last && ex.residual ? ex.residual + co : nullptr, last && ex.relu, ex.relu_max, ex.cblock,
+        int((n0 + j) % kCBlock), ex.ablk_bs);
   };
   if (M <= MC) {
     // All of A fits one MC block, so each B panel is used once: pack it just before use, into
@@ -529,7 +564,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
             bp = b_panels(pc, kc, j, nr);
           }
           for (int64_t ip = 0; ip < mpanels; ++ip)
-            tile(kc, ap + ip * MR * kc, bp, ldb, ip * MR, j, imin(MR, M - ip * MR), nr, beta_pc, pc + kc == K);
+            tile(kc, a_at(ap, pc, kc, 0, ip), bp, ldb, ip * MR, j, imin(MR, M - ip * MR), nr, beta_pc, pc + kc == K);
         }
       }
     }
@@ -553,7 +588,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
         for (int64_t jp = 0; jp < npanels; ++jp) {
           prefetch_next_a(pc, ic, jp, npanels);
           for (int64_t ip = 0; ip < mpanels; ++ip)
-            tile(kc, ap + ip * MR * kc, bp + jp * NR * kc, NR, ic + ip * MR, jc + jp * NR, imin(MR, mc - ip * MR),
+            tile(kc, a_at(ap, pc, kc, ic, ip), bp + jp * NR * kc, NR, ic + ip * MR, jc + jp * NR, imin(MR, mc - ip * MR),
                  imin(NR, nc - jp * NR), beta_pc, pc + kc == K);
         }
       }
@@ -619,7 +654,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   {
     const int nt = team_size(), t = thread_id();
     int tm, tn;
-    thread_grid<T>(M, N, nt, tm, tn, ex.apacked != nullptr, ex.bpacked != nullptr);
+    thread_grid<T>(M, N, nt, tm, tn, ex.apacked != nullptr || ex.ablk != nullptr, ex.bpacked != nullptr);
     const int64_t mp = ceil_div(M, MR), np = ceil_div(N, NR);
     const int ti = t / tn, tj = t % tn;
     const int64_t m0 = imin(M, mp * ti / tm * MR), m1 = imin(M, mp * (ti + 1) / tm * MR);
