@@ -76,6 +76,19 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
     __builtin_prefetch(c + i * rsc, 1, 3);
     __builtin_prefetch(c + i * rsc + cend, 1, 3);
   }
+  // one k: B's row times the MR values of A's column k, which lie rs apart from ak
+  auto step = [&](const T* __restrict ak, int64_t rs) __attribute__((always_inline)) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = vload<V>(b + j * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      V ai = vbroadcast<V>(ak[i * rs]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+    }
+    b += ldb;
+  };
   if constexpr (AB) {
     // A read in place from a channel-blocked input (GemmEpi::ablk): row i, column k of this
     // slice at a + i * kCBlock + (k / kCBlock) * abs + k % kCBlock
@@ -83,34 +96,11 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
       const T* ak = a + (k0 / kCBlock) * abs;
       const int64_t kn = kc - k0 < kCBlock ? kc - k0 : kCBlock;
 #pragma GCC unroll 4
-      for (int64_t k = 0; k < kn; ++k) {
-        V bv[NV];
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) bv[j] = vload<V>(b + j * L);
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; ++i) {
-          V ai = vbroadcast<V>(ak[i * kCBlock + k]);
-#pragma GCC unroll 4
-          for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
-        }
-        b += ldb;
-      }
+      for (int64_t k = 0; k < kn; ++k) step(ak + k, kCBlock);
     }
   } else {
 #pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; ++k) {
-      V bv[NV];
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) bv[j] = vload<V>(b + j * L);
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        V ai = vbroadcast<V>(a[i]);
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
-      }
-      a += STEP;
-      b += ldb;
-    }
+    for (int64_t k = 0; k < kc; ++k, a += STEP) step(a, 1);
   }
   if (mr == MR && csc == 1 && nr % L == 0) {
     // (with a partial tile of whole vectors, e.g. 16 output channels in 32 lanes, too)

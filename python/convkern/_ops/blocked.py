@@ -75,7 +75,14 @@ def _x_geometry(x, blocked, name="input"):
     return x.shape
 
 
-def _y_shape(n, k, h, w, blocked):
+def output_size(hw, kernel, stride, pads, dilation):
+    """(P, Q) of a 2-d window op: input hw, pads (top, left, bottom, right); < 1 when empty."""
+    (h, w), (r, s), (sh, sw), (pt, pl, pb, pr), (dh, dw) = hw, kernel, stride, pads, dilation
+    return (h + pt + pb - dh * (r - 1) - 1) // sh + 1, (w + pl + pr - dw * (s - 1) - 1) // sw + 1
+
+
+def y_shape(n, k, h, w, blocked):
+    """The shape of an (n, k, h, w) tensor, blocked or not."""
     return (k // BLOCK, n, h, w, BLOCK) if blocked else (n, k, h, w)
 
 
@@ -102,11 +109,11 @@ def conv1x1_blocked(input, weight, bias=None, residual=None, *, in_blocked, out_
     b = U.as_float_opt(bias, "bias", like=x)
     if b is not None:
         U.check_shape(b, (pk.K,), "bias")
-    y_shape = _y_shape(n, pk.K, h, w, out_blocked)
+    yshape = y_shape(n, pk.K, h, w, out_blocked)
     if residual is not None:
         residual = U.as_float(residual, "residual", like=x)
-        U.check_shape(residual, y_shape, "residual")
-    y = U.empty(y_shape, x.dtype)
+        U.check_shape(residual, yshape, "residual")
+    y = U.empty(yshape, x.dtype)
     rows = product_rows(in_blocked, out_blocked, pk.K, h * w, x.dtype)
     _C.blk_conv1x1(x, pk.packed(rows), b, residual, y, n, c, pk.K, h * w, in_blocked, out_blocked, relu, relu_max,
                    rows)
@@ -151,12 +158,10 @@ def depthwise_blocked(input, weight, bias=None, stride=1, padding=0, dilation=1,
         U.check_shape(b, (c,), "bias")
     (sh, sw), (dh, dw) = _pair(stride, "stride"), _pair(dilation, "dilation")
     pt, pl, pb, pr = _pads(padding)
-    r, s = w.shape[2:]
-    nh, nw = h + pt + pb - dh * (r - 1) - 1, wd + pl + pr - dw * (s - 1) - 1
-    if nh < 0 or nw < 0:
+    p, q = output_size((h, wd), w.shape[2:], (sh, sw), (pt, pl, pb, pr), (dh, dw))
+    if p < 1 or q < 1:
         raise ValueError(f"input: {h}x{wd} (padded {h + pt + pb}x{wd + pl + pr}) is smaller than the dilated "
                          f"kernel: empty output")
-    p, q = nh // sh + 1, nw // sw + 1
     y = U.empty((c // BLOCK, n, p, q, BLOCK), x.dtype)
     _C.blk_depthwise(x, w, b, y, sh, sw, pt, pl, p, q, dh, dw, relu, relu_max)
     return y

@@ -266,10 +266,9 @@ def _blocked_call(node, x, w, in_blk, out_blk):
     x's shape, f(x, b, residual, relu, relu_max) -> y, worked out once per shape; y's shape)."""
     if int(node.attr("group", 1)) > 1:  # depthwise
         cb, n, h, wd = x.shape[:4]
-        _, k, s, d = _conv_geom(node, np.empty((1, 1, h, wd)), w)
+        _, k, s, d = _conv_geom(node, np.broadcast_to(x.dtype.type(0), (1, 1, h, wd)), w)  # (a 4-d view)
         (pt, pl), (pb, pr) = _window_pads(node, (h, wd), k, s, d)
-        p = (h + pt + pb - d[0] * (k[0] - 1) - 1) // s[0] + 1
-        q = (wd + pl + pr - d[1] * (k[1] - 1) - 1) // s[1] + 1
+        p, q = _blockedops.output_size((h, wd), k, s, (pt, pl, pb, pr), d)
         if p < 1 or q < 1:
             fail(node, f"input {x.shape} is smaller than the kernel: empty output")
         shape = (cb, n, p, q, 16)
@@ -281,7 +280,7 @@ def _blocked_call(node, x, w, in_blk, out_blk):
         return call, shape
     n, c, h, wd = (x.shape[1], x.shape[0] * 16, x.shape[2], x.shape[3]) if in_blk else x.shape
     K = w.shape[0]
-    shape = (K // 16, n, h, wd, 16) if out_blk else (n, K, h, wd)
+    shape = _blockedops.y_shape(n, K, h, wd, out_blk)
     pk = _blockedops.PackedBlocked1x1(w)
     rows = _blockedops.product_rows(in_blk, out_blk, K, h * wd, x.dtype)
     state = [pk.isa, pk.packed(rows), rows]

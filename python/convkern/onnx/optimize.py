@@ -331,14 +331,14 @@ def _blocked_kind(g, n):
     return None
 
 
-def blocked_layout(g: Graph, max_plane=None):
+def blocked_layout(g: Graph):
     """Keeps chains of 1x1 and depthwise convolutions channel-blocked (convkern._ops.blocked: an
-    (N, C, H, W) tensor held as (C/16, N, H, W, 16)): a tensor is
-    stored blocked when its producer and every consumer are such Conv nodes (reading it as the
-    input, or as a 1x1 node's fused residual), its channels are a multiple of 16, it is not a
-    graph output, and (max_plane, where its shape is known) its planes have at most max_plane
-    positions. A depthwise node then runs blocked in and out, or not at all, and a 1x1 node's
-    residual has its output's layout: tensors are unblocked until both hold. The 1x1 nodes at a
+    (N, C, H, W) tensor held as (C/16, N, H, W, 16)): a tensor is stored blocked when its
+    producer and every consumer are such Conv nodes (reading it as the input, or as a 1x1
+    node's fused residual), its channels are a multiple of 16 and it is not a graph output,
+    whatever its plane size (leaving 56x56 and 112x112 NCHW measured the same). A depthwise
+    node then runs blocked in and out, or not at all, and a 1x1 node's residual has its
+    output's layout: tensors are unblocked until both hold. The 1x1 nodes at a
     chain's ends read or write NCHW themselves, so no conversion node is added. Sets
     node.extra["blocked"] = (input blocked, output blocked) on the nodes that take part;
     returns how many tensors are blocked."""
@@ -359,10 +359,7 @@ def blocked_layout(g: Graph, max_plane=None):
         if kinds[id(n)] is None or not n.outputs or not n.outputs[0]:
             continue
         out = n.outputs[0]
-        shape = g.static_shapes.get(out)
-        if (g.consts[n.inputs[1]].shape[0] % BLOCK or out in outputs or not cons.get(out)
-                or (max_plane is not None and shape is not None and len(shape) == 4
-                    and shape[2] * shape[3] > max_plane)):
+        if g.consts[n.inputs[1]].shape[0] % BLOCK or out in outputs or not cons.get(out):
             continue
         if all(reads(c, i) for c, i in cons[out]):
             blocked.add(out)
