@@ -88,13 +88,12 @@ int64_t blk_pack_1x1_impl(int64_t C, int64_t K, const T* w, T* dst, bool rows) {
   return packed_b_size<T>(C, K);
 }
 
-// As conv.cpp's channel_last_product: the channel-last product unless it pads more lanes
+// The channel-last product unless it pads more lanes (channel_last_pads_less, as conv.cpp does)
 // (measured interleaved, Zen 4, 2 threads: a blocked input into 24 NCHW channels at 56x56,
 // 96 -> 24 and 144 -> 24, 0.80-0.82 of the channel-last time in rows).
 template <class T>
 bool blk_rows_impl(int64_t K, int64_t P) {
-  const double NR = double(kGemmNR<T>);
-  return !(std::ceil(double(K) / NR) * NR * double(P) < 0.9 * std::ceil(double(P) / NR) * NR * double(K));
+  return !channel_last_pads_less<T>(K, P);
 }
 
 template <class T>

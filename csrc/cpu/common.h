@@ -391,6 +391,15 @@ void pack_b_whole(int64_t K, int64_t N, const T* B, int64_t rsb, int64_t csb, T*
 template <class T>
 constexpr int64_t kGemmNR = 2 * kLanes<T>;  // the micro-tile's width (cpu/gemm.cpp's Tile<T>::NR)
 constexpr int64_t kGemmMR = CK_ISA == 2 ? 12 : (CK_ISA == 1 ? 6 : 4);  // its height (Tile<T>::MR)
+// Whether a product of K channels over P positions pads at least 10% fewer of the micro-tile's
+// lanes channel-last (positions in the MR rows, channels in the NR lanes) than channel-major
+// (channels in the rows, positions in the lanes): 196 positions (14x14) fill 224 lanes as
+// columns and 49 (7x7) fill 64, while 256 or 512 channels fill whole panels.
+template <class T>
+inline bool channel_last_pads_less(int64_t K, int64_t P) {
+  const double NR = double(kGemmNR<T>);
+  return std::ceil(double(K) / NR) * NR * double(P) < 0.9 * std::ceil(double(P) / NR) * NR * double(K);
+}
 constexpr int64_t kGemmKC = 256;                                      // K slice depth (Tile<T>::KC)
 // Where A[i][k] of an M x K matrix lies in pack_a_whole's layout (mpad = M rounded up to MR):
 // slice pc = k - k % KC (kc = min(KC, K - pc) deep), then MR-row panels, each k-major.

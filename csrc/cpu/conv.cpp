@@ -409,8 +409,7 @@ void swap_outer(const T* src, int64_t A, int64_t B, int64_t PQ, T* dst) {
 template <class T>
 bool channel_last_product(const ConvParams& p) {
   if (p.N != 1 || p.G != 1 || (p.kernel_volume() == 1 && !is_pointwise(p))) return false;
-  const double OPQ = double(p.out_plane()), K = double(p.K), NR = double(kGemmNR<T>);
-  return std::ceil(K / NR) * NR * OPQ < 0.9 * std::ceil(OPQ / NR) * NR * K;
+  return channel_last_pads_less<T>(p.K, p.out_plane());
 }
 
 // The K slice depth of a channel-last product (and of its packed weight): the whole reduction
