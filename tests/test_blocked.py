@@ -21,6 +21,15 @@ def test_layout_round_trip(rng):
     assert xb.shape == (2, 3, 3, 5, 16)
     assert xb[1, 2, 2, 4, 3] == x[2, 19, 2, 4]
     np.testing.assert_array_equal(RB.from_blocked(xb), x)
+    # 24 channels: two blocks, the second one's last 8 lanes zero padding
+    x = rng.standard_normal((2, 24, 3, 4))
+    xb = RB.to_blocked(x)
+    assert xb.shape == (2, 2, 3, 4, 16)
+    assert xb[1, 1, 2, 3, 7] == x[1, 23, 2, 3] and not xb[1, :, :, :, 8:].any()
+    np.testing.assert_array_equal(RB.from_blocked(xb, 24), x)
+    assert RB.from_blocked(xb).shape == (2, 32, 3, 4)
+    with pytest.raises(ValueError, match="channels"):
+        RB.from_blocked(xb, 16)
 
 
 # (N, C, K, H, W, in_blocked, out_blocked, residual); C or K > 2048: several K slices
@@ -39,6 +48,16 @@ CASES_1X1 = [
     (2, 32, 40, 9, 9, True, False, False),
     (3, 32, 48, 7, 7, True, True, True),         # blocked in and out: one product over the batch
     (2, 16, 16, 5, 5, True, True, False),
+    # channels that are not a multiple of 16: a blocked tensor's last block padded
+    (1, 24, 32, 7, 9, True, True, False),        # 24 blocked channels in (a reduction over 24 of 32 lanes)
+    (2, 48, 24, 9, 9, True, True, True),         # 24 blocked channels out, with a residual
+    (1, 24, 144, 20, 20, True, True, False),     # MobileNetV2's 24 -> 144 expansion
+    (1, 144, 24, 20, 20, True, True, True),      # and its projection
+    (1, 40, 24, 20, 20, True, False, True),      # 40 blocked in, 24 NCHW out: Y = W X (rows)
+    (1, 8, 8, 3, 5, False, True, True),          # one half-padded block
+    (2, 3, 20, 5, 5, False, True, False),
+    (1, 2056, 24, 2, 3, True, True, False),      # 2 K slices, padded in and out
+    (3, 24, 40, 7, 7, True, True, True),         # blocked in and out: one product over the batch
 ]
 
 
@@ -92,6 +111,37 @@ def test_conv1x1_blocked_threads_agree(rng):
     np.testing.assert_array_equal(one, two)
 
 
+def test_blocked_padding_is_never_read(rng):
+    """A blocked 24-channel tensor's padding lanes hold NaN when a real channel is infinite (0 *
+    inf in their zero weight rows): its consumers' reductions run over the 24 real channels
+    only, so the infinity reaches them as it does through the NCHW layers, never NaN."""
+    x = np.abs(rng.standard_normal((1, 32, 5, 5))).astype(np.float32)
+    x[0, 3, 2, 2] = np.inf
+    w1 = np.abs(rng.standard_normal((24, 32))).astype(np.float32)
+    w2 = np.abs(rng.standard_normal((16, 24))).astype(np.float32)
+    dw = np.abs(rng.standard_normal((24, 1, 3, 3))).astype(np.float32)
+    t = B.conv1x1_blocked(RB.to_blocked(x), w1, in_blocked=True, out_blocked=True)
+    assert np.isnan(t[1, 0, 2, 2, 8:]).all()  # (the padding, as documented: zero from finite inputs only)
+    assert not t[1, 0, 1, 1, 8:].any()
+    d = B.depthwise_blocked(t, dw, padding=1)
+    for y, want in ((B.conv1x1_blocked(t, w2, in_blocked=True, out_blocked=False),
+                     F.conv2d(F.conv2d(x, w1.reshape(24, 32, 1, 1)), w2.reshape(16, 24, 1, 1))),
+                    (B.conv1x1_blocked(d, w2, in_blocked=True, out_blocked=True),
+                     RB.to_blocked(F.conv2d(F.conv2d(F.conv2d(x, w1.reshape(24, 32, 1, 1)), dw, padding=1, groups=24),
+                                            w2.reshape(16, 24, 1, 1))))):
+        assert not np.isnan(y).any()
+        assert (np.isinf(y) == np.isinf(want)).all() and np.isinf(y).any()
+        np.testing.assert_allclose(y[np.isfinite(want)], want[np.isfinite(want)], rtol=1e-4)
+    # rows orientation: 24 blocked channels into 24 NCHW ones over many positions
+    big = np.abs(rng.standard_normal((1, 32, 40, 40))).astype(np.float32)
+    big[0, 5, 7, 9] = np.inf
+    tb = B.conv1x1_blocked(RB.to_blocked(big), w1, in_blocked=True, out_blocked=True)
+    assert B.product_rows(True, False, 24, 1600, np.float32)
+    y = B.conv1x1_blocked(tb, w1[:, :24], in_blocked=True, out_blocked=False)
+    want = F.conv2d(F.conv2d(big, w1.reshape(24, 32, 1, 1)), w1[:, :24].reshape(24, 24, 1, 1))
+    assert not np.isnan(y).any() and (np.isinf(y) == np.isinf(want)).all()
+
+
 # (N, C, H, W, kernel, stride, padding, dilation)
 CASES_DW = [
     (1, 32, 112, 112, 3, 1, 1, 1),
@@ -106,6 +156,9 @@ CASES_DW = [
     (1, 16, 5, 6, (3, 1), (1, 2), (1, 0), (2, 1)),
     (1, 256, 9, 20, 3, 1, 1, 1),               # tasks of 9 rows: row pairs and a single row
     (2, 128, 11, 17, 3, 1, (1, 0, 0, 2), 1),
+    (1, 24, 14, 14, 3, 1, 1, 1),               # 24 channels: the second block half padding
+    (2, 40, 9, 9, 3, 2, 1, 1),
+    (1, 8, 5, 6, 5, 1, 2, 1),
 ]
 
 
@@ -130,7 +183,7 @@ def test_depthwise_blocked_matches_reference(isa, rng, case, dt):
     p4 = pad if np.isscalar(pad) else tuple(pad)
     if np.isscalar(p4) or len(p4) == 2:
         ref = F.conv2d(x, w, None, stride=s, padding=p4, dilation=d, groups=C)
-        np.testing.assert_allclose(RB.from_blocked(got), ref, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(RB.from_blocked(got, C), ref, rtol=rtol, atol=atol)
 
 
 def test_blocked_bad_input(rng):
@@ -143,8 +196,8 @@ def test_blocked_bad_input(rng):
         B.conv1x1_blocked(xb[..., :8], w, in_blocked=True, out_blocked=True)
     with pytest.raises(ValueError, match="weight"):
         B.conv1x1_blocked(xb, w[:, :16], in_blocked=True, out_blocked=True)
-    with pytest.raises(ValueError, match="weight"):
-        B.conv1x1_blocked(xb, w[:8], in_blocked=True, out_blocked=True)  # 8 outputs cannot be blocked
+    with pytest.raises(ValueError, match="weight"):  # 40 channels are not held in 2 blocks
+        B.conv1x1_blocked(xb, np.ones((16, 40), np.float32), in_blocked=True, out_blocked=True)
     with pytest.raises(ValueError, match="weight"):
         B.conv1x1_blocked(xb, rng.standard_normal((16, 32, 3, 3)).astype(np.float32), in_blocked=True,
                           out_blocked=True)
@@ -163,6 +216,8 @@ def test_blocked_bad_input(rng):
     dw = rng.standard_normal((32, 1, 3, 3)).astype(np.float32)
     with pytest.raises(ValueError, match="weight"):
         B.depthwise_blocked(xb, dw[:16], padding=1)
+    with pytest.raises(ValueError, match="weight"):
+        B.depthwise_blocked(xb, np.ones((32, 2, 3, 3), np.float32), padding=1)
     with pytest.raises(ValueError, match="input"):
         B.depthwise_blocked(xb, dw, padding=0, dilation=2)  # 4x4 input, 5x5 dilated kernel
     with pytest.raises(ValueError, match="padding"):
@@ -191,6 +246,10 @@ def test_blocked_bad_input(rng):
         _C.blk_depthwise(xb, dw, None, y, 1, 1, 1, 1, 5, 4, 1, 1)
     with pytest.raises(ValueError, match="stride"):
         _C.blk_depthwise(xb, dw, None, y, 0, 1, 1, 1, 4, 4, 1, 1)
+    with pytest.raises(ValueError, match="weight"):  # 16 channels are one block, the input has 2
+        _C.blk_depthwise(xb, dw[:16], None, y, 1, 1, 1, 1, 4, 4, 1, 1)
+    with pytest.raises(ValueError, match="rows"):
+        _C.blk_pack_1x1(np.ones((24, 32), np.float32), True, True)
 
 
 # ----------------------------------------------------------------------------- the ONNX pass
@@ -234,11 +293,11 @@ def test_onnx_blocked_chain_matches_unoptimized(isa, rng):
     opt = ckonnx.prepare(m)
     io = {n.inputs[1]: n.extra.get("blocked") for n in opt.graph.nodes if n.op_type == "Conv"}
     # the stem's output feeds a depthwise node but is made by a 3x3 one: NCHW, and so is the dw
-    # after it; p1 writes the chain's first blocked tensor; p2's 24 channels end it; p3 has a
-    # blocked residual (a4); e4's output is a graph output (NCHW)
+    # after it; p1 writes the chain's first blocked tensor; p2's 24 channels are blocked in two
+    # blocks (8 padding lanes); p3 has a blocked residual (a4); e4's output is a graph output (NCHW)
     assert io == {"w0": None, "dw1": None, "p1": (False, True), "e2": (True, True), "dw2": (True, True),
-                  "p2": (True, False), "e3": (False, True), "p3": (True, True), "e4": (True, False)}
-    assert opt.stats["blocked"] == 5
+                  "p2": (True, True), "e3": (True, True), "p3": (True, True), "e4": (True, False)}
+    assert opt.stats["blocked"] == 6
     x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
     got = opt.run([x])
     want = ckonnx.prepare(m, optimize=False).run([x])

@@ -19,14 +19,17 @@ void check_dim(int64_t v, const char* name) {
   CK_CHECK(v >= 1 && v <= kMaxDim, name, "must be in [1, 2^40]");
 }
 
+// c channels as a blocked tensor holds them: whole blocks
+int64_t padded(int64_t c) { return (c + kBlk - 1) / kBlk * kBlk; }
+
 template <class T>
-py::array pack_1x1(const Arr& w, int64_t K, int64_t C, bool rows) {
-  const int64_t n = blk_pack_1x1_stub.get<T>()(C, K, nullptr, nullptr, rows);
+py::array pack_1x1(const Arr& w, int64_t K, int64_t C, bool rows, bool out_blk) {
+  const int64_t n = blk_pack_1x1_stub.get<T>()(C, K, nullptr, nullptr, rows, out_blk);
   py::array_t<T> out(py::ssize_t{n});
   T* dst = out.mutable_data();
   {
     py::gil_scoped_release nogil;
-    blk_pack_1x1_stub.get<T>()(C, K, w.ptr<T>(), dst, rows);
+    blk_pack_1x1_stub.get<T>()(C, K, w.ptr<T>(), dst, rows, out_blk);
   }
   return out;
 }
@@ -42,9 +45,10 @@ CK_BIND(blocked) {
     py::gil_scoped_release nogil;  // (a few operations; released as every stub call is)
     return f64 ? blk_rows_stub.get<double>()(K, P) : blk_rows_stub.get<float>()(K, P);
   }, py::arg("K"), py::arg("P"), py::arg("f64") = false);
-  // blk_pack_1x1(weight, rows=False): the weight (K, C) or (K, C, 1, 1) packed as blk_conv1x1
-  // reads it in that orientation (for this instruction set).
-  m.def("blk_pack_1x1", [](py::object w_, bool rows) -> py::array {
+  // blk_pack_1x1(weight, rows=False, out_blk=False): the weight (K, C) or (K, C, 1, 1) packed as
+  // blk_conv1x1 reads it in that orientation, for a blocked output or not (for this
+  // instruction set).
+  m.def("blk_pack_1x1", [](py::object w_, bool rows, bool out_blk) -> py::array {
     Arr w = arr(w_, "weight");
     check_float(w, "weight");
     check_host(w, "weight");
@@ -53,12 +57,14 @@ CK_BIND(blocked) {
     const int64_t K = w.dim(0), C = w.dim(1);
     check_dim(K, "weight");
     check_dim(C, "weight");
-    return w.dtype == DType::f32 ? pack_1x1<float>(w, K, C, rows) : pack_1x1<double>(w, K, C, rows);
-  }, py::arg("weight"), py::arg("rows") = false);
+    CK_CHECK(!rows || !out_blk, "rows", "needs an NCHW output");
+    return w.dtype == DType::f32 ? pack_1x1<float>(w, K, C, rows, out_blk) : pack_1x1<double>(w, K, C, rows, out_blk);
+  }, py::arg("weight"), py::arg("rows") = false, py::arg("out_blk") = false);
   // blk_conv1x1(x, wpk, bias, residual, y, N, C, K, P, in_blk, out_blk, relu, relu_max, rows):
-  // y = conv1x1(x, w) + bias + residual, clamped to [0, relu_max] when relu; x (N*C*P values)
-  // blocked or NCHW, y and residual (N*K*P values) blocked or NCHW; wpk from
-  // blk_pack_1x1(w, rows) (rows = True: a blocked input and an NCHW output only).
+  // y = conv1x1(x, w) + bias + residual, clamped to [0, relu_max] when relu; x (C channels)
+  // blocked or NCHW, y and residual (K channels) blocked or NCHW (blocked: whole blocks of 16,
+  // the last one's padding lanes included); wpk from blk_pack_1x1(w, rows, out_blk) (rows =
+  // True: a blocked input and an NCHW output only).
   m.def("blk_conv1x1",
         [](py::object x_, py::object wpk_, py::object b_, py::object res_, py::object y_, int64_t N, int64_t C,
            int64_t K, int64_t P, bool in_blk, bool out_blk, bool relu, double relu_max, bool rows) {
@@ -73,12 +79,11 @@ CK_BIND(blocked) {
           check_dim(C, "C");
           check_dim(K, "K");
           check_dim(P, "P");
-          CK_CHECK(double(N) * double(std::max(C, K)) * double(P) <= double(kMaxDim), "input", "too large");
-          CK_CHECK(!in_blk || C % kBlk == 0, "input", "a channel-blocked input needs a multiple of 16 channels");
-          CK_CHECK(!out_blk || K % kBlk == 0, "output", "a channel-blocked output needs a multiple of 16 channels");
+          CK_CHECK(double(N) * double(padded(std::max(C, K))) * double(P) <= double(kMaxDim), "input", "too large");
           CK_CHECK(!rows || (in_blk && !out_blk), "rows", "needs a channel-blocked input and an NCHW output");
-          check_size(x, N * C * P, "input");
-          check_size(y, N * K * P, "output");
+          const int64_t XC = in_blk ? padded(C) : C, YK = out_blk ? padded(K) : K;  // channels held
+          check_size(x, N * XC * P, "input");
+          check_size(y, N * YK * P, "output");
           CK_CHECK(x.data != y.data, "output", "may not be the input array");
           if (b.data) {
             check_same_dtype(b, x, "bias");
@@ -86,7 +91,7 @@ CK_BIND(blocked) {
           }
           if (res.data) {
             check_same_dtype(res, x, "residual");
-            check_size(res, N * K * P, "residual");
+            check_size(res, N * YK * P, "residual");
             CK_CHECK(res.data != y.data, "residual", "may not be the output array");
           }
           BlkConv1x1 q;
@@ -96,7 +101,7 @@ CK_BIND(blocked) {
           dispatch_float(x, "input", [&](auto t) {
             using T = decltype(t);
             py::gil_scoped_release nogil;  // (the size check below throws with it released: fine)
-            check_size(wpk, blk_pack_1x1_stub.get<T>()(C, K, nullptr, nullptr, rows), "weight");
+            check_size(wpk, blk_pack_1x1_stub.get<T>()(C, K, nullptr, nullptr, rows, out_blk), "weight");
             blk_conv1x1_stub.get<T>()(q, x.ptr<T>(), wpk.ptr<T>(), b.data ? b.ptr<T>() : nullptr,
                                       res.data ? res.ptr<T>() : nullptr, y.ptr<T>());
           });
@@ -104,9 +109,9 @@ CK_BIND(blocked) {
         py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("residual"), py::arg("output"), py::arg("N"),
         py::arg("C"), py::arg("K"), py::arg("P"), py::arg("in_blk"), py::arg("out_blk"), py::arg("relu") = false,
         py::arg("relu_max") = std::numeric_limits<double>::infinity(), py::arg("rows") = false);
-  // blk_depthwise(x, w, bias, y, sh, sw, ph, pw, P, Q, dh, dw, relu, relu_max): x (C/16, N, H, W,
-  // 16), w (C, 1, R, S), y (C/16, N, P, Q, 16); ph, pw the leading pads (the trailing ones follow
-  // from P and Q).
+  // blk_depthwise(x, w, bias, y, sh, sw, ph, pw, P, Q, dh, dw, relu, relu_max): x (ceil(C/16), N,
+  // H, W, 16), w (C, 1, R, S), bias (C), y (ceil(C/16), N, P, Q, 16); ph, pw the leading pads (the
+  // trailing ones follow from P and Q).
   m.def("blk_depthwise",
         [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
            int64_t P, int64_t Q, int64_t dh, int64_t dw, bool relu, double relu_max) {
@@ -118,16 +123,17 @@ CK_BIND(blocked) {
           check_same_dtype(y, x, "output");
           CK_CHECK(x.ndim() == 5 && x.dim(4) == kBlk, "input", "must be channel-blocked (C/16, N, H, W, 16)");
           CK_CHECK(w.ndim() == 4 && w.dim(1) == 1, "weight", "must be (C, 1, R, S)");
-          CK_CHECK(w.dim(0) == x.dim(0) * kBlk, "weight", "dim 0 must be the input's channels");
+          CK_CHECK(w.dim(0) >= 1 && padded(w.dim(0)) == x.dim(0) * kBlk, "weight",
+                   "dim 0 must be the input's channels (its blocks' real lanes)");
           for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(2), w.dim(3), P, Q}) check_dim(v, "input");
           for (int64_t v : {sh, sw, dh, dw}) CK_CHECK(v >= 1 && v <= kMaxDim, "stride", "stride and dilation must be >= 1");
           CK_CHECK(ph >= 0 && pw >= 0 && ph <= kMaxDim && pw <= kMaxDim, "padding", "must be >= 0");
           DwParams p;
-          p.N = x.dim(1), p.C = x.dim(0) * kBlk, p.M = 1, p.H = x.dim(2), p.W = x.dim(3), p.P = P, p.Q = Q;
+          p.N = x.dim(1), p.C = w.dim(0), p.M = 1, p.H = x.dim(2), p.W = x.dim(3), p.P = P, p.Q = Q;
           p.R = w.dim(2), p.S = w.dim(3), p.sh = sh, p.sw = sw, p.ph = ph, p.pw = pw, p.dh = dh, p.dw = dw;
           p.relu = relu, p.relu_max = relu_max;
-          CK_CHECK(double(p.N) * double(p.C) * double(P) * double(Q) <= double(kMaxDim), "output", "too large");
-          check_size(y, p.N * p.C * P * Q, "output");
+          CK_CHECK(double(p.N) * double(x.dim(0) * kBlk) * double(P) * double(Q) <= double(kMaxDim), "output", "too large");
+          check_size(y, p.N * x.dim(0) * kBlk * P * Q, "output");
           CK_CHECK(x.data != y.data, "output", "may not be the input array");
           if (b.data) {
             check_same_dtype(b, x, "bias");

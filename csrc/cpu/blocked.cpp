@@ -14,6 +14,9 @@
 // way, Y (K x P) = W X, the weight prepacked as A and X's panels packed from the blocks by BlkB
 // (blk_rows decides, as conv.cpp's channel_last_product does).
 // The reduction runs as one K slice up to 2048 channels deep, so that y is written once.
+// A blocked output of K channels not a multiple of kBlk is computed with its last block's
+// padding lanes (zero weight rows and biases: whole-vector tiles and stores); a blocked input's
+// reduction runs over its C real channels, never reading the padding.
 // Blocked in and out, the batch is one product over all images' positions (the layout puts
 // every image's positions of a channel block side by side); otherwise image by image.
 //
@@ -24,6 +27,7 @@
 // Tasks are (channel block, image, run of output rows), so that small batches still fill both
 // cores.
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 
 #include "cpu/common.h"
@@ -78,14 +82,25 @@ struct BlkB {
   }
 };
 
+// The product's columns: a blocked output's K channels with their block's padding lanes.
+inline int64_t blk_cols(int64_t K, bool out_blk) { return out_blk ? ceil_div(K, kBlk) * kBlk : K; }
+
 template <class T>
-int64_t blk_pack_1x1_impl(int64_t C, int64_t K, const T* w, T* dst, bool rows) {
+int64_t blk_pack_1x1_impl(int64_t C, int64_t K, const T* w, T* dst, bool rows, bool out_blk) {
   if (rows) {
     if (dst) pack_a_whole<T>(K, C, w, C, 1, dst);
     return packed_a_size<T>(K, C);
   }
-  if (dst) pack_b_whole<T>(C, K, w, 1, C, dst, blk_kc(C));
-  return packed_b_size<T>(C, K);
+  const int64_t KP = blk_cols(K, out_blk);
+  if (dst && KP == K) pack_b_whole<T>(C, K, w, 1, C, dst, blk_kc(C));
+  if (dst && KP != K) {  // (zero weight rows for the padding lanes: they compute 0)
+    Buffer wb;
+    T* wp = wb.get<T>(KP * C);
+    std::memcpy(wp, w, size_t(K * C) * sizeof(T));
+    std::memset(static_cast<void*>(wp + K * C), 0, size_t((KP - K) * C) * sizeof(T));
+    pack_b_whole<T>(C, KP, wp, 1, C, dst, blk_kc(C));
+  }
+  return packed_b_size<T>(C, KP);
 }
 
 // The channel-last product unless it pads more lanes (channel_last_pads_less, as conv.cpp does)
@@ -98,11 +113,19 @@ bool blk_rows_impl(int64_t K, int64_t P) {
 
 template <class T>
 void blk_conv1x1_impl(const BlkConv1x1& q, const T* x, const T* wpk, const T* b, const T* res, T* y) {
-  const int64_t C = q.C, K = q.K, P = q.P;
+  // K: the product's columns (a blocked output's padding lanes computed, from zero weights and
+  // biases)
+  const int64_t C = q.C, K = q.rows ? q.K : blk_cols(q.K, q.out_blk), P = q.P;
   // a blocked tensor's channel blocks are N*P positions apart (the layout of ops/blocked.h):
   // blocked in and out, the whole batch is one product over N*P positions
   const int64_t NP = q.N * P, bs = NP * kBlk;
   const bool fold = q.in_blk && q.out_blk;
+  Buffer bbuf;
+  if (b && K != q.K) {  // (the bias with zeros for the padding lanes)
+    T* bp = bbuf.get<T>(K);
+    for (int64_t k = 0; k < K; ++k) bp[k] = k < q.K ? b[k] : T(0);
+    b = bp;
+  }
   for (int64_t n = 0; n < (fold ? 1 : q.N); ++n) {
     const int64_t M = fold ? NP : P;
     // image n's input, output and residual
@@ -253,7 +276,7 @@ void blk_dw_rows(const DwParams& p, const T* xp, const T* wt, const T* bt, T* yp
 
 template <class T>
 void blk_depthwise_impl(const DwParams& p, const T* x, const T* w, const T* b, T* y) {
-  const int64_t CB = p.C / kBlk, RS = p.R * p.S, planes = p.N * CB;
+  const int64_t CB = ceil_div(p.C, kBlk), RS = p.R * p.S, planes = p.N * CB;
   const int64_t in_plane = p.H * p.W * kBlk, out_plane = p.P * p.Q * kBlk;
   // runs of output rows: about 8 tasks per thread where the planes are fewer
   const int nt = max_threads();
@@ -269,10 +292,10 @@ void blk_depthwise_impl(const DwParams& p, const T* x, const T* w, const T* b, T
     static thread_local Buffer wbuf;
     T* wt = wbuf.get<T>((RS + 1) * kBlk);
     T* bt = wt + RS * kBlk;
-    for (int64_t l = 0; l < kBlk; ++l) {
+    for (int64_t l = 0; l < kBlk; ++l) {  // (padding lanes past p.C: zero weights and bias)
       const int64_t c = cb * kBlk + l;
-      for (int64_t t = 0; t < RS; ++t) wt[t * kBlk + l] = w[c * RS + t];
-      bt[l] = b ? b[c] : T(0);
+      for (int64_t t = 0; t < RS; ++t) wt[t * kBlk + l] = c < p.C ? w[c * RS + t] : T(0);
+      bt[l] = b && c < p.C ? b[c] : T(0);
     }
     const T* xp = x + plane * in_plane;
     T* yp = y + plane * out_plane;

@@ -1,8 +1,10 @@
 // Channel-blocked ("NCHW16c") convolutions, for graph runtimes that keep a chain of 1x1 and
 // depthwise layers in that layout (the ONNX backend's MobileNetV2 blocks, see
-// python/convkern/onnx/optimize.py). An (N, C, H, W) tensor with C a multiple of kBlk is held as
-// (C/kBlk, N, H, W, kBlk): element (n, c, h, w) at ((c/kBlk*N + n)*H*W + h*W + w)*kBlk +
-// c%kBlk. Each position's kBlk channels are contiguous, so a 1x1 layer's product reads and
+// python/convkern/onnx/optimize.py). An (N, C, H, W) tensor is held as (ceil(C/kBlk), N, H, W,
+// kBlk): element (n, c, h, w) at ((c/kBlk*N + n)*H*W + h*W + w)*kBlk + c%kBlk. When C is not a
+// multiple of kBlk, the last block's lanes from C%kBlk on are padding: these kernels write zeros
+// there (from finite inputs: the padded weights and biases are zero) and never read them into a
+// real channel (a reduction runs over the C real channels only). Each position's kBlk channels are contiguous, so a 1x1 layer's product reads and
 // writes whole vectors of channels per position (no transposes on either side) and a
 // depthwise layer computes kBlk channels per vector, with no short rows on small planes; and
 // a block holds every image's positions in a row, so that a batch of 1x1 products between
@@ -19,8 +21,8 @@ namespace ck {
 constexpr int64_t kBlk = 16;
 
 // A 1x1, stride-1, unpadded, one-group convolution of N images of P positions, C -> K channels.
-// in_blk / out_blk: x / y (and the residual, which has y's layout) channel-blocked (then C /
-// K a multiple of kBlk) or NCHW.
+// in_blk / out_blk: x / y (and the residual, which has y's layout) channel-blocked (C / K real
+// channels in ceil(C/kBlk) / ceil(K/kBlk) blocks) or NCHW.
 struct BlkConv1x1 {
   int64_t N = 1, C = 1, K = 1, P = 1;
   bool in_blk = false, out_blk = false;
@@ -32,16 +34,18 @@ struct BlkConv1x1 {
   double relu_max = std::numeric_limits<double>::infinity();
 };
 
-// The weight (K x C, row-major) packed as blk_conv1x1 reads it in the orientation `rows`:
-// returns the packed size in values; packs into dst unless it is null.
-template <class T> using blk_pack_1x1_sig = int64_t(int64_t C, int64_t K, const T* w, T* dst, bool rows);
+// The weight (K x C, row-major) packed as blk_conv1x1 reads it in the orientation `rows`, for
+// an output blocked or not (out_blk: K's zero rows up to a multiple of kBlk too): returns the
+// packed size in values; packs into dst unless it is null.
+template <class T>
+using blk_pack_1x1_sig = int64_t(int64_t C, int64_t K, const T* w, T* dst, bool rows, bool out_blk);
 // Whether a product of K channels over P positions reading a blocked input and writing NCHW
 // runs with rows = true (this ISA's tile width decides).
 template <class T> using blk_rows_sig = bool(int64_t K, int64_t P);
 // y = conv1x1(x, w) + b (nullable) + res (nullable), then the relu.
 template <class T>
 using blk_conv1x1_sig = void(const BlkConv1x1& q, const T* x, const T* wpk, const T* b, const T* res, T* y);
-// Depthwise (p.M == 1, p.C a multiple of kBlk), x and y channel-blocked; p.relu, p.relu_max apply.
+// Depthwise (p.M == 1, p.C real channels), x and y channel-blocked; p.relu, p.relu_max apply.
 template <class T> using blk_depthwise_sig = void(const DwParams& p, const T* x, const T* w, const T* b, T* y);
 
 CK_DECLARE_STUB(blk_pack_1x1_stub, blk_pack_1x1_sig);

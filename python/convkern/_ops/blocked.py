@@ -1,8 +1,11 @@
 """Channel-blocked (NCHW16c) 1x1 and depthwise convolutions (CPU, inference).
 
-An (N, C, H, W) tensor with C a multiple of 16 is held blocked as (C/16, N, H, W, 16): each
-position's 16 channels contiguous, one vector of the micro-kernels, and every image's
-positions of a block side by side (a batch of blocked 1x1 layers is one product). A chain of 1x1 and
+An (N, C, H, W) tensor is held blocked as (ceil(C/16), N, H, W, 16): each position's 16
+channels contiguous, one vector of the micro-kernels, and every image's positions of a block
+side by side (a batch of blocked 1x1 layers is one product). When C is not a multiple of 16
+the last block's lanes from C % 16 on are padding: the kernels write zeros there (from finite
+inputs and residuals whose padding is zero) and never read them into a real channel, so a
+blocked array does not say its channel count: the weights do. A chain of 1x1 and
 depthwise layers (MobileNetV2's blocks) run in that layout reads and writes whole vectors of
 channels per position: the 1x1 layers' products need no transposes on either side, and the
 depthwise layers have no short rows on 7x7 or 14x14 planes. The ONNX backend keeps such
@@ -16,19 +19,19 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
-from ..reference.blocked import from_blocked, to_blocked  # noqa: F401  (NumPy layout changes)
+from ..reference.blocked import blocks, from_blocked, to_blocked  # noqa: F401  (NumPy layout changes)
 from . import _util as U
 from .conv import _check_relu_max
 
 BLOCK = 16
 __all__ = ["PackedBlocked1x1", "pack_conv1x1_blocked", "product_rows", "conv1x1_blocked", "depthwise_blocked",
-           "to_blocked", "from_blocked"]
+           "to_blocked", "from_blocked", "blocks"]
 
 
 class PackedBlocked1x1:
-    """A 1x1 weight (K, C) packed once for conv1x1_blocked, in each product orientation as it
-    is first needed (``packed(rows)``), for the instruction set active when it was made
-    (conv1x1_blocked packs again under another one)."""
+    """A 1x1 weight (K, C) packed once for conv1x1_blocked, in each product orientation and
+    output layout as it is first needed (``packed(rows, out_blocked)``), for the instruction set
+    active when it was made (conv1x1_blocked packs again under another one)."""
 
     __slots__ = ("_data", "weight", "K", "C", "dtype", "isa")
 
@@ -41,11 +44,13 @@ class PackedBlocked1x1:
         self._data = {}
         self.isa = _C.get_isa()
 
-    def packed(self, rows=False):
-        """The packed weight for the product orientation rows (see _C.blk_rows)."""
-        d = self._data.get(rows)
+    def packed(self, rows=False, out_blocked=False):
+        """The packed weight for the product orientation rows (see _C.blk_rows) and a blocked
+        output or not (its padding lanes' zero rows too)."""
+        key = (bool(rows), bool(out_blocked) and self.K % BLOCK != 0)
+        d = self._data.get(key)
         if d is None:
-            d = self._data[rows] = _C.blk_pack_1x1(self.weight, rows)
+            d = self._data[key] = _C.blk_pack_1x1(self.weight, rows, out_blocked)
         return d
 
     def current(self):
@@ -63,15 +68,19 @@ def pack_conv1x1_blocked(weight):
     return PackedBlocked1x1(weight)
 
 
-def _x_geometry(x, blocked, name="input"):
-    """(N, C, H, W) of an NCHW or blocked input."""
+def _x_geometry(x, blocked, c, name="input", wname="weight"):
+    """(N, C, H, W) of an NCHW or blocked input of c channels (the weight's)."""
     if blocked:
-        U.check_ndim(x, 5, name, f"(C/{BLOCK}, N, H, W, {BLOCK})")
+        U.check_ndim(x, 5, name, f"(ceil(C/{BLOCK}), N, H, W, {BLOCK})")
         if x.shape[4] != BLOCK:
             raise ValueError(f"{name}: a channel-blocked array has a last dimension of {BLOCK}, got {x.shape}")
         cb, n, h, w, _ = x.shape
-        return n, cb * BLOCK, h, w
+        if blocks(c) != cb:
+            raise ValueError(f"{wname}: has {c} input channels, which the input's {cb} blocks of {BLOCK} do not hold")
+        return n, c, h, w
     U.check_ndim(x, 4, name, "(N, C, H, W)")
+    if x.shape[1] != c:
+        raise ValueError(f"{wname}: has {c} input channels, the input {x.shape[1]}")
     return x.shape
 
 
@@ -83,7 +92,7 @@ def output_size(hw, kernel, stride, pads, dilation):
 
 def y_shape(n, k, h, w, blocked):
     """The shape of an (n, k, h, w) tensor, blocked or not."""
-    return (k // BLOCK, n, h, w, BLOCK) if blocked else (n, k, h, w)
+    return (blocks(k), n, h, w, BLOCK) if blocked else (n, k, h, w)
 
 
 def conv1x1_blocked(input, weight, bias=None, residual=None, *, in_blocked, out_blocked, relu=False,
@@ -91,21 +100,17 @@ def conv1x1_blocked(input, weight, bias=None, residual=None, *, in_blocked, out_
     """A 1x1, stride-1, unpadded convolution (weight (K, C, 1, 1), or a PackedBlocked1x1) + bias
     + residual, then, when relu, max(y, 0) (clamped to relu_max when given: 6 for ReLU6).
     in_blocked: input is (C/16, N, H, W, 16) (else (N, C, H, W)); out_blocked: the output, and
-    the residual, are (K/16, N, H, W, 16) (else (N, K, H, W)). Returns a new array."""
+    the residual, are (ceil(K/16), N, H, W, 16) (else (N, K, H, W)). Returns a new array."""
     in_blocked, out_blocked = U.check_flag(in_blocked, "in_blocked"), U.check_flag(out_blocked, "out_blocked")
     relu = U.check_flag(relu, "relu")
     relu_max = _check_relu_max(relu_max)
     x = U.as_float(input, "input")
-    n, c, h, w = _x_geometry(x, in_blocked)
-    U.check_nonempty(x, "input")
     pk = weight if isinstance(weight, PackedBlocked1x1) else PackedBlocked1x1(U.as_float(weight, "weight", like=x))
     if pk.dtype != x.dtype:
         raise TypeError(f"weight: dtype {pk.dtype} differs from input dtype {x.dtype}")
-    if pk.C != c:
-        raise ValueError(f"weight: has {pk.C} input channels, the input {c}")
+    n, c, h, w = _x_geometry(x, in_blocked, pk.C)
+    U.check_nonempty(x, "input")
     pk = pk.current()
-    if out_blocked and pk.K % BLOCK:
-        raise ValueError(f"weight: a channel-blocked output needs a multiple of {BLOCK} channels, got {pk.K}")
     b = U.as_float_opt(bias, "bias", like=x)
     if b is not None:
         U.check_shape(b, (pk.K,), "bias")
@@ -115,7 +120,7 @@ def conv1x1_blocked(input, weight, bias=None, residual=None, *, in_blocked, out_
         U.check_shape(residual, yshape, "residual")
     y = U.empty(yshape, x.dtype)
     rows = product_rows(in_blocked, out_blocked, pk.K, h * w, x.dtype)
-    _C.blk_conv1x1(x, pk.packed(rows), b, residual, y, n, c, pk.K, h * w, in_blocked, out_blocked, relu, relu_max,
+    _C.blk_conv1x1(x, pk.packed(rows, out_blocked), b, residual, y, n, c, pk.K, h * w, in_blocked, out_blocked, relu, relu_max,
                    rows)
     return y
 
@@ -141,18 +146,18 @@ def _pair(v, name):
 
 def depthwise_blocked(input, weight, bias=None, stride=1, padding=0, dilation=1, relu=False, relu_max=None):
     """Depthwise conv2d (weight (C, 1, R, S): groups = C, multiplier 1) of a blocked input
-    (C/16, N, H, W, 16) into a blocked output, + bias, then the relu as in conv1x1_blocked.
+    (ceil(C/16), N, H, W, 16) into a blocked output, + bias, then the relu as in conv1x1_blocked.
     padding: int, (ph, pw) or (top, left, bottom, right)."""
     relu = U.check_flag(relu, "relu")
     relu_max = _check_relu_max(relu_max)
     x = U.as_float(input, "input")
-    n, c, h, wd = _x_geometry(x, True)
-    U.check_nonempty(x, "input")
     w = U.as_float(weight, "weight", like=x)
     U.check_ndim(w, 4, "weight", "(C, 1, R, S)")
-    if w.shape[0] != c or w.shape[1] != 1:
-        raise ValueError(f"weight: expected ({c}, 1, R, S) for {c} channels, got {w.shape}")
     U.check_nonempty(w, "weight")
+    if w.shape[1] != 1:
+        raise ValueError(f"weight: expected (C, 1, R, S), got {w.shape}")
+    n, c, h, wd = _x_geometry(x, True, w.shape[0])
+    U.check_nonempty(x, "input")
     b = U.as_float_opt(bias, "bias", like=x)
     if b is not None:
         U.check_shape(b, (c,), "bias")
@@ -162,6 +167,6 @@ def depthwise_blocked(input, weight, bias=None, stride=1, padding=0, dilation=1,
     if p < 1 or q < 1:
         raise ValueError(f"input: {h}x{wd} (padded {h + pt + pb}x{wd + pl + pr}) is smaller than the dilated "
                          f"kernel: empty output")
-    y = U.empty((c // BLOCK, n, p, q, BLOCK), x.dtype)
+    y = U.empty((blocks(c), n, p, q, BLOCK), x.dtype)
     _C.blk_depthwise(x, w, b, y, sh, sw, pt, pl, p, q, dh, dw, relu, relu_max)
     return y

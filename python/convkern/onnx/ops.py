@@ -278,18 +278,18 @@ def _blocked_call(node, x, w, in_blk, out_blk):
             _C.blk_depthwise(x, w, b, y, s[0], s[1], pt, pl, p, q, d[0], d[1], relu, relu_max)
             return y
         return call, shape
-    n, c, h, wd = (x.shape[1], x.shape[0] * 16, x.shape[2], x.shape[3]) if in_blk else x.shape
-    K = w.shape[0]
+    K, c = w.shape[:2]
+    n, h, wd = (x.shape[1], x.shape[2], x.shape[3]) if in_blk else (x.shape[0], x.shape[2], x.shape[3])
     shape = _blockedops.y_shape(n, K, h, wd, out_blk)
     pk = _blockedops.PackedBlocked1x1(w)
     rows = _blockedops.product_rows(in_blk, out_blk, K, h * wd, x.dtype)
-    state = [pk.isa, pk.packed(rows), rows]
+    state = [pk.isa, pk.packed(rows, out_blk), rows]
 
     def call(x, b, res, relu, relu_max):
         if state[0] != _C.get_isa():  # (packed for another instruction set: packed again once)
             p = pk.current()
             r = _blockedops.product_rows(in_blk, out_blk, K, h * wd, x.dtype)
-            state[:] = [p.isa, p.packed(r), r]
+            state[:] = [p.isa, p.packed(r, out_blk), r]
         y = _C.empty(shape, x.dtype)
         _C.blk_conv1x1(x, state[1], b, res, y, n, c, K, h * wd, in_blk, out_blk, relu, relu_max, state[2])
         return y
@@ -323,10 +323,12 @@ def _conv_blocked(node, ins, io):
 def _blocked_fallback(node, ins, io):
     in_blk, out_blk = io
     args = list(ins)
+    w = args[1]
+    k, c = (w.shape[0], w.shape[0]) if int(node.attr("group", 1)) > 1 else w.shape[:2]  # (depthwise: C = K)
     if in_blk:
-        args[0] = _blockedops.from_blocked(args[0])
+        args[0] = _blockedops.from_blocked(args[0], c)
     if out_blk and node.extra.get("residual") and isinstance(args[3], np.ndarray) and args[3].ndim == 5:
-        args[3] = _blockedops.from_blocked(args[3])
+        args[3] = _blockedops.from_blocked(args[3], node.extra.get("blocked_res_channels", k))
     y = _conv_nchw(node, args)[0]
     return [_blockedops.to_blocked(y) if out_blk else y]
 

@@ -306,10 +306,17 @@ def prune(g: Graph):
 BLOCK = 16  # channels per block of the blocked layout (convkern._ops.blocked)
 
 
+def _blockable(c):
+    """Whether a tensor of c channels is held blocked: its padding lanes at most a quarter of
+    the lanes (24 channels in 32 lanes, as ONNX Runtime's NCHWc layout holds MobileNetV2's
+    24-channel stage; not 8 in 16)."""
+    return c >= BLOCK and -(-c // BLOCK) * BLOCK * 3 <= c * 4
+
+
 def _blocked_kind(g, n):
     """'1x1' or 'dw' where Conv node n can run channel-blocked (convkern._ops.blocked: a 2-d
-    1x1, stride-1, unpadded, one-group layer, or a depthwise one with a multiple of 16
-    channels and no fused residual), else None. The weight must be a float constant."""
+    1x1, stride-1, unpadded, one-group layer, or a depthwise one with no fused residual),
+    else None. The weight must be a float constant."""
     if n.op_type != "Conv" or len(n.inputs) < 2 or n.inputs[1] not in g.consts:
         return None
     w = g.consts[n.inputs[1]]
@@ -325,7 +332,7 @@ def _blocked_kind(g, n):
         if strides == [1, 1] and not any(pads) and n.attr("auto_pad", "NOTSET") in ("NOTSET", "VALID"):
             return "1x1"
         return None
-    if (group == w.shape[0] and w.shape[1] == 1 and w.shape[0] % BLOCK == 0 and not n.extra.get("residual")
+    if (group == w.shape[0] and w.shape[1] == 1 and not n.extra.get("residual")
             and len(n.attr("strides") or [1, 1]) == 2):
         return "dw"
     return None
@@ -333,15 +340,17 @@ def _blocked_kind(g, n):
 
 def blocked_layout(g: Graph):
     """Keeps chains of 1x1 and depthwise convolutions channel-blocked (convkern._ops.blocked: an
-    (N, C, H, W) tensor held as (C/16, N, H, W, 16)): a tensor is stored blocked when its
+    (N, C, H, W) tensor held as (ceil(C/16), N, H, W, 16)): a tensor is stored blocked when its
     producer and every consumer are such Conv nodes (reading it as the input, or as a 1x1
-    node's fused residual), its channels are a multiple of 16 and it is not a graph output,
-    whatever its plane size (leaving 56x56 and 112x112 NCHW measured the same). A depthwise
+    node's fused residual), its channels fill at least three quarters of its blocks' lanes
+    (_blockable) and it is not a graph output, whatever its plane size (leaving 56x56 and
+    112x112 NCHW measured the same). A depthwise
     node then runs blocked in and out, or not at all, and a 1x1 node's residual has its
     output's layout: tensors are unblocked until both hold. The 1x1 nodes at a
     chain's ends read or write NCHW themselves, so no conversion node is added. Sets
-    node.extra["blocked"] = (input blocked, output blocked) on the nodes that take part;
-    returns how many tensors are blocked."""
+    node.extra["blocked"] = (input blocked, output blocked) on the nodes that take part (and
+    "blocked_res_channels", a blocked residual's channels, for the fallback of a residual that
+    broadcasts); returns how many tensors are blocked."""
     kinds = {id(n): _blocked_kind(g, n) for n in g.nodes}
     cons = g.consumers()
     outputs = set(g.outputs) | {g.resolve(o) for o in g.outputs}
@@ -351,18 +360,20 @@ def blocked_layout(g: Graph):
         if kind is None:
             return False
         if i == 0:
-            return kind == "dw" or g.consts[n.inputs[1]].shape[1] % BLOCK == 0
+            return True
         return i == 3 and kind == "1x1" and bool(n.extra.get("residual"))
 
-    blocked = set()
+    blocked, channels = set(), {}
     for n in g.nodes:
         if kinds[id(n)] is None or not n.outputs or not n.outputs[0]:
             continue
         out = n.outputs[0]
-        if g.consts[n.inputs[1]].shape[0] % BLOCK or out in outputs or not cons.get(out):
+        k = g.consts[n.inputs[1]].shape[0]
+        if not _blockable(k) or out in outputs or not cons.get(out):
             continue
         if all(reads(c, i) for c, i in cons[out]):
             blocked.add(out)
+            channels[out] = k
     changed = True
     while changed:
         changed = False
@@ -380,6 +391,8 @@ def blocked_layout(g: Graph):
             io = (n.inputs[0] in blocked, n.outputs[0] in blocked)
             if any(io):
                 n.extra["blocked"] = io
+            if kinds[id(n)] == "1x1" and n.extra.get("residual") and n.inputs[3] in blocked:
+                n.extra["blocked_res_channels"] = channels[n.inputs[3]]
     return len(blocked)
 
 
