@@ -91,11 +91,14 @@ def _build_info():
 
 
 def _blocked_fwd(name, x, wt, b, c, k, r, s, st, pd, g):
-    """MobileNetV2's depthwise and 1x1 layers as the ONNX backend runs them in a chain: the
-    channel-blocked kernels (convkern._ops.blocked) from a blocked input into a blocked output
-    (the layout conversion is not timed: inside a chain there is none). None for other layers."""
-    if not name.startswith("mbv2") or c % 16 or k % 16:
+    """MobileNetV2's layers as the ONNX backend runs them in a chain: the channel-blocked kernels
+    (convkern._ops.blocked) from a blocked input into a blocked output (24 channels in two
+    blocks, the second one half padding; the layout conversion is not timed: inside a chain
+    there is none); the stem from its NCHW input (conv_direct_blocked). None for other layers."""
+    if not name.startswith("mbv2"):
         return None
+    if g == 1 and c <= 4:
+        return lambda: BK.conv_direct_blocked(x, wt, b, st, pd)
     xb = BK.to_blocked(x)
     if g == c == k:
         return lambda: BK.depthwise_blocked(xb, wt, b, st, pd)

@@ -186,6 +186,42 @@ def test_depthwise_blocked_matches_reference(isa, rng, case, dt):
         np.testing.assert_allclose(RB.from_blocked(got, C), ref, rtol=rtol, atol=atol)
 
 
+# (N, C, H, W, K, kernel, stride, padding, dilation)
+CASES_DIRECT = [
+    (1, 3, 32, 30, 32, 3, 2, 1, 1),            # MobileNetV2's stem (smaller plane)
+    (2, 3, 23, 17, 64, 7, 2, 3, 1),            # ResNet's
+    (1, 1, 9, 8, 8, 5, 3, (0, 1, 2, 3), 1),    # 8 channels: half a block of padding
+    (1, 4, 12, 40, 48, 3, 1, 1, 1),            # 3 blocks: a pair of vectors and a single one (AVX-512)
+    (1, 2, 7, 9, 24, (3, 1), (1, 2), (1, 0), (2, 1)),
+    (3, 3, 5, 5, 16, 3, 1, (0, 0, 4, 4), 1),   # outputs past the input (bias only)
+    (1, 3, 1, 1, 20, 3, 1, 1, 1),              # one position
+    (1, 3, 6, 50, 32, 3, 1, 0, 2),             # dilation 2: the generic kernel's interior
+]
+
+
+@pytest.mark.parametrize("case", CASES_DIRECT)
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_conv_direct_blocked_matches_reference(isa, rng, case, dt):
+    N, C, H, W, K, k, s, pad, d = case
+    kr, ks = (k, k) if np.isscalar(k) else k
+    x = rng.standard_normal((N, C, H, W)).astype(dt)
+    w = rng.standard_normal((K, C, kr, ks)).astype(dt)
+    b = rng.standard_normal(K).astype(dt)
+    rtol, atol = _tol(dt, C * kr * ks)
+    for bias, relu, relu_max in ((b, False, None), (b, True, 6.0), (None, True, None)):
+        got = B.conv_direct_blocked(x, w, bias, s, pad, d, relu=relu, relu_max=relu_max)
+        want = RB.conv_direct_blocked(x.astype(np.float64), w.astype(np.float64),
+                                      None if bias is None else bias.astype(np.float64), s, pad, d, relu=relu,
+                                      relu_max=relu_max)
+        assert got.dtype == dt and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)  # (the padding lanes zero too)
+    p4 = pad if np.isscalar(pad) else tuple(pad)
+    if np.isscalar(p4) or len(p4) == 2:  # against the NCHW convolution
+        ref = F.conv2d(x, w, b, stride=s, padding=p4, dilation=d)
+        np.testing.assert_allclose(RB.from_blocked(B.conv_direct_blocked(x, w, b, s, pad, d), K), ref, rtol=rtol,
+                                   atol=atol)
+
+
 def test_blocked_bad_input(rng):
     x = rng.standard_normal((1, 32, 4, 4)).astype(np.float32)
     xb = RB.to_blocked(x)
@@ -246,6 +282,30 @@ def test_blocked_bad_input(rng):
         _C.blk_depthwise(xb, dw, None, y, 1, 1, 1, 1, 5, 4, 1, 1)
     with pytest.raises(ValueError, match="stride"):
         _C.blk_depthwise(xb, dw, None, y, 0, 1, 1, 1, 4, 4, 1, 1)
+    # the direct convolution into a blocked output
+    x3 = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    w3 = rng.standard_normal((32, 3, 3, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="weight"):
+        B.conv_direct_blocked(x3, w3[:, :2])
+    with pytest.raises(ValueError, match="input"):
+        B.conv_direct_blocked(RB.to_blocked(x3), w3)
+    with pytest.raises(ValueError, match="input"):
+        B.conv_direct_blocked(x3, w3, padding=0, dilation=4)  # 8x8 input, 9x9 dilated kernel
+    with pytest.raises(ValueError, match="bias"):
+        B.conv_direct_blocked(x3, w3, np.zeros(16, np.float32))
+    with pytest.raises(ValueError, match="stride"):
+        B.conv_direct_blocked(x3, w3, stride=(1, 0))
+    with pytest.raises(TypeError, match="weight"):
+        B.conv_direct_blocked(x3, w3.astype(np.float64))
+    y3 = np.empty((2, 1, 8, 8, 16), np.float32)
+    with pytest.raises(ValueError, match="output"):
+        _C.blk_conv_direct(x3, w3, None, y3[:1], 1, 1, 1, 1, 8, 8, 1, 1)
+    with pytest.raises(ValueError, match="output"):
+        _C.blk_conv_direct(x3, w3, None, y3, 1, 1, 1, 1, 8, 9, 1, 1)
+    with pytest.raises(ValueError, match="stride"):
+        _C.blk_conv_direct(x3, w3, None, y3, 1, 1 << 39, 1, 1, 8, 8, 1, 1)
+    with pytest.raises(ValueError, match="weight"):
+        _C.blk_conv_direct(x3, w3[:, :2], None, y3, 1, 1, 1, 1, 8, 8, 1, 1)
     with pytest.raises(ValueError, match="weight"):  # 16 channels are one block, the input has 2
         _C.blk_depthwise(xb, dw[:16], None, y, 1, 1, 1, 1, 4, 4, 1, 1)
     with pytest.raises(ValueError, match="rows"):
@@ -292,12 +352,13 @@ def test_onnx_blocked_chain_matches_unoptimized(isa, rng):
     m = _mbv2_like(rng)
     opt = ckonnx.prepare(m)
     io = {n.inputs[1]: n.extra.get("blocked") for n in opt.graph.nodes if n.op_type == "Conv"}
-    # the stem's output feeds a depthwise node but is made by a 3x3 one: NCHW, and so is the dw
-    # after it; p1 writes the chain's first blocked tensor; p2's 24 channels are blocked in two
-    # blocks (8 padding lanes); p3 has a blocked residual (a4); e4's output is a graph output (NCHW)
-    assert io == {"w0": None, "dw1": None, "p1": (False, True), "e2": (True, True), "dw2": (True, True),
-                  "p2": (True, True), "e3": (True, True), "p3": (True, True), "e4": (True, False)}
-    assert opt.stats["blocked"] == 6
+    # the stem (3 input channels) runs direct and writes the chain's first blocked tensor; p2's
+    # 24 channels are blocked in two blocks (8 padding lanes); p3 has a blocked residual (a4);
+    # e4's output is a graph output (NCHW)
+    assert io == {"w0": (False, True), "dw1": (True, True), "p1": (True, True), "e2": (True, True),
+                  "dw2": (True, True), "p2": (True, True), "e3": (True, True), "p3": (True, True),
+                  "e4": (True, False)}
+    assert opt.stats["blocked"] == 8
     x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
     got = opt.run([x])
     want = ckonnx.prepare(m, optimize=False).run([x])

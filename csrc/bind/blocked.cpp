@@ -109,6 +109,49 @@ CK_BIND(blocked) {
         py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("residual"), py::arg("output"), py::arg("N"),
         py::arg("C"), py::arg("K"), py::arg("P"), py::arg("in_blk"), py::arg("out_blk"), py::arg("relu") = false,
         py::arg("relu_max") = std::numeric_limits<double>::infinity(), py::arg("rows") = false);
+  // blk_conv_direct(x, w, bias, y, sh, sw, ph, pw, P, Q, dh, dw, relu, relu_max): x (N, C, H, W)
+  // NCHW, w (K, C, R, S), bias (K), y (ceil(K/16), N, P, Q, 16); ph, pw the leading pads.
+  m.def("blk_conv_direct",
+        [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t sh, int64_t sw, int64_t ph,
+           int64_t pw, int64_t P, int64_t Q, int64_t dh, int64_t dw, bool relu, double relu_max) {
+          check_relu_max(relu_max);
+          Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
+          check_float(x, "input");
+          for (const Arr* a : {&x, &w, &b, &y}) check_host(*a, "input");
+          check_same_dtype(w, x, "weight");
+          check_same_dtype(y, x, "output");
+          CK_CHECK(x.ndim() == 4, "input", "must be (N, C, H, W)");
+          CK_CHECK(w.ndim() == 4 && w.dim(1) == x.dim(1), "weight", "must be (K, C, R, S) with the input's C");
+          for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3), P, Q}) check_dim(v, "input");
+          for (int64_t v : {w.dim(0), w.dim(2), w.dim(3)}) check_dim(v, "weight");
+          for (int64_t v : {sh, sw, dh, dw}) CK_CHECK(v >= 1 && v <= kMaxDim, "stride", "stride and dilation must be >= 1");
+          CK_CHECK(ph >= 0 && pw >= 0 && ph <= kMaxDim && pw <= kMaxDim, "padding", "must be >= 0");
+          BlkConvDirect p;
+          p.N = x.dim(0), p.C = x.dim(1), p.H = x.dim(2), p.W = x.dim(3), p.K = w.dim(0), p.R = w.dim(2);
+          p.S = w.dim(3), p.P = P, p.Q = Q, p.sh = sh, p.sw = sw, p.ph = ph, p.pw = pw, p.dh = dh, p.dw = dw;
+          p.relu = relu, p.relu_max = relu_max;
+          // (any P and Q: taps outside the input are skipped; the index arithmetic stays in range)
+          CK_CHECK(double(P) * double(sh) + double(p.R) * double(dh) <= double(kMaxDim) &&
+                       double(Q) * double(sw) + double(p.S) * double(dw) <= double(kMaxDim),
+                   "stride", "stride, dilation and output size too large");
+          CK_CHECK(double(p.N) * double(padded(p.K)) * double(P) * double(Q) <= double(kMaxDim) &&
+                       double(p.K) * double(p.C) * double(p.R) * double(p.S) <= double(kMaxDim),
+                   "output", "too large");
+          check_size(y, p.N * padded(p.K) * P * Q, "output");
+          CK_CHECK(x.data != y.data, "output", "may not be the input array");
+          if (b.data) {
+            check_same_dtype(b, x, "bias");
+            check_size(b, p.K, "bias");
+          }
+          dispatch_float(x, "input", [&](auto t) {
+            using T = decltype(t);
+            py::gil_scoped_release nogil;
+            blk_conv_direct_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>());
+          });
+        },
+        py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("sh"), py::arg("sw"),
+        py::arg("ph"), py::arg("pw"), py::arg("P"), py::arg("Q"), py::arg("dh"), py::arg("dw"), py::arg("relu") = false,
+        py::arg("relu_max") = std::numeric_limits<double>::infinity());
   // blk_depthwise(x, w, bias, y, sh, sw, ph, pw, P, Q, dh, dw, relu, relu_max): x (ceil(C/16), N,
   // H, W, 16), w (C, 1, R, S), bias (C), y (ceil(C/16), N, P, Q, 16); ph, pw the leading pads (the
   // trailing ones follow from P and Q).

@@ -305,8 +305,118 @@ void blk_depthwise_impl(const DwParams& p, const T* x, const T* w, const T* b, T
   });
 }
 
+// Output rows [p0, p1) of image n's vectors [v0, v0 + NV) of a direct convolution into a blocked
+// output (BlkConvDirect): xn the image's input (C x H x W), wt the weights as (vectors, C*R*S, L),
+// bt the biases (whole blocks, zero past K), yn the image's output (block 0's plane; blocks are
+// bs values apart). SW: a compile-time column stride (0: p's). Interior columns QB at a time,
+// NV vectors each (QB*NV accumulators), each input value broadcast once for the NV vectors; the
+// border columns one at a time with each tap checked.
+template <class T, int NV, int SW, int KS>
+void blk_direct_rows(const BlkConvDirect& p, const T* xn, const T* wt, const T* bt, T* yn, int64_t bs, int64_t v0,
+                     int64_t p0, int64_t p1) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  constexpr int QB = sizeof(V) == 64 ? 12 : 6;  // (32 or 16 vector registers)
+  const int64_t sw = SW ? SW : p.sw, W = p.W, Q = p.Q, S = KS ? KS : p.S, CRS = p.C * p.R * S;
+  const int64_t dw = KS ? 1 : p.dw;  // (KS: unit dilation along columns)
+  const int64_t qa = imin(Q, ceil_div(p.pw, sw));
+  const int64_t last = W - 1 - (S - 1) * dw + p.pw;
+  const int64_t qb = imax(qa, last < 0 ? 0 : imin(Q, last / sw + 1));
+  const V hi = vbroadcast<V>(T(p.relu_max));
+  const T* wj[NV];
+  T* yj[NV];
+  V bv[NV];
+  for (int j = 0; j < NV; ++j) {
+    const int64_t k0 = (v0 + j) * L;  // (a vector's channels lie in one block: L divides kBlk)
+    wj[j] = wt + (v0 + j) * CRS * L;
+    yj[j] = yn + (k0 / kBlk) * bs + k0 % kBlk;
+    bv[j] = vload<V>(bt + k0);
+  }
+  // N outputs of row pr from column q on; CHECK: each tap's column checked (border columns)
+  auto block = [&](auto n_tag, auto check_tag, int64_t pr, int64_t q) {
+    constexpr int N = decltype(n_tag)::value;
+    constexpr bool CHECK = decltype(check_tag)::value;
+    V a[N][NV];
+    for (int u = 0; u < N; ++u)
+      for (int j = 0; j < NV; ++j) a[u][j] = bv[j];
+    const int64_t ih0 = pr * p.sh - p.ph, iw0 = q * sw - p.pw;
+    for (int64_t c = 0; c < p.C; ++c)
+      for (int64_t r = 0; r < p.R; ++r) {
+        const int64_t ih = ih0 + r * p.dh;
+        if (ih < 0 || ih >= p.H) continue;
+        const T* row = xn + (c * p.H + ih) * W + iw0;
+        const int64_t t0 = (c * p.R + r) * S;
+#pragma GCC unroll 3
+        for (int64_t s = 0; s < S; ++s) {
+          const int64_t o = s * dw;
+          if (CHECK && (iw0 + o < 0 || iw0 + o >= W)) continue;
+          V wk[NV];
+          for (int j = 0; j < NV; ++j) wk[j] = vload<V>(wj[j] + (t0 + s) * L);
+#pragma GCC unroll 12
+          for (int u = 0; u < N; ++u) {
+            const V xv = vbroadcast<V>(row[u * sw + o]);
+            for (int j = 0; j < NV; ++j) a[u][j] += wk[j] * xv;
+          }
+        }
+      }
+#pragma GCC unroll 12
+    for (int u = 0; u < N; ++u)
+      for (int j = 0; j < NV; ++j) {
+        V v = a[u][j];
+        if (p.relu) v = relu_clamp<T>(v, hi);
+        vstore(yj[j] + (pr * Q + q + u) * kBlk, v);
+      }
+  };
+  using One = std::integral_constant<int, 1>;
+  using Yes = std::true_type;
+  using No = std::false_type;
+  for (int64_t pr = p0; pr < p1; ++pr) {
+    int64_t q = 0;
+    for (; q < qa; ++q) block(One{}, Yes{}, pr, q);
+    for (; q + QB <= qb; q += QB) block(std::integral_constant<int, QB>{}, No{}, pr, q);
+    for (; q < qb; ++q) block(One{}, No{}, pr, q);
+    for (; q < Q; ++q) block(One{}, Yes{}, pr, q);
+  }
+}
+
+template <class T>
+void blk_conv_direct_impl(const BlkConvDirect& p, const T* x, const T* w, const T* b, T* y) {
+  constexpr int L = kLanes<T>;
+  static_assert(kBlk % L == 0, "a vector's channels lie in one block");
+  const int64_t KP = ceil_div(p.K, kBlk) * kBlk, KV = KP / L, CRS = p.C * p.R * p.S;
+  // the weights as (vectors, C*R*S, L) and the biases, zero past K (the padding lanes compute 0)
+  Buffer wbuf;
+  T* wt = wbuf.get<T>(KP * CRS + KP);
+  T* bt = wt + KP * CRS;
+  for (int64_t v = 0; v < KV; ++v)
+    for (int64_t t = 0; t < CRS; ++t)
+      for (int l = 0; l < L; ++l) {
+        const int64_t k = v * L + l;
+        wt[(v * CRS + t) * L + l] = k < p.K ? w[k * CRS + t] : T(0);
+      }
+  for (int64_t k = 0; k < KP; ++k) bt[k] = b && k < p.K ? b[k] : T(0);
+  // tasks: (image, pair of vectors, run of output rows), about 8 per thread
+  const int64_t groups = ceil_div(KV, 2), planes = p.N * groups, bs = p.N * p.P * p.Q * kBlk;
+  const int nt = max_threads();
+  const int64_t per = imax(1, imin(p.P, ceil_div(8 * nt, planes)));
+  const int64_t rows = ceil_div(p.P, per), chunks = ceil_div(p.P, rows);
+  const bool par = nt > 1 && planes * chunks > 1 && p.N * KP * p.P * p.Q * CRS > kParallelGrain;
+  parallel_for(planes * chunks, par, [&](int64_t task) {
+    const int64_t plane = task / chunks, p0 = (task % chunks) * rows, p1 = imin(p.P, p0 + rows);
+    const int64_t n = plane / groups, v0 = (plane % groups) * 2;
+    const T* xn = x + n * p.C * p.H * p.W;
+    T* yn = y + n * p.P * p.Q * kBlk;
+    const bool k3 = p.S == 3 && p.dw == 1;
+    if (v0 + 2 > KV) blk_direct_rows<T, 1, 0, 0>(p, xn, wt, bt, yn, bs, v0, p0, p1);
+    else if (k3 && p.sw == 2) blk_direct_rows<T, 2, 2, 3>(p, xn, wt, bt, yn, bs, v0, p0, p1);
+    else if (k3 && p.sw == 1) blk_direct_rows<T, 2, 1, 3>(p, xn, wt, bt, yn, bs, v0, p0, p1);
+    else blk_direct_rows<T, 2, 0, 0>(p, xn, wt, bt, yn, bs, v0, p0, p1);
+  });
+}
+
 }  // namespace
 
+CK_REGISTER(blk_conv_direct_stub, blk_conv_direct_impl);
 CK_REGISTER(blk_pack_1x1_stub, blk_pack_1x1_impl);
 CK_REGISTER(blk_conv1x1_stub, blk_conv1x1_impl);
 CK_REGISTER(blk_rows_stub, blk_rows_impl);

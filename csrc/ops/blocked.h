@@ -34,6 +34,19 @@ struct BlkConv1x1 {
   double relu_max = std::numeric_limits<double>::infinity();
 };
 
+// A direct 2-d convolution (one group) of an NCHW input (N, C, H, W) into a blocked output of K
+// channels, for layers with few input channels (a network's first layer: MobileNetV2's 3 -> 32
+// 3x3/2), whose im2col product has too short a reduction to run at speed: each output
+// position's channels are vectors, and each input value is broadcast against them.
+struct BlkConvDirect {
+  int64_t N = 1, C = 1, K = 1, H = 1, W = 1, P = 1, Q = 1, R = 1, S = 1;
+  int64_t sh = 1, sw = 1;  // stride
+  int64_t ph = 0, pw = 0;  // leading padding (the trailing padding follows from P and Q)
+  int64_t dh = 1, dw = 1;  // dilation
+  bool relu = false;       // y clamped to [0, relu_max] after the bias (NaN stays NaN)
+  double relu_max = std::numeric_limits<double>::infinity();
+};
+
 // The weight (K x C, row-major) packed as blk_conv1x1 reads it in the orientation `rows`, for
 // an output blocked or not (out_blk: K's zero rows up to a multiple of kBlk too): returns the
 // packed size in values; packs into dst unless it is null.
@@ -48,9 +61,14 @@ using blk_conv1x1_sig = void(const BlkConv1x1& q, const T* x, const T* wpk, cons
 // Depthwise (p.M == 1, p.C real channels), x and y channel-blocked; p.relu, p.relu_max apply.
 template <class T> using blk_depthwise_sig = void(const DwParams& p, const T* x, const T* w, const T* b, T* y);
 
+// y (blocked) = conv2d(x (NCHW), w (K, C, R, S)) + b (nullable), then the relu.
+template <class T>
+using blk_conv_direct_sig = void(const BlkConvDirect& p, const T* x, const T* w, const T* b, T* y);
+
 CK_DECLARE_STUB(blk_pack_1x1_stub, blk_pack_1x1_sig);
 CK_DECLARE_STUB(blk_conv1x1_stub, blk_conv1x1_sig);
 CK_DECLARE_STUB(blk_rows_stub, blk_rows_sig);
 CK_DECLARE_STUB(blk_depthwise_stub, blk_depthwise_sig);
+CK_DECLARE_STUB(blk_conv_direct_stub, blk_conv_direct_sig);
 
 }  // namespace ck

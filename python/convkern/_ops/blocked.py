@@ -25,6 +25,7 @@ from .conv import _check_relu_max
 
 BLOCK = 16
 __all__ = ["PackedBlocked1x1", "pack_conv1x1_blocked", "product_rows", "conv1x1_blocked", "depthwise_blocked",
+           "conv_direct_blocked",
            "to_blocked", "from_blocked", "blocks"]
 
 
@@ -169,4 +170,34 @@ def depthwise_blocked(input, weight, bias=None, stride=1, padding=0, dilation=1,
                          f"kernel: empty output")
     y = U.empty((blocks(c), n, p, q, BLOCK), x.dtype)
     _C.blk_depthwise(x, w, b, y, sh, sw, pt, pl, p, q, dh, dw, relu, relu_max)
+    return y
+
+
+def conv_direct_blocked(input, weight, bias=None, stride=1, padding=0, dilation=1, relu=False, relu_max=None):
+    """A direct conv2d (one group) of an NCHW input (N, C, H, W) with weight (K, C, R, S) into a
+    blocked output (ceil(K/16), N, P, Q, 16), + bias, then the relu as in conv1x1_blocked: for
+    layers with few input channels (a network's first layer), whose im2col product has too
+    short a reduction to run at speed. padding: int, (ph, pw) or (top, left, bottom, right)."""
+    relu = U.check_flag(relu, "relu")
+    relu_max = _check_relu_max(relu_max)
+    x = U.as_float(input, "input")
+    U.check_ndim(x, 4, "input", "(N, C, H, W)")
+    U.check_nonempty(x, "input")
+    w = U.as_float(weight, "weight", like=x)
+    U.check_ndim(w, 4, "weight", "(K, C, R, S)")
+    U.check_nonempty(w, "weight")
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"weight: has {w.shape[1]} input channels, the input {x.shape[1]}")
+    b = U.as_float_opt(bias, "bias", like=x)
+    if b is not None:
+        U.check_shape(b, (w.shape[0],), "bias")
+    (sh, sw), (dh, dw) = _pair(stride, "stride"), _pair(dilation, "dilation")
+    pt, pl, pb, pr = _pads(padding)
+    n, _, h, wd = x.shape
+    p, q = output_size((h, wd), w.shape[2:], (sh, sw), (pt, pl, pb, pr), (dh, dw))
+    if p < 1 or q < 1:
+        raise ValueError(f"input: {h}x{wd} (padded {h + pt + pb}x{wd + pl + pr}) is smaller than the dilated "
+                         f"kernel: empty output")
+    y = U.empty(y_shape(n, w.shape[0], p, q, True), x.dtype)
+    _C.blk_conv_direct(x, w, b, y, sh, sw, pt, pl, p, q, dh, dw, relu, relu_max)
     return y

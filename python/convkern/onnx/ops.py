@@ -264,18 +264,26 @@ def _conv_call(node, x, w):
 def _blocked_call(node, x, w, in_blk, out_blk):
     """(the native call of a channel-blocked Conv node (optimize.blocked_layout) for inputs of
     x's shape, f(x, b, residual, relu, relu_max) -> y, worked out once per shape; y's shape)."""
-    if int(node.attr("group", 1)) > 1:  # depthwise
-        cb, n, h, wd = x.shape[:4]
+    depthwise = int(node.attr("group", 1)) > 1
+    if depthwise or w.shape[2:] != (1, 1):  # depthwise (blocked in), or direct (NCHW in, few channels)
+        if depthwise:
+            cb, n, h, wd = x.shape[:4]
+        else:
+            n, cx, h, wd = x.shape
+            if cx != w.shape[1]:
+                fail(node, f"channels do not agree: input {x.shape}, weight {w.shape}")
+            cb = _blockedops.blocks(w.shape[0])
         _, k, s, d = _conv_geom(node, np.broadcast_to(x.dtype.type(0), (1, 1, h, wd)), w)  # (a 4-d view)
         (pt, pl), (pb, pr) = _window_pads(node, (h, wd), k, s, d)
         p, q = _blockedops.output_size((h, wd), k, s, (pt, pl, pb, pr), d)
         if p < 1 or q < 1:
             fail(node, f"input {x.shape} is smaller than the kernel: empty output")
         shape = (cb, n, p, q, 16)
+        kernel = _C.blk_depthwise if depthwise else _C.blk_conv_direct
 
         def call(x, b, res, relu, relu_max):
             y = _C.empty(shape, x.dtype)
-            _C.blk_depthwise(x, w, b, y, s[0], s[1], pt, pl, p, q, d[0], d[1], relu, relu_max)
+            kernel(x, w, b, y, s[0], s[1], pt, pl, p, q, d[0], d[1], relu, relu_max)
             return y
         return call, shape
     K, c = w.shape[:2]

@@ -11,7 +11,8 @@
 * the exported GELU pattern x * 0.5 * (1 + Erf(x / sqrt 2)) -> one convkern gelu call
 * inference Dropout / Identity removed (aliases)
 * Gemm constant B pre-transposed, MatMul constant B transposed once
-* chains of 1x1 and depthwise Conv nodes kept channel-blocked (NCHW16c, blocked_layout)
+* chains of 1x1 and depthwise Conv nodes (and a first layer of few channels that starts
+  one) kept channel-blocked (NCHW16c, blocked_layout)
 """
 from __future__ import annotations
 
@@ -306,6 +307,12 @@ def prune(g: Graph):
 BLOCK = 16  # channels per block of the blocked layout (convkern._ops.blocked)
 
 
+# Input channels up to which a one-group convolution writing a blocked tensor runs direct
+# (convkern._ops.blocked.conv_direct_blocked: MobileNetV2's 3 -> 32 3x3/2 stem 0.63 of the NCHW
+# convolution's time (interleaved, Zen 4, 2 threads), its depthwise and 1x1 consumers blocked)
+DIRECT_C = 4
+
+
 def _blockable(c):
     """Whether a tensor of c channels is held blocked: its padding lanes at most a quarter of
     the lanes (24 channels in 32 lanes, as ONNX Runtime's NCHWc layout holds MobileNetV2's
@@ -314,9 +321,10 @@ def _blockable(c):
 
 
 def _blocked_kind(g, n):
-    """'1x1' or 'dw' where Conv node n can run channel-blocked (convkern._ops.blocked: a 2-d
-    1x1, stride-1, unpadded, one-group layer, or a depthwise one with no fused residual),
-    else None. The weight must be a float constant."""
+    """'1x1', 'dw' or 'direct' where Conv node n can run channel-blocked (convkern._ops.blocked:
+    a 2-d 1x1, stride-1, unpadded, one-group layer; a depthwise one; a one-group layer of at
+    most DIRECT_C input channels (a network's first layer), from an NCHW input: no fused
+    residual but the 1x1's), else None. The weight must be a float constant."""
     if n.op_type != "Conv" or len(n.inputs) < 2 or n.inputs[1] not in g.consts:
         return None
     w = g.consts[n.inputs[1]]
@@ -332,9 +340,12 @@ def _blocked_kind(g, n):
         if strides == [1, 1] and not any(pads) and n.attr("auto_pad", "NOTSET") in ("NOTSET", "VALID"):
             return "1x1"
         return None
-    if (group == w.shape[0] and w.shape[1] == 1 and not n.extra.get("residual")
-            and len(n.attr("strides") or [1, 1]) == 2):
+    if n.extra.get("residual") or len(n.attr("strides") or [1, 1]) != 2:
+        return None
+    if group == w.shape[0] and w.shape[1] == 1:
         return "dw"
+    if group == 1 and w.shape[1] <= DIRECT_C:
+        return "direct"
     return None
 
 
@@ -342,7 +353,7 @@ def blocked_layout(g: Graph):
     """Keeps chains of 1x1 and depthwise convolutions channel-blocked (convkern._ops.blocked: an
     (N, C, H, W) tensor held as (ceil(C/16), N, H, W, 16)): a tensor is stored blocked when its
     producer and every consumer are such Conv nodes (reading it as the input, or as a 1x1
-    node's fused residual), its channels fill at least three quarters of its blocks' lanes
+    node's fused residual; a 'direct' node only writes one), its channels fill at least three quarters of its blocks' lanes
     (_blockable) and it is not a graph output, whatever its plane size (leaving 56x56 and
     112x112 NCHW measured the same). A depthwise
     node then runs blocked in and out, or not at all, and a 1x1 node's residual has its
@@ -360,7 +371,7 @@ def blocked_layout(g: Graph):
         if kind is None:
             return False
         if i == 0:
-            return True
+            return kind != "direct"
         return i == 3 and kind == "1x1" and bool(n.extra.get("residual"))
 
     blocked, channels = set(), {}

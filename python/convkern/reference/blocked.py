@@ -76,3 +76,15 @@ def depthwise_blocked(input, weight, bias=None, stride=1, padding=0, dilation=1,
     x = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[2]), (pad[1], pad[3])))
     y = _conv.conv2d(x, weight, bias, stride=stride, padding=0, dilation=dilation, groups=x.shape[1])
     return to_blocked(_act(y, relu, relu_max))
+
+
+def conv_direct_blocked(input, weight, bias=None, stride=1, padding=0, dilation=1, relu=False, relu_max=None):
+    """conv2d(input (N, C, H, W), weight (K, C, R, S)) + bias, then relu, into a blocked output.
+    padding: int, (ph, pw), or (top, left, bottom, right)."""
+    x = np.asarray(input)
+    pad = (padding,) * 4 if np.isscalar(padding) else tuple(padding)
+    if len(pad) == 2:
+        pad = pad * 2
+    x = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[2]), (pad[1], pad[3])))
+    y = _conv.conv2d(x, weight, bias, stride=stride, padding=0, dilation=dilation)
+    return to_blocked(_act(y, relu, relu_max))
