@@ -444,3 +444,60 @@ def test_onnx_blocked_residual_that_broadcasts_falls_back(rng):
     want = ckonnx.prepare(m, optimize=False).run([x])[0]
     for _ in range(2):
         np.testing.assert_allclose(opt.run([x])[0], want, rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_blocked_strided_1x1_and_pooling(isa, rng):
+    """A ResNet-like bottleneck: the residual stream stays blocked through a strided 1x1
+    shortcut (its input subsampled in the blocked layout) into global pooling; an AveragePool
+    whose window is not the whole plane runs on its input converted."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from convkern import onnx as ckonnx
+
+    def W(name, shape):
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.3, name)
+    N = helper.make_node
+    nodes = [N("Conv", ["x", "a"], ["t"]),                                      # 16 -> 32
+             N("Conv", ["t", "s"], ["u"], strides=[2, 2]),                      # shortcut 32 -> 40, 9x9 -> 5x5
+             N("Conv", ["t", "r"], ["q"]), N("Relu", ["q"], ["q1"]),            # reduce 32 -> 16 (to a 3x3)
+             N("Conv", ["q1", "v"], ["w"], pads=[1, 1, 1, 1], strides=[2, 2]),  # 3x3/2: NCHW
+             N("Conv", ["w", "e"], ["f"]), N("Add", ["f", "u"], ["g"]), N("Relu", ["g"], ["h"]),
+             N("GlobalAveragePool", ["h"], ["y1"]),
+             N("AveragePool", ["h"], ["y2"], kernel_shape=[5, 5]),              # global on 5x5
+             N("AveragePool", ["h"], ["y3"], kernel_shape=[3, 3])]              # not global
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y1", "y2", "y3")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16, 9, 9])], outs,
+                          [W("a", (32, 16, 1, 1)), W("s", (40, 32, 1, 1)), W("r", (16, 32, 1, 1)),
+                           W("v", (16, 16, 3, 3)), W("e", (40, 16, 1, 1))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    opt = ckonnx.prepare(m)
+    io = {(n.inputs[1] if n.op_type == "Conv" else n.outputs[0]): n.extra.get("blocked") for n in opt.graph.nodes}
+    assert io == {"a": (False, True), "s": (True, True), "r": (True, False), "v": None, "e": (False, True),
+                  "y1": (True, False), "y2": (True, False), "y3": (True, False)}
+    x = rng.standard_normal((2, 16, 9, 9)).astype(np.float32)
+    want = ckonnx.prepare(m, optimize=False).run([x])
+    for _ in range(2):
+        for a, b in zip(opt.run([x]), want):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_blocked_subsample_and_gap(isa, rng):
+    x = rng.standard_normal((2, 40, 7, 6)).astype(np.float32)
+    xb = RB.to_blocked(x)
+    ys = np.empty((3, 2, 3, 2, 16), np.float32)
+    _C.blk_subsample(xb, ys, 3, 4)
+    np.testing.assert_array_equal(RB.from_blocked(ys, 40), x[:, :, ::3, ::4])
+    y = np.empty((2, 40, 1, 1), np.float32)
+    _C.blk_gap(xb, y, 40)
+    np.testing.assert_allclose(y, x.mean(axis=(2, 3), keepdims=True), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="output"):
+        _C.blk_subsample(xb, ys[:, :1], 3, 4)
+    with pytest.raises(ValueError, match="stride"):
+        _C.blk_subsample(xb, ys, 0, 4)
+    with pytest.raises(ValueError, match="input"):
+        _C.blk_subsample(x, ys, 3, 4)
+    with pytest.raises(ValueError, match="C"):
+        _C.blk_gap(xb, y, 32)  # 32 channels are 2 blocks, the input has 3
+    with pytest.raises(ValueError, match="output"):
+        _C.blk_gap(xb, y[:1], 40)

@@ -152,6 +152,44 @@ CK_BIND(blocked) {
         py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("sh"), py::arg("sw"),
         py::arg("ph"), py::arg("pw"), py::arg("P"), py::arg("Q"), py::arg("dh"), py::arg("dw"), py::arg("relu") = false,
         py::arg("relu_max") = std::numeric_limits<double>::infinity());
+  // blk_subsample(x, y, sh, sw): every sh-th row and sw-th column of a blocked x (CB, N, H, W,
+  // 16) into y (CB, N, ceil(H/sh), ceil(W/sw), 16) (a strided 1x1 layer's input).
+  m.def("blk_subsample", [](py::object x_, py::object y_, int64_t sh, int64_t sw) {
+    Arr x = arr(x_, "input"), y = arr(y_, "output", true);
+    check_float(x, "input");
+    check_host(x, "input");
+    check_host(y, "output");
+    check_same_dtype(y, x, "output");
+    CK_CHECK(x.ndim() == 5 && x.dim(4) == kBlk, "input", "must be channel-blocked (C/16, N, H, W, 16)");
+    for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3)}) check_dim(v, "input");
+    CK_CHECK(sh >= 1 && sw >= 1 && sh <= kMaxDim && sw <= kMaxDim, "stride", "must be >= 1");
+    const int64_t H = x.dim(2), W = x.dim(3), P = (H - 1) / sh + 1, Q = (W - 1) / sw + 1;
+    check_size(y, x.dim(0) * x.dim(1) * P * Q * kBlk, "output");
+    CK_CHECK(x.data != y.data, "output", "may not be the input array");
+    dispatch_float(x, "input", [&](auto t) {
+      using T = decltype(t);
+      py::gil_scoped_release nogil;
+      blk_subsample_stub.get<T>()(x.dim(0) * x.dim(1), H, W, P, Q, sh, sw, x.ptr<T>(), y.ptr<T>());
+    });
+  }, py::arg("input"), py::arg("output"), py::arg("sh"), py::arg("sw"));
+  // blk_gap(x, y, C): global average pooling of a blocked x (CB, N, H, W, 16) of C channels
+  // into y (N, C) (any shape of N*C values: (N, C, 1, 1)).
+  m.def("blk_gap", [](py::object x_, py::object y_, int64_t C) {
+    Arr x = arr(x_, "input"), y = arr(y_, "output", true);
+    check_float(x, "input");
+    check_host(x, "input");
+    check_host(y, "output");
+    check_same_dtype(y, x, "output");
+    CK_CHECK(x.ndim() == 5 && x.dim(4) == kBlk, "input", "must be channel-blocked (C/16, N, H, W, 16)");
+    for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3)}) check_dim(v, "input");
+    CK_CHECK(C >= 1 && padded(C) == x.dim(0) * kBlk, "C", "must be the channels the input's blocks hold");
+    check_size(y, x.dim(1) * C, "output");
+    dispatch_float(x, "input", [&](auto t) {
+      using T = decltype(t);
+      py::gil_scoped_release nogil;
+      blk_gap_stub.get<T>()(x.dim(0), x.dim(1), x.dim(2) * x.dim(3), C, x.ptr<T>(), y.ptr<T>());
+    });
+  }, py::arg("input"), py::arg("output"), py::arg("C"));
   // blk_depthwise(x, w, bias, y, sh, sw, ph, pw, P, Q, dh, dw, relu, relu_max): x (ceil(C/16), N,
   // H, W, 16), w (C, 1, R, S), bias (C), y (ceil(C/16), N, P, Q, 16); ph, pw the leading pads (the
   // trailing ones follow from P and Q).

@@ -414,8 +414,49 @@ void blk_conv_direct_impl(const BlkConvDirect& p, const T* x, const T* w, const 
   });
 }
 
+template <class T>
+void blk_subsample_impl(int64_t planes, int64_t H, int64_t W, int64_t P, int64_t Q, int64_t sh, int64_t sw,
+                        const T* x, T* y) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  parallel_for(planes * P, max_threads() > 1 && planes * P * Q * kBlk > kParallelGrain, [&](int64_t row) {
+    const int64_t pl = row / P, pr = row % P;
+    const T* xr = x + (pl * H + pr * sh) * W * kBlk;
+    T* yr = y + row * Q * kBlk;
+    for (int64_t q = 0; q < Q; ++q)
+      for (int g = 0; g < int(kBlk); g += L) vstore(yr + q * kBlk + g, vload<V>(xr + q * sw * kBlk + g));
+  });
+}
+
+template <class T>
+void blk_gap_impl(int64_t CB, int64_t N, int64_t HW, int64_t C, const T* x, T* y) {
+  using V = Vec<T>;
+  constexpr int L = kLanes<T>;
+  parallel_for(CB * N, max_threads() > 1 && CB * N > 1 && CB * N * HW * kBlk > kParallelGrain, [&](int64_t pl) {
+    const int64_t cb = pl / N, n = pl % N;
+    const T* xp = x + pl * HW * kBlk;
+    for (int g = 0; g < int(kBlk); g += L) {
+      V a0{}, a1{};  // (two chains: the adds' latency)
+      int64_t i = 0;
+      for (; i + 2 <= HW; i += 2) {
+        a0 += vload<V>(xp + i * kBlk + g);
+        a1 += vload<V>(xp + (i + 1) * kBlk + g);
+      }
+      if (i < HW) a0 += vload<V>(xp + i * kBlk + g);
+      T t[L];
+      vstore(t, (a0 + a1) / vbroadcast<V>(T(HW)));
+      for (int l = 0; l < L; ++l) {
+        const int64_t c = cb * kBlk + g + l;
+        if (c < C) y[n * C + c] = t[l];
+      }
+    }
+  });
+}
+
 }  // namespace
 
+CK_REGISTER(blk_subsample_stub, blk_subsample_impl);
+CK_REGISTER(blk_gap_stub, blk_gap_impl);
 CK_REGISTER(blk_conv_direct_stub, blk_conv_direct_impl);
 CK_REGISTER(blk_pack_1x1_stub, blk_pack_1x1_impl);
 CK_REGISTER(blk_conv1x1_stub, blk_conv1x1_impl);

@@ -65,10 +65,20 @@ template <class T> using blk_depthwise_sig = void(const DwParams& p, const T* x,
 template <class T>
 using blk_conv_direct_sig = void(const BlkConvDirect& p, const T* x, const T* w, const T* b, T* y);
 
+// Every sh-th row and sw-th column of `planes` blocked planes (H x W positions of kBlk values)
+// into P x Q planes (P = ceil(H/sh), Q = ceil(W/sw)): a strided 1x1 layer's input.
+template <class T>
+using blk_subsample_sig = void(int64_t planes, int64_t H, int64_t W, int64_t P, int64_t Q, int64_t sh, int64_t sw,
+                               const T* x, T* y);
+// Global average pooling of a blocked (CB, N, HW, kBlk) tensor of C channels into y (N x C).
+template <class T> using blk_gap_sig = void(int64_t CB, int64_t N, int64_t HW, int64_t C, const T* x, T* y);
+
 CK_DECLARE_STUB(blk_pack_1x1_stub, blk_pack_1x1_sig);
 CK_DECLARE_STUB(blk_conv1x1_stub, blk_conv1x1_sig);
 CK_DECLARE_STUB(blk_rows_stub, blk_rows_sig);
 CK_DECLARE_STUB(blk_depthwise_stub, blk_depthwise_sig);
 CK_DECLARE_STUB(blk_conv_direct_stub, blk_conv_direct_sig);
+CK_DECLARE_STUB(blk_subsample_stub, blk_subsample_sig);
+CK_DECLARE_STUB(blk_gap_stub, blk_gap_sig);
 
 }  // namespace ck

@@ -288,6 +288,11 @@ def _blocked_call(node, x, w, in_blk, out_blk):
         return call, shape
     K, c = w.shape[:2]
     n, h, wd = (x.shape[1], x.shape[2], x.shape[3]) if in_blk else (x.shape[0], x.shape[2], x.shape[3])
+    sh, sw = _ints(node.attr("strides")) or (1, 1)
+    strided = (sh, sw) != (1, 1)
+    if strided:  # (the input subsampled first: a 1x1 layer reads only those positions)
+        h, wd = (h - 1) // sh + 1, (wd - 1) // sw + 1
+        xs_shape = (x.shape[0], n, h, wd, 16) if in_blk else None
     shape = _blockedops.y_shape(n, K, h, wd, out_blk)
     pk = _blockedops.PackedBlocked1x1(w)
     rows = _blockedops.product_rows(in_blk, out_blk, K, h * wd, x.dtype)
@@ -298,6 +303,12 @@ def _blocked_call(node, x, w, in_blk, out_blk):
             p = pk.current()
             r = _blockedops.product_rows(in_blk, out_blk, K, h * wd, x.dtype)
             state[:] = [p.isa, p.packed(r, out_blk), r]
+        if strided and in_blk:
+            xs = _C.empty(xs_shape, x.dtype)
+            _C.blk_subsample(x, xs, sh, sw)
+            x = xs
+        elif strided:
+            x = np.ascontiguousarray(x[:, :, ::sh, ::sw])
         y = _C.empty(shape, x.dtype)
         _C.blk_conv1x1(x, state[1], b, res, y, n, c, K, h * wd, in_blk, out_blk, relu, relu_max, state[2])
         return y
@@ -613,9 +624,33 @@ def _avg_counts(sp, k, s, d, pb, pe, out, include_pad):
     return cnt
 
 
+def _blocked_gap(node, x):
+    """Global average pooling of a channel-blocked input (optimize.blocked_layout), or None
+    where the node does not pool globally over this input (an AveragePool whose window is not
+    the whole plane: the caller converts it and runs the NCHW way)."""
+    if not (isinstance(x, np.ndarray) and x.ndim == 5 and x.dtype in _FLOATS and x.shape[4] == 16):
+        return None
+    if node.op_type == "AveragePool" and tuple(_ints(node.attr("kernel_shape")) or ()) != x.shape[2:4]:
+        return None
+    y = _C.empty((x.shape[1], node.extra["blocked_in_channels"], 1, 1), x.dtype)
+    _C.blk_gap(x, y, y.shape[1])
+    return y
+
+
+def _pool_input(node, x):
+    """A pooling node's input, or its global average (ops on a blocked input: (None, y))."""
+    io = node.extra.get("blocked")
+    if io is None or not io[0]:
+        return x, None
+    y = _blocked_gap(node, x)
+    return (None, y) if y is not None else (_blockedops.from_blocked(x, node.extra["blocked_in_channels"]), None)
+
+
 @register("AveragePool")
 def avg_pool(node, ins):
-    x = ins[0]
+    x, y = _pool_input(node, ins[0])
+    if y is not None:
+        return [y]
     y = _rerun(node, "avg_pool", x)
     if y is not None:
         return [y]
@@ -647,7 +682,9 @@ def avg_pool(node, ins):
 
 @register("GlobalAveragePool")
 def global_avg_pool(node, ins):
-    x = ins[0]
+    x, y = _pool_input(node, ins[0])
+    if y is not None:
+        return [y]
     y = _rerun(node, "global_avg_pool", x)
     if y is not None:
         return [y]

@@ -322,9 +322,16 @@ def _blockable(c):
 
 def _blocked_kind(g, n):
     """'1x1', 'dw' or 'direct' where Conv node n can run channel-blocked (convkern._ops.blocked:
-    a 2-d 1x1, stride-1, unpadded, one-group layer; a depthwise one; a one-group layer of at
-    most DIRECT_C input channels (a network's first layer), from an NCHW input: no fused
-    residual but the 1x1's), else None. The weight must be a float constant."""
+    a 2-d 1x1, unpadded, one-group layer (a strided one reads its input subsampled); a
+    depthwise one; a one-group layer of at most DIRECT_C input channels (a network's first
+    layer), from an NCHW input: no fused residual but the 1x1's), else None. The weight must
+    be a float constant. 'gap': a GlobalAveragePool node, or an unpadded 2-d AveragePool
+    (global when its window is the whole plane; else it runs on its input converted), which
+    reads a blocked input."""
+    if n.op_type == "GlobalAveragePool" or (
+            n.op_type == "AveragePool" and len(n.attr("kernel_shape") or ()) == 2 and not any(n.attr("pads") or ())
+            and n.attr("auto_pad", "NOTSET") in ("NOTSET", "VALID") and not int(n.attr("ceil_mode", 0))):
+        return "gap"  # (an AveragePool pools globally when its window is the plane: checked as it runs)
     if n.op_type != "Conv" or len(n.inputs) < 2 or n.inputs[1] not in g.consts:
         return None
     w = g.consts[n.inputs[1]]
@@ -337,7 +344,8 @@ def _blocked_kind(g, n):
     if group == 1 and w.shape[2:] == (1, 1):
         strides = [int(v) for v in (n.attr("strides") or [1, 1])]
         pads = [int(v) for v in (n.attr("pads") or [0] * 4)]
-        if strides == [1, 1] and not any(pads) and n.attr("auto_pad", "NOTSET") in ("NOTSET", "VALID"):
+        if (len(strides) == 2 and min(strides) >= 1 and not any(pads)
+                and n.attr("auto_pad", "NOTSET") in ("NOTSET", "VALID")):
             return "1x1"
         return None
     if n.extra.get("residual") or len(n.attr("strides") or [1, 1]) != 2:
@@ -353,7 +361,7 @@ def blocked_layout(g: Graph):
     """Keeps chains of 1x1 and depthwise convolutions channel-blocked (convkern._ops.blocked: an
     (N, C, H, W) tensor held as (ceil(C/16), N, H, W, 16)): a tensor is stored blocked when its
     producer and every consumer are such Conv nodes (reading it as the input, or as a 1x1
-    node's fused residual; a 'direct' node only writes one), its channels fill at least three quarters of its blocks' lanes
+    node's fused residual; a 'direct' node only writes one) or GlobalAveragePool, its channels fill at least three quarters of its blocks' lanes
     (_blockable) and it is not a graph output, whatever its plane size (leaving 56x56 and
     112x112 NCHW measured the same). A depthwise
     node then runs blocked in and out, or not at all, and a 1x1 node's residual has its
@@ -361,7 +369,8 @@ def blocked_layout(g: Graph):
     chain's ends read or write NCHW themselves, so no conversion node is added. Sets
     node.extra["blocked"] = (input blocked, output blocked) on the nodes that take part (and
     "blocked_res_channels", a blocked residual's channels, for the fallback of a residual that
-    broadcasts); returns how many tensors are blocked."""
+    broadcasts, and "blocked_in_channels", a blocked input's); returns how many tensors are
+    blocked."""
     kinds = {id(n): _blocked_kind(g, n) for n in g.nodes}
     cons = g.consumers()
     outputs = set(g.outputs) | {g.resolve(o) for o in g.outputs}
@@ -376,7 +385,7 @@ def blocked_layout(g: Graph):
 
     blocked, channels = set(), {}
     for n in g.nodes:
-        if kinds[id(n)] is None or not n.outputs or not n.outputs[0]:
+        if kinds[id(n)] in (None, "gap") or not n.outputs or not n.outputs[0]:
             continue
         out = n.outputs[0]
         k = g.consts[n.inputs[1]].shape[0]
@@ -399,11 +408,13 @@ def blocked_layout(g: Graph):
                 changed = True
     for n in g.nodes:
         if kinds[id(n)] is not None:
-            io = (n.inputs[0] in blocked, n.outputs[0] in blocked)
+            io = (n.inputs[0] in blocked, bool(n.outputs) and n.outputs[0] in blocked)
             if any(io):
                 n.extra["blocked"] = io
             if kinds[id(n)] == "1x1" and n.extra.get("residual") and n.inputs[3] in blocked:
                 n.extra["blocked_res_channels"] = channels[n.inputs[3]]
+            if io[0]:
+                n.extra["blocked_in_channels"] = channels[n.inputs[0]]
     return len(blocked)
 
 
