@@ -501,3 +501,16 @@ def test_blocked_subsample_and_gap(isa, rng):
         _C.blk_gap(xb, y, 32)  # 32 channels are 2 blocks, the input has 3
     with pytest.raises(ValueError, match="output"):
         _C.blk_gap(xb, y[:1], 40)
+
+
+def test_blocked_window_index_range(rng):
+    """A column stride times the output width past the kernels' index range (2^40; far enough
+    past it, q * stride overflows) is refused by both window kernels, though each value alone
+    is in range."""
+    x = np.zeros((1, 3, 4, 4), np.float32)
+    xb = np.zeros((1, 1, 4, 4, 16), np.float32)
+    y = np.zeros((1, 1, 1, 2, 16), np.float32)
+    with pytest.raises(ValueError, match="stride"):
+        _C.blk_conv_direct(x, np.zeros((16, 3, 1, 1), np.float32), None, y, 1, 1 << 39, 0, 0, 1, 2, 1, 1)
+    with pytest.raises(ValueError, match="stride"):
+        _C.blk_depthwise(xb, np.zeros((16, 1, 1, 1), np.float32), None, y, 1, 1 << 39, 0, 0, 1, 2, 1, 1)

@@ -34,6 +34,42 @@ py::array pack_1x1(const Arr& w, int64_t K, int64_t C, bool rows, bool out_blk) 
   return out;
 }
 
+// The arrays of a window kernel (blk_conv_direct, blk_depthwise): x, w, bias, y of one float
+// dtype on the host.
+struct WindowArrays {
+  Arr x, w, b, y;
+};
+WindowArrays window_arrays(py::object x_, py::object w_, py::object b_, py::object y_, double relu_max) {
+  check_relu_max(relu_max);
+  WindowArrays a{arr(x_, "input"), arr(w_, "weight"), arr_opt(b_, "bias"), arr(y_, "output", true)};
+  check_float(a.x, "input");
+  for (const Arr* v : {&a.x, &a.w, &a.b, &a.y}) check_host(*v, "input");
+  check_same_dtype(a.w, a.x, "weight");
+  check_same_dtype(a.y, a.x, "output");
+  return a;
+}
+
+// Strides, dilations and pads in range, and the index arithmetic of P x Q outputs of an R x S
+// window too (any P and Q: taps outside the input are skipped).
+void check_window(int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t P, int64_t Q,
+                  int64_t R, int64_t S) {
+  for (int64_t v : {sh, sw, dh, dw}) CK_CHECK(v >= 1 && v <= kMaxDim, "stride", "stride and dilation must be >= 1");
+  CK_CHECK(ph >= 0 && pw >= 0 && ph <= kMaxDim && pw <= kMaxDim, "padding", "must be >= 0");
+  CK_CHECK(double(P) * double(sh) + double(R) * double(dh) <= double(kMaxDim) &&
+               double(Q) * double(sw) + double(S) * double(dw) <= double(kMaxDim),
+           "stride", "stride, dilation and output size too large");
+}
+
+// The last checks of a window kernel: y holds ysize values and is not x, the bias nb.
+void check_window_out(const WindowArrays& a, int64_t ysize, int64_t nb) {
+  check_size(a.y, ysize, "output");
+  CK_CHECK(a.x.data != a.y.data, "output", "may not be the input array");
+  if (a.b.data) {
+    check_same_dtype(a.b, a.x, "bias");
+    check_size(a.b, nb, "bias");
+  }
+}
+
 }  // namespace
 
 CK_BIND(blocked) {
@@ -114,39 +150,25 @@ CK_BIND(blocked) {
   m.def("blk_conv_direct",
         [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t sh, int64_t sw, int64_t ph,
            int64_t pw, int64_t P, int64_t Q, int64_t dh, int64_t dw, bool relu, double relu_max) {
-          check_relu_max(relu_max);
-          Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
-          check_float(x, "input");
-          for (const Arr* a : {&x, &w, &b, &y}) check_host(*a, "input");
-          check_same_dtype(w, x, "weight");
-          check_same_dtype(y, x, "output");
+          const WindowArrays a = window_arrays(x_, w_, b_, y_, relu_max);
+          const Arr &x = a.x, &w = a.w;
           CK_CHECK(x.ndim() == 4, "input", "must be (N, C, H, W)");
           CK_CHECK(w.ndim() == 4 && w.dim(1) == x.dim(1), "weight", "must be (K, C, R, S) with the input's C");
           for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3), P, Q}) check_dim(v, "input");
           for (int64_t v : {w.dim(0), w.dim(2), w.dim(3)}) check_dim(v, "weight");
-          for (int64_t v : {sh, sw, dh, dw}) CK_CHECK(v >= 1 && v <= kMaxDim, "stride", "stride and dilation must be >= 1");
-          CK_CHECK(ph >= 0 && pw >= 0 && ph <= kMaxDim && pw <= kMaxDim, "padding", "must be >= 0");
+          check_window(sh, sw, ph, pw, dh, dw, P, Q, w.dim(2), w.dim(3));
           BlkConvDirect p;
           p.N = x.dim(0), p.C = x.dim(1), p.H = x.dim(2), p.W = x.dim(3), p.K = w.dim(0), p.R = w.dim(2);
           p.S = w.dim(3), p.P = P, p.Q = Q, p.sh = sh, p.sw = sw, p.ph = ph, p.pw = pw, p.dh = dh, p.dw = dw;
           p.relu = relu, p.relu_max = relu_max;
-          // (any P and Q: taps outside the input are skipped; the index arithmetic stays in range)
-          CK_CHECK(double(P) * double(sh) + double(p.R) * double(dh) <= double(kMaxDim) &&
-                       double(Q) * double(sw) + double(p.S) * double(dw) <= double(kMaxDim),
-                   "stride", "stride, dilation and output size too large");
           CK_CHECK(double(p.N) * double(padded(p.K)) * double(P) * double(Q) <= double(kMaxDim) &&
                        double(p.K) * double(p.C) * double(p.R) * double(p.S) <= double(kMaxDim),
                    "output", "too large");
-          check_size(y, p.N * padded(p.K) * P * Q, "output");
-          CK_CHECK(x.data != y.data, "output", "may not be the input array");
-          if (b.data) {
-            check_same_dtype(b, x, "bias");
-            check_size(b, p.K, "bias");
-          }
+          check_window_out(a, p.N * padded(p.K) * P * Q, p.K);
           dispatch_float(x, "input", [&](auto t) {
             using T = decltype(t);
             py::gil_scoped_release nogil;
-            blk_conv_direct_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>());
+            blk_conv_direct_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), a.b.data ? a.b.ptr<T>() : nullptr, a.y.ptr<T>());
           });
         },
         py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("sh"), py::arg("sw"),
@@ -196,34 +218,25 @@ CK_BIND(blocked) {
   m.def("blk_depthwise",
         [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
            int64_t P, int64_t Q, int64_t dh, int64_t dw, bool relu, double relu_max) {
-          check_relu_max(relu_max);
-          Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
-          check_float(x, "input");
-          for (const Arr* a : {&x, &w, &b, &y}) check_host(*a, "input");
-          check_same_dtype(w, x, "weight");
-          check_same_dtype(y, x, "output");
+          const WindowArrays a = window_arrays(x_, w_, b_, y_, relu_max);
+          const Arr &x = a.x, &w = a.w;
           CK_CHECK(x.ndim() == 5 && x.dim(4) == kBlk, "input", "must be channel-blocked (C/16, N, H, W, 16)");
           CK_CHECK(w.ndim() == 4 && w.dim(1) == 1, "weight", "must be (C, 1, R, S)");
           CK_CHECK(w.dim(0) >= 1 && padded(w.dim(0)) == x.dim(0) * kBlk, "weight",
                    "dim 0 must be the input's channels (its blocks' real lanes)");
           for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(2), w.dim(3), P, Q}) check_dim(v, "input");
-          for (int64_t v : {sh, sw, dh, dw}) CK_CHECK(v >= 1 && v <= kMaxDim, "stride", "stride and dilation must be >= 1");
-          CK_CHECK(ph >= 0 && pw >= 0 && ph <= kMaxDim && pw <= kMaxDim, "padding", "must be >= 0");
+          check_window(sh, sw, ph, pw, dh, dw, P, Q, w.dim(2), w.dim(3));
           DwParams p;
           p.N = x.dim(1), p.C = w.dim(0), p.M = 1, p.H = x.dim(2), p.W = x.dim(3), p.P = P, p.Q = Q;
           p.R = w.dim(2), p.S = w.dim(3), p.sh = sh, p.sw = sw, p.ph = ph, p.pw = pw, p.dh = dh, p.dw = dw;
           p.relu = relu, p.relu_max = relu_max;
-          CK_CHECK(double(p.N) * double(x.dim(0) * kBlk) * double(P) * double(Q) <= double(kMaxDim), "output", "too large");
-          check_size(y, p.N * x.dim(0) * kBlk * P * Q, "output");
-          CK_CHECK(x.data != y.data, "output", "may not be the input array");
-          if (b.data) {
-            check_same_dtype(b, x, "bias");
-            check_size(b, p.C, "bias");
-          }
+          CK_CHECK(double(p.N) * double(x.dim(0) * kBlk) * double(P) * double(Q) <= double(kMaxDim), "output",
+                   "too large");
+          check_window_out(a, p.N * x.dim(0) * kBlk * P * Q, p.C);
           dispatch_float(x, "input", [&](auto t) {
             using T = decltype(t);
             py::gil_scoped_release nogil;
-            blk_depthwise_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), b.data ? b.ptr<T>() : nullptr, y.ptr<T>());
+            blk_depthwise_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), a.b.data ? a.b.ptr<T>() : nullptr, a.y.ptr<T>());
           });
         },
         py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("sh"), py::arg("sw"),

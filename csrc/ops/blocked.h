@@ -4,8 +4,9 @@
 // kBlk): element (n, c, h, w) at ((c/kBlk*N + n)*H*W + h*W + w)*kBlk + c%kBlk. When C is not a
 // multiple of kBlk, the last block's lanes from C%kBlk on are padding: these kernels write zeros
 // there (from finite inputs: the padded weights and biases are zero) and never read them into a
-// real channel (a reduction runs over the C real channels only). Each position's kBlk channels are contiguous, so a 1x1 layer's product reads and
-// writes whole vectors of channels per position (no transposes on either side) and a
+// real channel (a reduction runs over the C real channels only). Each position's kBlk channels
+// are contiguous, so a 1x1 layer's product reads and writes whole vectors of channels per
+// position (no transposes on either side) and a
 // depthwise layer computes kBlk channels per vector, with no short rows on small planes; and
 // a block holds every image's positions in a row, so that a batch of 1x1 products between
 // blocked tensors is one product over N*H*W positions.
