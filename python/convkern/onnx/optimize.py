@@ -330,7 +330,8 @@ def _blocked_kind(g, n):
     reads a blocked input."""
     if n.op_type == "GlobalAveragePool" or (
             n.op_type == "AveragePool" and len(n.attr("kernel_shape") or ()) == 2 and not any(n.attr("pads") or ())
-            and n.attr("auto_pad", "NOTSET") in ("NOTSET", "VALID") and not int(n.attr("ceil_mode", 0))):
+            and n.attr("auto_pad", "NOTSET") in ("NOTSET", "VALID") and not int(n.attr("ceil_mode", 0))
+            and all(int(v) == 1 for v in (n.attr("dilations") or ()))):
         return "gap"  # (an AveragePool pools globally when its window is the plane: checked as it runs)
     if n.op_type != "Conv" or len(n.inputs) < 2 or n.inputs[1] not in g.consts:
         return None
