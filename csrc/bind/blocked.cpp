@@ -2,6 +2,8 @@
 // explicitly and every buffer is checked against them, so that a direct call into convkern._C
 // cannot read or write out of bounds; convkern._ops.blocked checks the shapes.
 #include <algorithm>
+#include <tuple>
+#include <utility>
 
 #include "bind/common.h"
 #include "ops/blocked.h"
@@ -68,6 +70,50 @@ void check_window_out(const WindowArrays& a, int64_t ysize, int64_t nb) {
     check_same_dtype(a.b, a.x, "bias");
     check_size(a.b, nb, "bias");
   }
+}
+
+// A channel-blocked array (C/16, N, H, W, 16) of sizes in range.
+void check_blocked(const Arr& x, const char* name) {
+  CK_CHECK(x.ndim() == 5 && x.dim(4) == kBlk, name, "must be channel-blocked (C/16, N, H, W, 16)");
+  for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3)}) check_dim(v, name);
+}
+
+// A float channel-blocked input and an output of its dtype, both on the host.
+std::pair<Arr, Arr> blocked_in_out(py::object x_, py::object y_) {
+  Arr x = arr(x_, "input"), y = arr(y_, "output", true);
+  check_float(x, "input");
+  check_host(x, "input");
+  check_host(y, "output");
+  check_same_dtype(y, x, "output");
+  check_blocked(x, "input");
+  return {x, y};
+}
+
+// A window kernel's geometry arguments.
+struct WindowGeom {
+  int64_t sh, sw, ph, pw, P, Q, dh, dw;
+  bool relu;
+  double relu_max;
+};
+
+// Registers a window kernel (blk_conv_direct, blk_depthwise), whose arguments are (input,
+// weight, bias, output, sh, sw, ph, pw, P, Q, dh, dw, relu, relu_max): prepare(a, g) checks the
+// arrays' shapes and returns (the kernel's parameters, the output's size, the bias's size);
+// then check_window_out, and kernel(T{}, params, a) with the GIL released by the kernel lambda.
+template <class Prepare, class Kernel>
+void def_window(py::module_& m, const char* name, Prepare prepare, Kernel kernel) {
+  m.def(name,
+        [prepare, kernel](py::object x_, py::object w_, py::object b_, py::object y_, int64_t sh, int64_t sw,
+                          int64_t ph, int64_t pw, int64_t P, int64_t Q, int64_t dh, int64_t dw, bool relu,
+                          double relu_max) {
+          const WindowArrays a = window_arrays(x_, w_, b_, y_, relu_max);
+          const auto r = prepare(a, WindowGeom{sh, sw, ph, pw, P, Q, dh, dw, relu, relu_max});
+          check_window_out(a, std::get<1>(r), std::get<2>(r));
+          dispatch_float(a.x, "input", [&](auto t) { kernel(t, std::get<0>(r), a); });
+        },
+        py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("sh"), py::arg("sw"),
+        py::arg("ph"), py::arg("pw"), py::arg("P"), py::arg("Q"), py::arg("dh"), py::arg("dw"), py::arg("relu") = false,
+        py::arg("relu_max") = std::numeric_limits<double>::infinity());
 }
 
 }  // namespace
@@ -147,43 +193,35 @@ CK_BIND(blocked) {
         py::arg("relu_max") = std::numeric_limits<double>::infinity(), py::arg("rows") = false);
   // blk_conv_direct(x, w, bias, y, sh, sw, ph, pw, P, Q, dh, dw, relu, relu_max): x (N, C, H, W)
   // NCHW, w (K, C, R, S), bias (K), y (ceil(K/16), N, P, Q, 16); ph, pw the leading pads.
-  m.def("blk_conv_direct",
-        [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t sh, int64_t sw, int64_t ph,
-           int64_t pw, int64_t P, int64_t Q, int64_t dh, int64_t dw, bool relu, double relu_max) {
-          const WindowArrays a = window_arrays(x_, w_, b_, y_, relu_max);
-          const Arr &x = a.x, &w = a.w;
-          CK_CHECK(x.ndim() == 4, "input", "must be (N, C, H, W)");
-          CK_CHECK(w.ndim() == 4 && w.dim(1) == x.dim(1), "weight", "must be (K, C, R, S) with the input's C");
-          for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3), P, Q}) check_dim(v, "input");
-          for (int64_t v : {w.dim(0), w.dim(2), w.dim(3)}) check_dim(v, "weight");
-          check_window(sh, sw, ph, pw, dh, dw, P, Q, w.dim(2), w.dim(3));
-          BlkConvDirect p;
-          p.N = x.dim(0), p.C = x.dim(1), p.H = x.dim(2), p.W = x.dim(3), p.K = w.dim(0), p.R = w.dim(2);
-          p.S = w.dim(3), p.P = P, p.Q = Q, p.sh = sh, p.sw = sw, p.ph = ph, p.pw = pw, p.dh = dh, p.dw = dw;
-          p.relu = relu, p.relu_max = relu_max;
-          CK_CHECK(double(p.N) * double(padded(p.K)) * double(P) * double(Q) <= double(kMaxDim) &&
-                       double(p.K) * double(p.C) * double(p.R) * double(p.S) <= double(kMaxDim),
-                   "output", "too large");
-          check_window_out(a, p.N * padded(p.K) * P * Q, p.K);
-          dispatch_float(x, "input", [&](auto t) {
-            using T = decltype(t);
-            py::gil_scoped_release nogil;
-            blk_conv_direct_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), a.b.data ? a.b.ptr<T>() : nullptr, a.y.ptr<T>());
-          });
-        },
-        py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("sh"), py::arg("sw"),
-        py::arg("ph"), py::arg("pw"), py::arg("P"), py::arg("Q"), py::arg("dh"), py::arg("dw"), py::arg("relu") = false,
-        py::arg("relu_max") = std::numeric_limits<double>::infinity());
+  def_window(
+      m, "blk_conv_direct",
+      [](const WindowArrays& a, const WindowGeom& g) {
+        const Arr &x = a.x, &w = a.w;
+        CK_CHECK(x.ndim() == 4, "input", "must be (N, C, H, W)");
+        CK_CHECK(w.ndim() == 4 && w.dim(1) == x.dim(1), "weight", "must be (K, C, R, S) with the input's C");
+        for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3), g.P, g.Q}) check_dim(v, "input");
+        for (int64_t v : {w.dim(0), w.dim(2), w.dim(3)}) check_dim(v, "weight");
+        check_window(g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.P, g.Q, w.dim(2), w.dim(3));
+        BlkConvDirect p;
+        p.N = x.dim(0), p.C = x.dim(1), p.H = x.dim(2), p.W = x.dim(3), p.K = w.dim(0), p.R = w.dim(2);
+        p.S = w.dim(3), p.P = g.P, p.Q = g.Q, p.sh = g.sh, p.sw = g.sw, p.ph = g.ph, p.pw = g.pw, p.dh = g.dh;
+        p.dw = g.dw, p.relu = g.relu, p.relu_max = g.relu_max;
+        CK_CHECK(double(p.N) * double(padded(p.K)) * double(p.P) * double(p.Q) <= double(kMaxDim) &&
+                     double(p.K) * double(p.C) * double(p.R) * double(p.S) <= double(kMaxDim),
+                 "output", "too large");
+        return std::make_tuple(p, p.N * padded(p.K) * p.P * p.Q, p.K);
+      },
+      [](auto t, const BlkConvDirect& p, const WindowArrays& a) {
+        using T = decltype(t);
+        py::gil_scoped_release nogil;
+        blk_conv_direct_stub.get<T>()(p, a.x.ptr<T>(), a.w.ptr<T>(), a.b.data ? a.b.ptr<T>() : nullptr,
+                                      a.y.ptr<T>());
+      });
   // blk_subsample(x, y, sh, sw): every sh-th row and sw-th column of a blocked x (CB, N, H, W,
   // 16) into y (CB, N, ceil(H/sh), ceil(W/sw), 16) (a strided 1x1 layer's input).
   m.def("blk_subsample", [](py::object x_, py::object y_, int64_t sh, int64_t sw) {
-    Arr x = arr(x_, "input"), y = arr(y_, "output", true);
-    check_float(x, "input");
-    check_host(x, "input");
-    check_host(y, "output");
-    check_same_dtype(y, x, "output");
-    CK_CHECK(x.ndim() == 5 && x.dim(4) == kBlk, "input", "must be channel-blocked (C/16, N, H, W, 16)");
-    for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3)}) check_dim(v, "input");
+    const auto io = blocked_in_out(x_, y_);
+    const Arr &x = io.first, &y = io.second;
     CK_CHECK(sh >= 1 && sw >= 1 && sh <= kMaxDim && sw <= kMaxDim, "stride", "must be >= 1");
     const int64_t H = x.dim(2), W = x.dim(3), P = (H - 1) / sh + 1, Q = (W - 1) / sw + 1;
     check_size(y, x.dim(0) * x.dim(1) * P * Q * kBlk, "output");
@@ -197,13 +235,8 @@ CK_BIND(blocked) {
   // blk_gap(x, y, C): global average pooling of a blocked x (CB, N, H, W, 16) of C channels
   // into y (N, C) (any shape of N*C values: (N, C, 1, 1)).
   m.def("blk_gap", [](py::object x_, py::object y_, int64_t C) {
-    Arr x = arr(x_, "input"), y = arr(y_, "output", true);
-    check_float(x, "input");
-    check_host(x, "input");
-    check_host(y, "output");
-    check_same_dtype(y, x, "output");
-    CK_CHECK(x.ndim() == 5 && x.dim(4) == kBlk, "input", "must be channel-blocked (C/16, N, H, W, 16)");
-    for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3)}) check_dim(v, "input");
+    const auto io = blocked_in_out(x_, y_);
+    const Arr &x = io.first, &y = io.second;
     CK_CHECK(C >= 1 && padded(C) == x.dim(0) * kBlk, "C", "must be the channels the input's blocks hold");
     check_size(y, x.dim(1) * C, "output");
     dispatch_float(x, "input", [&](auto t) {
@@ -215,33 +248,29 @@ CK_BIND(blocked) {
   // blk_depthwise(x, w, bias, y, sh, sw, ph, pw, P, Q, dh, dw, relu, relu_max): x (ceil(C/16), N,
   // H, W, 16), w (C, 1, R, S), bias (C), y (ceil(C/16), N, P, Q, 16); ph, pw the leading pads (the
   // trailing ones follow from P and Q).
-  m.def("blk_depthwise",
-        [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
-           int64_t P, int64_t Q, int64_t dh, int64_t dw, bool relu, double relu_max) {
-          const WindowArrays a = window_arrays(x_, w_, b_, y_, relu_max);
-          const Arr &x = a.x, &w = a.w;
-          CK_CHECK(x.ndim() == 5 && x.dim(4) == kBlk, "input", "must be channel-blocked (C/16, N, H, W, 16)");
-          CK_CHECK(w.ndim() == 4 && w.dim(1) == 1, "weight", "must be (C, 1, R, S)");
-          CK_CHECK(w.dim(0) >= 1 && padded(w.dim(0)) == x.dim(0) * kBlk, "weight",
-                   "dim 0 must be the input's channels (its blocks' real lanes)");
-          for (int64_t v : {x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(2), w.dim(3), P, Q}) check_dim(v, "input");
-          check_window(sh, sw, ph, pw, dh, dw, P, Q, w.dim(2), w.dim(3));
-          DwParams p;
-          p.N = x.dim(1), p.C = w.dim(0), p.M = 1, p.H = x.dim(2), p.W = x.dim(3), p.P = P, p.Q = Q;
-          p.R = w.dim(2), p.S = w.dim(3), p.sh = sh, p.sw = sw, p.ph = ph, p.pw = pw, p.dh = dh, p.dw = dw;
-          p.relu = relu, p.relu_max = relu_max;
-          CK_CHECK(double(p.N) * double(x.dim(0) * kBlk) * double(P) * double(Q) <= double(kMaxDim), "output",
-                   "too large");
-          check_window_out(a, p.N * x.dim(0) * kBlk * P * Q, p.C);
-          dispatch_float(x, "input", [&](auto t) {
-            using T = decltype(t);
-            py::gil_scoped_release nogil;
-            blk_depthwise_stub.get<T>()(p, x.ptr<T>(), w.ptr<T>(), a.b.data ? a.b.ptr<T>() : nullptr, a.y.ptr<T>());
-          });
-        },
-        py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("sh"), py::arg("sw"),
-        py::arg("ph"), py::arg("pw"), py::arg("P"), py::arg("Q"), py::arg("dh"), py::arg("dw"), py::arg("relu") = false,
-        py::arg("relu_max") = std::numeric_limits<double>::infinity());
+  def_window(
+      m, "blk_depthwise",
+      [](const WindowArrays& a, const WindowGeom& g) {
+        const Arr &x = a.x, &w = a.w;
+        check_blocked(x, "input");
+        CK_CHECK(w.ndim() == 4 && w.dim(1) == 1, "weight", "must be (C, 1, R, S)");
+        CK_CHECK(w.dim(0) >= 1 && padded(w.dim(0)) == x.dim(0) * kBlk, "weight",
+                 "dim 0 must be the input's channels (its blocks' real lanes)");
+        for (int64_t v : {w.dim(2), w.dim(3), g.P, g.Q}) check_dim(v, "input");
+        check_window(g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.P, g.Q, w.dim(2), w.dim(3));
+        DwParams p;
+        p.N = x.dim(1), p.C = w.dim(0), p.M = 1, p.H = x.dim(2), p.W = x.dim(3), p.P = g.P, p.Q = g.Q;
+        p.R = w.dim(2), p.S = w.dim(3), p.sh = g.sh, p.sw = g.sw, p.ph = g.ph, p.pw = g.pw, p.dh = g.dh;
+        p.dw = g.dw, p.relu = g.relu, p.relu_max = g.relu_max;
+        CK_CHECK(double(p.N) * double(x.dim(0) * kBlk) * double(p.P) * double(p.Q) <= double(kMaxDim), "output",
+                 "too large");
+        return std::make_tuple(p, p.N * x.dim(0) * kBlk * p.P * p.Q, p.C);
+      },
+      [](auto t, const DwParams& p, const WindowArrays& a) {
+        using T = decltype(t);
+        py::gil_scoped_release nogil;
+        blk_depthwise_stub.get<T>()(p, a.x.ptr<T>(), a.w.ptr<T>(), a.b.data ? a.b.ptr<T>() : nullptr, a.y.ptr<T>());
+      });
 }
 
 }  // namespace ck

@@ -120,7 +120,7 @@ void blk_conv1x1_impl(const BlkConv1x1& q, const T* x, const T* wpk, const T* b,
   // blocked in and out, the whole batch is one product over N*P positions
   const int64_t NP = q.N * P, bs = NP * kBlk;
   const bool fold = q.in_blk && q.out_blk;
-  Buffer bbuf;
+  static thread_local Buffer bbuf;  // (the caller's thread: the product's threads only read it)
   if (b && K != q.K) {  // (the bias with zeros for the padding lanes)
     T* bp = bbuf.get<T>(K);
     for (int64_t k = 0; k < K; ++k) bp[k] = k < q.K ? b[k] : T(0);
@@ -385,7 +385,7 @@ void blk_conv_direct_impl(const BlkConvDirect& p, const T* x, const T* w, const 
   static_assert(kBlk % L == 0, "a vector's channels lie in one block");
   const int64_t KP = ceil_div(p.K, kBlk) * kBlk, KV = KP / L, CRS = p.C * p.R * p.S;
   // the weights as (vectors, C*R*S, L) and the biases, zero past K (the padding lanes compute 0)
-  Buffer wbuf;
+  static thread_local Buffer wbuf;  // (the caller's thread: the tasks only read it)
   T* wt = wbuf.get<T>(KP * CRS + KP);
   T* bt = wt + KP * CRS;
   for (int64_t v = 0; v < KV; ++v)

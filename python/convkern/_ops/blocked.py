@@ -25,8 +25,7 @@ from .conv import _check_relu_max
 
 BLOCK = 16
 __all__ = ["PackedBlocked1x1", "pack_conv1x1_blocked", "product_rows", "conv1x1_blocked", "depthwise_blocked",
-           "conv_direct_blocked",
-           "to_blocked", "from_blocked", "blocks"]
+           "conv_direct_blocked", "to_blocked", "from_blocked", "blocks"]
 
 
 class PackedBlocked1x1:
@@ -121,8 +120,8 @@ def conv1x1_blocked(input, weight, bias=None, residual=None, *, in_blocked, out_
         U.check_shape(residual, yshape, "residual")
     y = U.empty(yshape, x.dtype)
     rows = product_rows(in_blocked, out_blocked, pk.K, h * w, x.dtype)
-    _C.blk_conv1x1(x, pk.packed(rows, out_blocked), b, residual, y, n, c, pk.K, h * w, in_blocked, out_blocked, relu, relu_max,
-                   rows)
+    _C.blk_conv1x1(x, pk.packed(rows, out_blocked), b, residual, y, n, c, pk.K, h * w, in_blocked, out_blocked, relu,
+                   relu_max, rows)
     return y
 
 

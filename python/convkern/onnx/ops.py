@@ -268,10 +268,8 @@ def _blocked_call(node, x, w, in_blk, out_blk):
     if depthwise or w.shape[2:] != (1, 1):  # depthwise (blocked in), or direct (NCHW in, few channels)
         if depthwise:
             cb, n, h, wd = x.shape[:4]
-        else:
-            n, cx, h, wd = x.shape
-            if cx != w.shape[1]:
-                fail(node, f"channels do not agree: input {x.shape}, weight {w.shape}")
+        else:  # (the kernel checks the channels)
+            n, _, h, wd = x.shape
             cb = _blockedops.blocks(w.shape[0])
         _, k, s, d = _conv_geom(node, np.broadcast_to(x.dtype.type(0), (1, 1, h, wd)), w)  # (a 4-d view)
         (pt, pl), (pb, pr) = _window_pads(node, (h, wd), k, s, d)
@@ -342,12 +340,10 @@ def _conv_blocked(node, ins, io):
 def _blocked_fallback(node, ins, io):
     in_blk, out_blk = io
     args = list(ins)
-    w = args[1]
-    k, c = (w.shape[0], w.shape[0]) if int(node.attr("group", 1)) > 1 else w.shape[:2]  # (depthwise: C = K)
     if in_blk:
-        args[0] = _blockedops.from_blocked(args[0], c)
+        args[0] = _blockedops.from_blocked(args[0], node.extra["blocked_in_channels"])
     if out_blk and node.extra.get("residual") and isinstance(args[3], np.ndarray) and args[3].ndim == 5:
-        args[3] = _blockedops.from_blocked(args[3], node.extra.get("blocked_res_channels", k))
+        args[3] = _blockedops.from_blocked(args[3], node.extra["blocked_res_channels"])
     y = _conv_nchw(node, args)[0]
     return [_blockedops.to_blocked(y) if out_blk else y]
 

@@ -362,10 +362,10 @@ def blocked_layout(g: Graph):
     """Keeps chains of 1x1 and depthwise convolutions channel-blocked (convkern._ops.blocked: an
     (N, C, H, W) tensor held as (ceil(C/16), N, H, W, 16)): a tensor is stored blocked when its
     producer and every consumer are such Conv nodes (reading it as the input, or as a 1x1
-    node's fused residual; a 'direct' node only writes one) or GlobalAveragePool, its channels fill at least three quarters of its blocks' lanes
-    (_blockable) and it is not a graph output, whatever its plane size (leaving 56x56 and
-    112x112 NCHW measured the same). A depthwise
-    node then runs blocked in and out, or not at all, and a 1x1 node's residual has its
+    node's fused residual; a 'direct' node only writes one) or global average pooling, its
+    channels fill at least three quarters of its blocks' lanes (_blockable) and it is not a
+    graph output, whatever its plane size (leaving 56x56 and 112x112 NCHW measured the
+    same). A depthwise node then runs blocked in and out, or not at all, and a 1x1 node's residual has its
     output's layout: tensors are unblocked until both hold. The 1x1 nodes at a
     chain's ends read or write NCHW themselves, so no conversion node is added. Sets
     node.extra["blocked"] = (input blocked, output blocked) on the nodes that take part (and
