@@ -144,6 +144,18 @@ def _pair(v, name):
     return p
 
 
+def _window(h, wd, kernel, stride, padding, dilation):
+    """((sh, sw), (top, left, bottom, right), (dh, dw), (P, Q)) of a window op on an h x wd
+    input; ValueError when the output is empty."""
+    (sh, sw), (dh, dw) = _pair(stride, "stride"), _pair(dilation, "dilation")
+    pads = _pads(padding)
+    p, q = output_size((h, wd), kernel, (sh, sw), pads, (dh, dw))
+    if p < 1 or q < 1:
+        raise ValueError(f"input: {h}x{wd} (padded {h + pads[0] + pads[2]}x{wd + pads[1] + pads[3]}) is smaller "
+                         f"than the dilated kernel: empty output")
+    return (sh, sw), pads, (dh, dw), (p, q)
+
+
 def depthwise_blocked(input, weight, bias=None, stride=1, padding=0, dilation=1, relu=False, relu_max=None):
     """Depthwise conv2d (weight (C, 1, R, S): groups = C, multiplier 1) of a blocked input
     (ceil(C/16), N, H, W, 16) into a blocked output, + bias, then the relu as in conv1x1_blocked.
@@ -161,12 +173,7 @@ def depthwise_blocked(input, weight, bias=None, stride=1, padding=0, dilation=1,
     b = U.as_float_opt(bias, "bias", like=x)
     if b is not None:
         U.check_shape(b, (c,), "bias")
-    (sh, sw), (dh, dw) = _pair(stride, "stride"), _pair(dilation, "dilation")
-    pt, pl, pb, pr = _pads(padding)
-    p, q = output_size((h, wd), w.shape[2:], (sh, sw), (pt, pl, pb, pr), (dh, dw))
-    if p < 1 or q < 1:
-        raise ValueError(f"input: {h}x{wd} (padded {h + pt + pb}x{wd + pl + pr}) is smaller than the dilated "
-                         f"kernel: empty output")
+    (sh, sw), (pt, pl, _, _), (dh, dw), (p, q) = _window(h, wd, w.shape[2:], stride, padding, dilation)
     y = U.empty((blocks(c), n, p, q, BLOCK), x.dtype)
     _C.blk_depthwise(x, w, b, y, sh, sw, pt, pl, p, q, dh, dw, relu, relu_max)
     return y
@@ -190,13 +197,8 @@ def conv_direct_blocked(input, weight, bias=None, stride=1, padding=0, dilation=
     b = U.as_float_opt(bias, "bias", like=x)
     if b is not None:
         U.check_shape(b, (w.shape[0],), "bias")
-    (sh, sw), (dh, dw) = _pair(stride, "stride"), _pair(dilation, "dilation")
-    pt, pl, pb, pr = _pads(padding)
     n, _, h, wd = x.shape
-    p, q = output_size((h, wd), w.shape[2:], (sh, sw), (pt, pl, pb, pr), (dh, dw))
-    if p < 1 or q < 1:
-        raise ValueError(f"input: {h}x{wd} (padded {h + pt + pb}x{wd + pl + pr}) is smaller than the dilated "
-                         f"kernel: empty output")
+    (sh, sw), (pt, pl, _, _), (dh, dw), (p, q) = _window(h, wd, w.shape[2:], stride, padding, dilation)
     y = U.empty(y_shape(n, w.shape[0], p, q, True), x.dtype)
     _C.blk_conv_direct(x, w, b, y, sh, sw, pt, pl, p, q, dh, dw, relu, relu_max)
     return y
