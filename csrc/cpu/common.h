@@ -13,6 +13,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <type_traits>
 #include <utility>
 
 #include <immintrin.h>
@@ -59,6 +60,20 @@ struct VecOf {
 };
 template <class T> using Vec = typename VecOf<T>::type;
 template <class T> constexpr int kLanes = int(sizeof(Vec<T>) / sizeof(T));
+
+// f(std::integral_constant<int, 0>{}) ... f(<N - 1>): a loop unrolled with compile-time indices,
+// for register arrays (V acc[MR][NV]) that GCC keeps in registers only when every index is a
+// constant before its early scalar replacement (a `#pragma GCC unroll` loop unrolls later, and
+// left the GEMM micro-kernel's accumulators zeroed, stored and reloaded through the stack on
+// every tile).
+template <class F, int... I>
+__attribute__((always_inline)) inline void static_for_(F& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, class F>
+__attribute__((always_inline)) inline void static_for(F&& f) {
+  static_for_(f, std::make_integer_sequence<int, N>{});
+}
 
 template <class V, class T> inline V vload(const T* p) { V v; std::memcpy(&v, p, sizeof(V)); return v; }
 template <class V, class T> inline void vstore(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }

@@ -58,11 +58,11 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
   using V = Vec<T>;
   constexpr int MR = ROWS, L = kLanes<T>, NR = Tile<T>::NR, STEP = Tile<T>::MR;
   static_assert(NV >= 1 && NV <= Tile<T>::NV, "a tile row is one or two vectors");
+  // (every index of acc a compile-time constant: see static_for)
   V acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  static_for<MR>([&](auto i) __attribute__((always_inline)) {
+    static_for<NV>([&](auto j) __attribute__((always_inline)) { acc[i][j] = V{}; });
+  });
   // column jj of the tile: at c + jj (row-major C), or in C's channel blocks (cb: see GemmEpi::cblock;
   // cph: the tile's first column's place in its block)
   auto col = [&](int64_t jj) -> int64_t {
@@ -79,14 +79,11 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
   // one k: B's row times the MR values of A's column k, which lie rs apart from ak
   auto step = [&](const T* __restrict ak, int64_t rs) __attribute__((always_inline)) {
     V bv[NV];
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) bv[j] = vload<V>(b + j * L);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      V ai = vbroadcast<V>(ak[i * rs]);
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
-    }
+    static_for<NV>([&](auto j) __attribute__((always_inline)) { bv[j] = vload<V>(b + j * L); });
+    static_for<MR>([&](auto i) __attribute__((always_inline)) {
+      const V ai = vbroadcast<V>(ak[i * rs]);
+      static_for<NV>([&](auto j) __attribute__((always_inline)) { acc[i][j] += ai * bv[j]; });
+    });
     b += ldb;
   };
   if constexpr (AB) {
@@ -115,27 +112,25 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
       // and no tests (with a 16-deep product, 16 -> 96 at 112x112, the tests and offset
       // arithmetic per vector took about as many instructions as the multiply-adds).
       // BM: no bias, bias per row, bias per column.
-      auto store = [&](auto bm, auto with_res, auto with_relu) {
+      auto store = [&](auto bm, auto with_res, auto with_relu) __attribute__((always_inline)) {
         constexpr int BM = decltype(bm)::value;
         constexpr bool RES = decltype(with_res)::value, RELU = decltype(with_relu)::value;
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) {
-          if (j >= nv) break;
+        static_for<NV>([&](auto j) __attribute__((always_inline)) {
+          if (j >= nv) return;
           const V bc = BM == 2 ? vload<V>(bias + j * L) : V{};
           T* cj = c + off[j];
           const T* rj = RES ? res + off[j] : nullptr;
-#pragma GCC unroll 16
-          for (int i = 0; i < MR; ++i) {
+          static_for<MR>([&](auto i) __attribute__((always_inline)) {
             V r = acc[i][j];
             if constexpr (BM == 1) r += vbroadcast<V>(bias[i]);
             if constexpr (BM == 2) r += bc;
             if constexpr (RES) r += vload<V>(rj + i * rsc);
             if constexpr (RELU) r = relu_clamp<T>(r, hi);
             vstore(cj + i * rsc, r);
-          }
-        }
+          });
+        });
       };
-      auto with_bias = [&](auto bm) {
+      auto with_bias = [&](auto bm) __attribute__((always_inline)) {
         using Y = std::true_type;
         using N = std::false_type;
         if (res) relu ? store(bm, Y{}, Y{}) : store(bm, Y{}, N{});
@@ -146,11 +141,9 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
       else with_bias(std::integral_constant<int, 1>{});
       return;
     }
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) {
-        if (j >= nv) break;
+    static_for<MR>([&](auto i) __attribute__((always_inline)) {
+      static_for<NV>([&](auto j) __attribute__((always_inline)) {
+        if (j >= nv) return;
         const int64_t o = i * rsc + off[j];
         T* p = c + o;
         V r = va * acc[i][j];
@@ -159,12 +152,14 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
         if (res) r += vload<V>(res + o);
         if (relu) r = relu_clamp<T>(r, hi);
         vstore(p, r);
-      }
+      });
+    });
     return;
   }
   alignas(64) T t[MR * NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NV; ++j) vstore(t + i * NR + j * L, acc[i][j]);
+  static_for<MR>([&](auto i) __attribute__((always_inline)) {
+    static_for<NV>([&](auto j) __attribute__((always_inline)) { vstore(t + i * NR + j * L, acc[i][j]); });
+  });
   if (rsc == 1 && csc != 1 && 2 * mr > L) {
     // column-major C: an L x L transpose per L rows and L columns, then each column's run of
     // up to L rows in one (masked) vector. (With at most L/2 rows the scalar loop below is
