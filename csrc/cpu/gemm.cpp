@@ -581,6 +581,11 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   }
 }
 
+// Threads that may take each other's units of C (gemm_packed), and about how many units a
+// thread's block is cut into for that.
+constexpr int kMaxGemmThreads = 64;
+constexpr int64_t kUnitsPerBlock = 8;
+
 // How `nt` threads split C: a tm x tn grid of blocks (tm * tn == nt), whole micro-tiles each.
 // Each thread packs the A rows and B columns of its own block, so the grid minimizes the
 // largest block's cost: its multiply-adds plus (in the same units, about 8 per packed value
@@ -634,17 +639,45 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     return gemm_serial<T>(M, N, K, alpha, A, rsa, csa, pack, ctx, 0, 0, beta, C, rsc, csc, ex, mpad, npad);
   // Each thread computes one block of C on its own: no barriers inside (they cost more than
   // the work on small layers, and a thread that wakes late stalls every other one).
+  // When nothing is packed per call (A prepacked or read in place from channel blocks, B
+  // prepacked), a block is cut into units that cost the same wherever they run: its owner takes
+  // them from the front, and a thread done with its own takes the other blocks' last units
+  // (equal static blocks left each thread waiting for the other about a tenth of a batch-1
+  // MobileNetV2 run on the 2-core VM, whose cores do not run at one speed).
+  const bool steal = (ex.apacked || ex.ablk) && ex.bpacked;
   bool failed = false;
+  alignas(64) uint64_t queue[kMaxGemmThreads * 8];  // per thread: (front << 32) | back, on its own line
+  struct Block {
+    int64_t m0, m1, n0, n1;  // rows, columns
+    int64_t r, rc, cw;       // a unit: r row panels x cw columns; rc units down the rows
+  };
+  Block blocks[kMaxGemmThreads];
 #pragma omp parallel num_threads(nthreads)
   {
     const int nt = team_size(), t = thread_id();
     int tm, tn;
     thread_grid<T>(M, N, nt, tm, tn, ex.apacked != nullptr || ex.ablk != nullptr, ex.bpacked != nullptr);
     const int64_t mp = ceil_div(M, MR), np = ceil_div(N, NR);
-    const int ti = t / tn, tj = t % tn;
-    const int64_t m0 = imin(M, mp * ti / tm * MR), m1 = imin(M, mp * (ti + 1) / tm * MR);
-    const int64_t n0 = imin(N, np * tj / tn * NR), n1 = imin(N, np * (tj + 1) / tn * NR);
-    if (m1 > m0 && n1 > n0) {
+    auto block_of = [&](int b) {
+      const int ti = b / tn, tj = b % tn;
+      Block k;
+      k.m0 = imin(M, mp * ti / tm * MR);
+      k.m1 = imin(M, mp * (ti + 1) / tm * MR);
+      k.n0 = imin(N, np * tj / tn * NR);
+      k.n1 = imin(N, np * (tj + 1) / tn * NR);
+      // Tall blocks: runs of rows across all the block's columns (each run's A reused from L1
+      // across the panels, as one block would; column-panel units re-read a batch-8 input);
+      // otherwise units of one column panel (B's panel reused down the rows)
+      const int64_t bm = ceil_div(k.m1 - k.m0, MR), bn = ceil_div(k.n1 - k.n0, NR);
+      const bool tall = bm >= kUnitsPerBlock;
+      k.r = tall ? bm / kUnitsPerBlock : bn >= kUnitsPerBlock ? bm : imax(1, bm * bn / kUnitsPerBlock);
+      k.rc = ceil_div(bm, k.r);
+      k.cw = tall ? imax(1, k.n1 - k.n0) : NR;
+      return k;
+    };
+    // C's rows [m0, m1) x columns [n0, n1)
+    auto run = [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+      if (m1 <= m0 || n1 <= n0) return;
       GemmEpi<T> mine = ex;
       if (mine.bias) mine.bias += mine.bias_cols ? n0 : m0;
       const int64_t co = m0 * rsc + (ex.cblock ? cblock_offset(n0, ex.cblock) : n0 * csc);
@@ -655,6 +688,41 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
       } catch (...) {  // an exception may not leave a parallel region
 #pragma omp atomic write
         failed = true;
+      }
+    };
+    if (!steal || nt > kMaxGemmThreads) {
+      const Block k = block_of(t);
+      run(k.m0, k.m1, k.n0, k.n1);
+    } else {
+      blocks[t] = block_of(t);
+      const Block& mine = blocks[t];
+      const int64_t units = mine.m1 > mine.m0 && mine.n1 > mine.n0 ? mine.rc * ceil_div(mine.n1 - mine.n0, mine.cw) : 0;
+      __atomic_store_n(&queue[t * 8], uint64_t(units), __ATOMIC_RELAXED);
+#pragma omp barrier
+      // unit u of block b: columns u / rc, row run u % rc
+      auto unit = [&](int b, int64_t u) {
+        const Block& k = blocks[b];
+        const int64_t m0 = k.m0 + (u % k.rc) * k.r * MR, n0 = k.n0 + (u / k.rc) * k.cw;
+        run(m0, imin(k.m1, m0 + k.r * MR), n0, imin(k.n1, n0 + k.cw));
+      };
+      // take a unit from queue b's front (own) or back (another's): false when it is empty
+      auto take = [&](int b, bool front, int64_t& u) {
+        uint64_t cur = __atomic_load_n(&queue[b * 8], __ATOMIC_RELAXED);
+        for (;;) {
+          const uint64_t f = cur >> 32, e = cur & 0xffffffffu;
+          if (f >= e) return false;
+          const uint64_t want = front ? ((f + 1) << 32) | e : (f << 32) | (e - 1);
+          if (__atomic_compare_exchange_n(&queue[b * 8], &cur, want, true, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+            u = int64_t(front ? f : e - 1);
+            return true;
+          }
+        }
+      };
+      int64_t u;
+      while (take(t, true, u)) unit(t, u);
+      for (int o = 1; o < nt; ++o) {
+        const int b = (t + o) % nt;
+        while (take(b, false, u)) unit(b, u);
       }
     }
   }
