@@ -96,19 +96,28 @@ def test_conv1x1_blocked_matches_reference(isa, rng, case, dt):
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
 
 
-def test_conv1x1_blocked_threads_agree(rng):
-    """One and two threads split the product differently (rows / columns of C): same values."""
-    x = RB.to_blocked(rng.standard_normal((1, 64, 28, 28)).astype(np.float32))
-    w = rng.standard_normal((96, 64, 1, 1)).astype(np.float32)
-    n = F.get_num_threads()
+@pytest.mark.parametrize("c,k,h,n", [(64, 96, 28, 1), (960, 160, 7, 1), (576, 96, 14, 1), (24, 144, 56, 1),
+                                      (16, 40, 5, 3), (32, 1280, 3, 2)])
+def test_conv1x1_blocked_threads_agree(rng, c, k, h, n):
+    """1-5 threads split the product differently (rows / columns of C; units of a block taken
+    by the thread that is free first): the same values, with bias, residual and ReLU6 applied
+    at each unit's place in the channel blocks."""
+    x = RB.to_blocked(rng.standard_normal((n, c, h, h)).astype(np.float32))
+    w = rng.standard_normal((k, c, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    res = RB.to_blocked(rng.standard_normal((n, k, h, h)).astype(np.float32))
+    old = F.get_num_threads()
+    outs = []
     try:
-        F.set_num_threads(1)
-        one = B.conv1x1_blocked(x, w, in_blocked=True, out_blocked=True)
-        F.set_num_threads(2)
-        two = B.conv1x1_blocked(x, w, in_blocked=True, out_blocked=True)
+        for t in range(1, 6):
+            F.set_num_threads(t)
+            outs.append(B.conv1x1_blocked(x, w, b, res, in_blocked=True, out_blocked=True, relu=True, relu_max=6.0))
     finally:
-        F.set_num_threads(n)
-    np.testing.assert_array_equal(one, two)
+        F.set_num_threads(old)
+    want = RB.conv1x1_blocked(x, w, b, res, in_blocked=True, out_blocked=True, relu=True, relu_max=6.0)
+    np.testing.assert_allclose(outs[0], want, rtol=1e-4, atol=1e-4)
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
 
 
 def test_blocked_padding_is_never_read(rng):
