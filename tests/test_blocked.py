@@ -120,6 +120,36 @@ def test_conv1x1_blocked_threads_agree(rng, c, k, h, n):
         np.testing.assert_array_equal(o, outs[0])
 
 
+@pytest.mark.parametrize("kind,c,h,n,s", [("dw", 96, 112, 1, 2), ("dw", 40, 9, 3, 1), ("direct", 3, 224, 1, 2),
+                                         ("direct", 3, 17, 2, 1)])
+def test_window_kernels_threads_agree(rng, kind, c, h, n, s):
+    """Depthwise and direct blocked kernels under 1-5 threads (each thread's share first, then
+    tasks taken from the others' back): the same values as one thread, and as the reference."""
+    if kind == "dw":
+        x = RB.to_blocked(rng.standard_normal((n, c, h, h)).astype(np.float32))
+        w = rng.standard_normal((c, 1, 3, 3)).astype(np.float32)
+        k = c
+    else:
+        x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+        k = 32
+        w = rng.standard_normal((k, c, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    fn, ref = ((B.depthwise_blocked, RB.depthwise_blocked) if kind == "dw"
+               else (B.conv_direct_blocked, RB.conv_direct_blocked))
+    old = F.get_num_threads()
+    outs = []
+    try:
+        for t in range(1, 6):
+            F.set_num_threads(t)
+            outs.append(fn(x, w, b, stride=s, padding=1, relu=True, relu_max=6.0))
+    finally:
+        F.set_num_threads(old)
+    want = ref(x, w, b, stride=s, padding=1, relu=True, relu_max=6.0)
+    np.testing.assert_allclose(outs[0], want, rtol=1e-4, atol=1e-4)
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
+
+
 def test_blocked_padding_is_never_read(rng):
     """A blocked 24-channel tensor's padding lanes hold NaN when a real channel is infinite (0 *
     inf in their zero weight rows): its consumers' reductions run over the 24 real channels

@@ -285,7 +285,7 @@ void blk_depthwise_impl(const DwParams& p, const T* x, const T* w, const T* b, T
   const int64_t tasks = planes * ceil_div(p.P, rows);
   const bool k3 = p.R == 3 && p.S == 3 && p.dh == 1 && p.dw == 1;
   const bool par = nt > 1 && tasks > 1 && planes * out_plane * RS > kParallelGrain;
-  parallel_for(tasks, par, [&](int64_t task) {
+  parallel_for_steal(tasks, par, [&](int64_t task) {
     const int64_t chunks = ceil_div(p.P, rows);
     const int64_t plane = task / chunks, p0 = (task % chunks) * rows, p1 = imin(p.P, p0 + rows);
     const int64_t cb = plane / p.N;  // (planes in the layout's order: block-major)
@@ -401,7 +401,7 @@ void blk_conv_direct_impl(const BlkConvDirect& p, const T* x, const T* w, const 
   const int64_t per = imax(1, imin(p.P, ceil_div(8 * nt, planes)));
   const int64_t rows = ceil_div(p.P, per), chunks = ceil_div(p.P, rows);
   const bool par = nt > 1 && planes * chunks > 1 && p.N * KP * p.P * p.Q * CRS > kParallelGrain;
-  parallel_for(planes * chunks, par, [&](int64_t task) {
+  parallel_for_steal(planes * chunks, par, [&](int64_t task) {
     const int64_t plane = task / chunks, p0 = (task % chunks) * rows, p1 = imin(p.P, p0 + rows);
     const int64_t n = plane / groups, v0 = (plane % groups) * 2;
     const T* xn = x + n * p.C * p.H * p.W;

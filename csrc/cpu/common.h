@@ -66,14 +66,26 @@ template <class T> constexpr int kLanes = int(sizeof(Vec<T>) / sizeof(T));
 // constant before its early scalar replacement (a `#pragma GCC unroll` loop unrolls later, and
 // left the GEMM micro-kernel's accumulators zeroed, stored and reloaded through the stack on
 // every tile).
+// Sanitized builds (CMake's CONVKERN_SANITIZE defines CK_SANITIZED) run a plain loop instead,
+// with gemm.cpp at -O1: instrumented, the unrolled lambdas of the micro-kernel's 96 variants
+// took GCC over 15 minutes on that one file (2 minutes this way).
+#ifdef CK_SANITIZED
+#define CK_FORCE_INLINE
+template <int N, class F>
+inline void static_for(F&& f) {
+  for (int i = 0; i < N; ++i) f(i);
+}
+#else
+#define CK_FORCE_INLINE __attribute__((always_inline))
 template <class F, int... I>
-__attribute__((always_inline)) inline void static_for_(F& f, std::integer_sequence<int, I...>) {
+CK_FORCE_INLINE inline void static_for_(F& f, std::integer_sequence<int, I...>) {
   (f(std::integral_constant<int, I>{}), ...);
 }
 template <int N, class F>
-__attribute__((always_inline)) inline void static_for(F&& f) {
+CK_FORCE_INLINE inline void static_for(F&& f) {
   static_for_(f, std::make_integer_sequence<int, N>{});
 }
+#endif
 
 template <class V, class T> inline V vload(const T* p) { V v; std::memcpy(&v, p, sizeof(V)); return v; }
 template <class V, class T> inline void vstore(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
@@ -258,6 +270,72 @@ void parallel_for(int64_t n, bool par, F&& body) {
     } catch (...) {
 #pragma omp critical(ck_parallel_for_error)
       if (!err) err = std::current_exception();
+    }
+  }
+  if (err) std::rethrow_exception(err);
+}
+
+// Work stealing between the threads of one parallel region. Each thread owns a range of task
+// numbers, runs them from the front, then takes other threads' tasks from the back. A range is
+// one 64-bit word, (front << 32) | end, changed by compare-and-swap, on its own cache line.
+// (The two vCPUs of the VM do not run at one speed: with equal static shares each thread
+// waited for the other about a tenth of a batch-1 MobileNetV2 run.)
+constexpr int kMaxStealThreads = 64;
+struct StealQueues {
+  alignas(64) uint64_t q[kMaxStealThreads * 8];
+  void set(int t, int64_t begin, int64_t end) {
+    __atomic_store_n(&q[t * 8], (uint64_t(begin) << 32) | uint64_t(end), __ATOMIC_RELAXED);
+  }
+  // a task of thread b's range: from its front (b's own) or back (another's); false when empty
+  bool take(int b, bool front, int64_t& u) {
+    uint64_t cur = __atomic_load_n(&q[b * 8], __ATOMIC_RELAXED);
+    for (;;) {
+      const uint64_t f = cur >> 32, e = cur & 0xffffffffu;
+      if (f >= e) return false;
+      const uint64_t want = front ? ((f + 1) << 32) | e : (f << 32) | (e - 1);
+      if (__atomic_compare_exchange_n(&q[b * 8], &cur, want, true, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+        u = int64_t(front ? f : e - 1);
+        return true;
+      }
+    }
+  }
+  // thread t of nt (after every range is set and a barrier): its own tasks, then the others'
+  template <class F>
+  void run(int t, int nt, F&& task) {
+    int64_t u;
+    while (take(t, true, u)) task(t, u);
+    for (int o = 1; o < nt; ++o) {
+      const int b = (t + o) % nt;
+      while (take(b, false, u)) task(b, u);
+    }
+  }
+};
+
+// parallel_for with each thread's static share (a contiguous range) run first, then other
+// threads' remaining iterations taken from the back of their ranges (StealQueues). For up to
+// 2^31 iterations and kMaxStealThreads threads; otherwise as parallel_for.
+template <class F>
+void parallel_for_steal(int64_t n, bool par, F&& body) {
+  if (!par || n >= (int64_t(1) << 31)) return parallel_for(n, par, body);
+  std::exception_ptr err;
+  StealQueues sq;
+#pragma omp parallel
+  {
+    const int nt = team_size(), t = thread_id();
+    auto guarded = [&](int, int64_t i) {
+      try {
+        body(i);
+      } catch (...) {
+#pragma omp critical(ck_parallel_for_error)
+        if (!err) err = std::current_exception();
+      }
+    };
+    if (nt > kMaxStealThreads) {
+      for (int64_t i = n * t / nt; i < n * (t + 1) / nt; ++i) guarded(t, i);
+    } else {
+      sq.set(t, n * t / nt, n * (t + 1) / nt);
+#pragma omp barrier
+      sq.run(t, nt, guarded);
     }
   }
   if (err) std::rethrow_exception(err);

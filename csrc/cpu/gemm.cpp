@@ -60,8 +60,8 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
   static_assert(NV >= 1 && NV <= Tile<T>::NV, "a tile row is one or two vectors");
   // (every index of acc a compile-time constant: see static_for)
   V acc[MR][NV];
-  static_for<MR>([&](auto i) __attribute__((always_inline)) {
-    static_for<NV>([&](auto j) __attribute__((always_inline)) { acc[i][j] = V{}; });
+  static_for<MR>([&](auto i) CK_FORCE_INLINE {
+    static_for<NV>([&](auto j) CK_FORCE_INLINE { acc[i][j] = V{}; });
   });
   // column jj of the tile: at c + jj (row-major C), or in C's channel blocks (cb: see GemmEpi::cblock;
   // cph: the tile's first column's place in its block)
@@ -77,12 +77,12 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
     __builtin_prefetch(c + i * rsc + cend, 1, 3);
   }
   // one k: B's row times the MR values of A's column k, which lie rs apart from ak
-  auto step = [&](const T* __restrict ak, int64_t rs) __attribute__((always_inline)) {
+  auto step = [&](const T* __restrict ak, int64_t rs) CK_FORCE_INLINE {
     V bv[NV];
-    static_for<NV>([&](auto j) __attribute__((always_inline)) { bv[j] = vload<V>(b + j * L); });
-    static_for<MR>([&](auto i) __attribute__((always_inline)) {
+    static_for<NV>([&](auto j) CK_FORCE_INLINE { bv[j] = vload<V>(b + j * L); });
+    static_for<MR>([&](auto i) CK_FORCE_INLINE {
       const V ai = vbroadcast<V>(ak[i * rs]);
-      static_for<NV>([&](auto j) __attribute__((always_inline)) { acc[i][j] += ai * bv[j]; });
+      static_for<NV>([&](auto j) CK_FORCE_INLINE { acc[i][j] += ai * bv[j]; });
     });
     b += ldb;
   };
@@ -112,15 +112,15 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
       // and no tests (with a 16-deep product, 16 -> 96 at 112x112, the tests and offset
       // arithmetic per vector took about as many instructions as the multiply-adds).
       // BM: no bias, bias per row, bias per column.
-      auto store = [&](auto bm, auto with_res, auto with_relu) __attribute__((always_inline)) {
+      auto store = [&](auto bm, auto with_res, auto with_relu) CK_FORCE_INLINE {
         constexpr int BM = decltype(bm)::value;
         constexpr bool RES = decltype(with_res)::value, RELU = decltype(with_relu)::value;
-        static_for<NV>([&](auto j) __attribute__((always_inline)) {
+        static_for<NV>([&](auto j) CK_FORCE_INLINE {
           if (j >= nv) return;
           const V bc = BM == 2 ? vload<V>(bias + j * L) : V{};
           T* cj = c + off[j];
           const T* rj = RES ? res + off[j] : nullptr;
-          static_for<MR>([&](auto i) __attribute__((always_inline)) {
+          static_for<MR>([&](auto i) CK_FORCE_INLINE {
             V r = acc[i][j];
             if constexpr (BM == 1) r += vbroadcast<V>(bias[i]);
             if constexpr (BM == 2) r += bc;
@@ -130,7 +130,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
           });
         });
       };
-      auto with_bias = [&](auto bm) __attribute__((always_inline)) {
+      auto with_bias = [&](auto bm) CK_FORCE_INLINE {
         using Y = std::true_type;
         using N = std::false_type;
         if (res) relu ? store(bm, Y{}, Y{}) : store(bm, Y{}, N{});
@@ -141,8 +141,8 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
       else with_bias(std::integral_constant<int, 1>{});
       return;
     }
-    static_for<MR>([&](auto i) __attribute__((always_inline)) {
-      static_for<NV>([&](auto j) __attribute__((always_inline)) {
+    static_for<MR>([&](auto i) CK_FORCE_INLINE {
+      static_for<NV>([&](auto j) CK_FORCE_INLINE {
         if (j >= nv) return;
         const int64_t o = i * rsc + off[j];
         T* p = c + o;
@@ -157,8 +157,8 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
     return;
   }
   alignas(64) T t[MR * NR];
-  static_for<MR>([&](auto i) __attribute__((always_inline)) {
-    static_for<NV>([&](auto j) __attribute__((always_inline)) { vstore(t + i * NR + j * L, acc[i][j]); });
+  static_for<MR>([&](auto i) CK_FORCE_INLINE {
+    static_for<NV>([&](auto j) CK_FORCE_INLINE { vstore(t + i * NR + j * L, acc[i][j]); });
   });
   if (rsc == 1 && csc != 1 && 2 * mr > L) {
     // column-major C: an L x L transpose per L rows and L columns, then each column's run of
@@ -581,9 +581,8 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   }
 }
 
-// Threads that may take each other's units of C (gemm_packed), and about how many units a
-// thread's block is cut into for that.
-constexpr int kMaxGemmThreads = 64;
+// About how many units a thread's block of C is cut into where threads take each other's
+// (gemm_packed).
 constexpr int64_t kUnitsPerBlock = 8;
 
 // How `nt` threads split C: a tm x tn grid of blocks (tm * tn == nt), whole micro-tiles each.
@@ -646,12 +645,12 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   // MobileNetV2 run on the 2-core VM, whose cores do not run at one speed).
   const bool steal = (ex.apacked || ex.ablk) && ex.bpacked;
   bool failed = false;
-  alignas(64) uint64_t queue[kMaxGemmThreads * 8];  // per thread: (front << 32) | back, on its own line
+  StealQueues queues;
   struct Block {
     int64_t m0, m1, n0, n1;  // rows, columns
     int64_t r, rc, cw;       // a unit: r row panels x cw columns; rc units down the rows
   };
-  Block blocks[kMaxGemmThreads];
+  Block blocks[kMaxStealThreads];
 #pragma omp parallel num_threads(nthreads)
   {
     const int nt = team_size(), t = thread_id();
@@ -690,14 +689,14 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
         failed = true;
       }
     };
-    if (!steal || nt > kMaxGemmThreads) {
+    if (!steal || nt > kMaxStealThreads) {
       const Block k = block_of(t);
       run(k.m0, k.m1, k.n0, k.n1);
     } else {
       blocks[t] = block_of(t);
       const Block& mine = blocks[t];
       const int64_t units = mine.m1 > mine.m0 && mine.n1 > mine.n0 ? mine.rc * ceil_div(mine.n1 - mine.n0, mine.cw) : 0;
-      __atomic_store_n(&queue[t * 8], uint64_t(units), __ATOMIC_RELAXED);
+      queues.set(t, 0, units);
 #pragma omp barrier
       // unit u of block b: columns u / rc, row run u % rc
       auto unit = [&](int b, int64_t u) {
@@ -705,25 +704,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
         const int64_t m0 = k.m0 + (u % k.rc) * k.r * MR, n0 = k.n0 + (u / k.rc) * k.cw;
         run(m0, imin(k.m1, m0 + k.r * MR), n0, imin(k.n1, n0 + k.cw));
       };
-      // take a unit from queue b's front (own) or back (another's): false when it is empty
-      auto take = [&](int b, bool front, int64_t& u) {
-        uint64_t cur = __atomic_load_n(&queue[b * 8], __ATOMIC_RELAXED);
-        for (;;) {
-          const uint64_t f = cur >> 32, e = cur & 0xffffffffu;
-          if (f >= e) return false;
-          const uint64_t want = front ? ((f + 1) << 32) | e : (f << 32) | (e - 1);
-          if (__atomic_compare_exchange_n(&queue[b * 8], &cur, want, true, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-            u = int64_t(front ? f : e - 1);
-            return true;
-          }
-        }
-      };
-      int64_t u;
-      while (take(t, true, u)) unit(t, u);
-      for (int o = 1; o < nt; ++o) {
-        const int b = (t + o) % nt;
-        while (take(b, false, u)) unit(b, u);
-      }
+      queues.run(t, nt, unit);
     }
   }
   if (failed) Buffer::throw_bad_alloc();
