@@ -257,6 +257,18 @@ struct Buffer {
   static void throw_bad_alloc();
 };
 
+// body(i) inside an OpenMP region, where an exception may not escape: the first one is kept
+// in err (for the caller to rethrow after the region), later ones dropped.
+template <class F>
+inline void run_guarded(F& body, int64_t i, std::exception_ptr& err) {
+  try {
+    body(i);
+  } catch (...) {
+#pragma omp critical(ck_parallel_for_error)
+    if (!err) err = std::current_exception();
+  }
+}
+
 // for (i in [0, n)) body(i), in parallel (static schedule) when par. An exception may not leave
 // an OpenMP region (it terminates the process), so one thrown by a body (std::bad_alloc from
 // scratch memory) is caught, the remaining iterations run, and the first one is rethrown here.
@@ -264,14 +276,7 @@ template <class F>
 void parallel_for(int64_t n, bool par, F&& body) {
   std::exception_ptr err;
 #pragma omp parallel for schedule(static) if (par)
-  for (int64_t i = 0; i < n; ++i) {
-    try {
-      body(i);
-    } catch (...) {
-#pragma omp critical(ck_parallel_for_error)
-      if (!err) err = std::current_exception();
-    }
-  }
+  for (int64_t i = 0; i < n; ++i) run_guarded(body, i, err);
   if (err) std::rethrow_exception(err);
 }
 
@@ -322,14 +327,7 @@ void parallel_for_steal(int64_t n, bool par, F&& body) {
 #pragma omp parallel
   {
     const int nt = team_size(), t = thread_id();
-    auto guarded = [&](int, int64_t i) {
-      try {
-        body(i);
-      } catch (...) {
-#pragma omp critical(ck_parallel_for_error)
-        if (!err) err = std::current_exception();
-      }
-    };
+    auto guarded = [&](int, int64_t i) { run_guarded(body, i, err); };
     if (nt > kMaxStealThreads) {
       for (int64_t i = n * t / nt; i < n * (t + 1) / nt; ++i) guarded(t, i);
     } else {

@@ -669,7 +669,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
       // otherwise units of one column panel (B's panel reused down the rows)
       const int64_t bm = ceil_div(k.m1 - k.m0, MR), bn = ceil_div(k.n1 - k.n0, NR);
       const bool tall = bm >= kUnitsPerBlock;
-      k.r = tall ? bm / kUnitsPerBlock : bn >= kUnitsPerBlock ? bm : imax(1, bm * bn / kUnitsPerBlock);
+      k.r = tall ? bm / kUnitsPerBlock : imin(bm, imax(1, bm * bn / kUnitsPerBlock));
       k.rc = ceil_div(bm, k.r);
       k.cw = tall ? imax(1, k.n1 - k.n0) : NR;
       return k;
