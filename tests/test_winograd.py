@@ -181,3 +181,135 @@ def test_transformed_filters_follow_the_isa():
     with pytest.raises(ValueError, match="residual"):
         _C.conv_winograd_forward(x, wt, None, np.zeros((1, 30, 12, 12), np.float32), 1, 1, False,
                                  np.zeros((1, 30, 12, 11), np.float32))
+
+
+# ---------------------------------------------------------------- the weight gradient
+WGRAD_CASES = [  # (N, C, K, H, W, padding, trailing padding)
+    (1, 1, 1, 3, 3, 0, 0),      # one tile, 1x1 output
+    (1, 1, 1, 5, 5, 1, 1),
+    (2, 3, 5, 7, 9, 1, 1),
+    (1, 17, 19, 13, 11, 0, 0),  # partial edge tiles both ways, channels not a multiple of 16
+    (3, 2, 3, 5, 9, 2, 2),
+    (1, 4, 2, 6, 17, 3, 1),     # padding beyond the kernel, asymmetric
+    (2, 33, 16, 9, 30, 1, 1),
+    (1, 3, 5, 1, 40, (1, 0), (1, 0)),  # one input row
+    (3, 40, 36, 8, 8, 1, 1),    # tiles of several images in one block
+    (1, 64, 48, 16, 20, 1, 0),  # output plane smaller than the padded input's
+]
+
+
+def _wgrad_case(case, dtype, rng):
+    n, c, k, h, w, lead, trail = case
+    lead = lead if isinstance(lead, tuple) else (lead, lead)
+    trail = trail if isinstance(trail, tuple) else (trail, trail)
+    p, q = h + lead[0] + trail[0] - 2, w + lead[1] + trail[1] - 2
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    dy = rng.standard_normal((n, k, p, q)).astype(dtype)
+    # the reference with explicit padding: pad the input, then a valid convolution
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (lead[0], trail[0]), (lead[1], trail[1])))
+    ref = R.conv2d_weight(xp, (k, c, 3, 3), dy.astype(np.float64))
+    return x, dy, lead, ref
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", WGRAD_CASES, ids=[str(c) for c in WGRAD_CASES])
+def test_winograd_grad_weight_matches_reference(isa, dtype, case, rng):
+    x, dy, lead, ref = _wgrad_case(case, dtype, rng)
+    n, k, p, q = dy.shape
+    dw = np.full(ref.shape, np.nan, dtype)
+    db = np.full(k, np.nan, dtype)
+    _C.conv_winograd_backward_weight(x, dy, dw, db, lead[0], lead[1])
+    assert_close(dw, ref, k=n * p * q, case=str(case), name="grad_weight")
+    assert_close(db, dy.astype(np.float64).sum((0, 2, 3)), k=n * p * q, case=str(case), name="grad_bias")
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_winograd_grad_weight_threads_agree(threads, rng):
+    """Each of the 36 products is computed whole by one thread, and the tile blocks are
+    summed in order, so the result does not depend on the thread count."""
+    x = rng.standard_normal((4, 48, 30, 30)).astype(np.float32)
+    dy = rng.standard_normal((4, 40, 30, 30)).astype(np.float32)
+    base, dw = np.empty((40, 48, 3, 3), np.float32), np.empty((40, 48, 3, 3), np.float32)
+    old = F.get_num_threads()
+    try:
+        F.set_num_threads(1)
+        _C.conv_winograd_backward_weight(x, dy, base, None, 1, 1)
+        F.set_num_threads(threads)
+        _C.conv_winograd_backward_weight(x, dy, dw, None, 1, 1)
+    finally:
+        F.set_num_threads(old)
+    np.testing.assert_array_equal(dw, base)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    assert_close(dw, R.conv2d_weight(xp, dw.shape, dy.astype(np.float64)), k=4 * 30 * 30)
+
+
+def test_winograd_grad_weight_gradcheck(rng):
+    """float64 finite differences of L(w) = sum(conv2d(x, w) * g): dL/dw is the weight
+    gradient of grad_output g, which the Winograd kernel computes."""
+    x = rng.standard_normal((2, 3, 7, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    g = rng.standard_normal((2, 4, 7, 6))
+    dw = np.empty_like(w)
+    _C.conv_winograd_backward_weight(x, g, dw, None, 1, 1)
+    eps, num = 1e-6, np.empty_like(w)
+    for i in np.ndindex(w.shape):
+        wp, wm = w.copy(), w.copy()
+        wp[i] += eps
+        wm[i] -= eps
+        num[i] = (np.sum(R.conv2d(x, wp, padding=1) * g) - np.sum(R.conv2d(x, wm, padding=1) * g)) / (2 * eps)
+    np.testing.assert_allclose(dw, num, rtol=1e-6, atol=1e-6)
+
+
+def test_auto_grad_weight_through_winograd(monkeypatch, rng):
+    calls = []
+    real = _C.conv_winograd_backward_weight
+    monkeypatch.setattr(_C, "conv_winograd_backward_weight", lambda *a: (calls.append(a[4:]), real(*a))[1])
+    for pad in (0, 1, 2):
+        x = rng.standard_normal((2, 32, 22, 19)).astype(np.float32)
+        w = (rng.standard_normal((40, 32, 3, 3)) * 0.1).astype(np.float32)
+        b = np.zeros(40, np.float32)
+        y = R.conv2d(x.astype(np.float64), w.astype(np.float64), padding=pad)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        ref = R.conv2d_weight(x.astype(np.float64), w.shape, g.astype(np.float64), padding=pad)
+        n, p, q = g.shape[0], g.shape[2], g.shape[3]
+        assert_close(F.conv2d_weight(x, w.shape, g, padding=pad), ref, k=n * p * q)
+        assert calls[-1] == (pad, pad)
+        _, gw, gb = F.conv2d_backward(g, x, w, b, padding=pad)
+        assert_close(gw, ref, k=n * p * q)
+        assert_close(gb, g.astype(np.float64).sum((0, 2, 3)), k=n * p * q)
+        assert calls[-1] == (pad, pad)
+    calls.clear()
+    x = rng.standard_normal((2, 32, 22, 19)).astype(np.float32)
+    w = rng.standard_normal((40, 32, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((2, 40, 22, 19)).astype(np.float32)
+    F.conv2d_weight(x.astype(np.float64), w.shape, g.astype(np.float64), padding=1)  # float64: im2col
+    F.conv2d_weight(x[:, :16], (40, 16, 3, 3), g, padding=1)                          # few channels
+    F.conv2d_weight(x[:1, :, :8, :8], w.shape, g[:1, :, :8, :8], padding=1)          # 4 tiles
+    F.conv2d_weight(x, w.shape, g[:, :, ::2, ::2].copy(), padding=1, stride=2)        # strided
+    assert calls == []
+
+
+def test_winograd_grad_weight_binding_checks():
+    x = np.zeros((1, 2, 5, 5), np.float32)
+    dy = np.zeros((1, 3, 5, 5), np.float32)
+    dw = np.zeros((3, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="grad_weight"):
+        _C.conv_winograd_backward_weight(x, dy, np.zeros((3, 2, 5, 5), np.float32), None, 1, 1)
+    with pytest.raises(ValueError, match="grad_weight"):
+        _C.conv_winograd_backward_weight(x, dy, np.zeros((3, 4, 3, 3), np.float32), None, 1, 1)
+    with pytest.raises(ValueError, match="grad_output"):
+        _C.conv_winograd_backward_weight(x, np.zeros((1, 4, 5, 5), np.float32), dw, None, 1, 1)
+    with pytest.raises(ValueError, match="grad_output"):
+        _C.conv_winograd_backward_weight(x, np.zeros((1, 3, 0, 5), np.float32), dw, None, 1, 1)
+    with pytest.raises(ValueError, match="input"):
+        _C.conv_winograd_backward_weight(x[0], dy, dw, None, 1, 1)
+    with pytest.raises(ValueError, match="padding"):
+        _C.conv_winograd_backward_weight(x, dy, dw, None, -1, 1)
+    with pytest.raises(ValueError, match="grad_bias"):
+        _C.conv_winograd_backward_weight(x, dy, dw, np.zeros(2, np.float32), 1, 1)
+    with pytest.raises(TypeError, match="grad_output"):
+        _C.conv_winograd_backward_weight(x, dy.astype(np.float64), dw, None, 1, 1)
+    with pytest.raises(TypeError, match="input"):
+        _C.conv_winograd_backward_weight(x.astype(np.int32), dy, dw, None, 1, 1)
+    with pytest.raises(ValueError, match="grad_weight"):
+        _C.conv_winograd_backward_weight(x, dy, np.zeros((3, 2, 3, 3), np.float32)[:, :, ::-1], None, 1, 1)

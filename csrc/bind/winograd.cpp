@@ -81,6 +81,50 @@ CK_BIND(winograd) {
       py::arg("relu") = false, py::arg("residual") = py::none(), py::arg("u") = py::none(), py::arg("u_isa") = -1,
       py::arg("relu_max") = std::numeric_limits<double>::infinity());
 
+  // conv_winograd_backward_weight(x (N,C,H,W), dy (N,K,P,Q), dw (K,C,3,3), db (K,) or None,
+  // pad_h, pad_w): dw (and db) overwritten with the weight (and bias) gradient of
+  // conv_winograd_forward with the same padding (P, Q taken from dy). Host arrays only.
+  m.def(
+      "conv_winograd_backward_weight",
+      [](py::object x_, py::object dy_, py::object dw_, py::object db_, int64_t ph, int64_t pw) {
+        Arr x = arr(x_, "input"), dy = arr(dy_, "grad_output"), dw = arr(dw_, "grad_weight", true);
+        Arr db;
+        if (!db_.is_none()) db = arr(db_, "grad_bias", true);
+        check_float(x, "input");
+        check_same_dtype(dy, x, "grad_output");
+        check_same_dtype(dw, x, "grad_weight");
+        CK_CHECK(!x.on_device() && !dy.on_device() && !dw.on_device() && !(db.data && db.on_device()), "input",
+                 "must be a host (NumPy) array, as must grad_output, grad_weight and grad_bias");
+        CK_CHECK(x.ndim() == 4, "input", "must be 4-d (N, C, H, W)");
+        CK_CHECK(dy.ndim() == 4, "grad_output", "must be 4-d (N, K, P, Q)");
+        CK_CHECK(dw.ndim() == 4 && dw.dim(2) == 3 && dw.dim(3) == 3, "grad_weight", "must have shape (K, C, 3, 3)");
+        CK_CHECK(dw.dim(1) == x.dim(1), "grad_weight", "dim 1 must equal the input channels");
+        CK_CHECK(dy.dim(0) == x.dim(0) && dy.dim(1) == dw.dim(0), "grad_output", "must have shape (N, K, P, Q)");
+        CK_CHECK(ph >= 0 && pw >= 0, "padding", "must be >= 0");
+        for (int i = 0; i < 4; ++i) {
+          CK_CHECK(x.dim(i) >= 1, "input", "sizes must be >= 1");
+          CK_CHECK(dy.dim(i) >= 1, "grad_output", "sizes must be >= 1");
+        }
+        ConvParams p;
+        p.N = x.dim(0); p.C = x.dim(1); p.H = x.dim(2); p.W = x.dim(3);
+        p.K = dw.dim(0); p.R = 3; p.S = 3;
+        p.P = dy.dim(2); p.Q = dy.dim(3);
+        p.pad[1] = ph;
+        p.pad[2] = pw;
+        if (db.data) {
+          check_same_dtype(db, x, "grad_bias");
+          check_size(db, p.K, "grad_bias");
+        }
+        py::gil_scoped_release nogil;
+        dispatch_float(x, "input", [&](auto t) {
+          using T = decltype(t);
+          winograd3x3_bwd_weight_stub.get<T>()(p, x.ptr<T>(), dy.ptr<T>(), dw.ptr<T>(),
+                                                db.data ? db.ptr<T>() : nullptr);
+        });
+      },
+      py::arg("input"), py::arg("grad_output"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("pad_h"),
+      py::arg("pad_w"));
+
   // winograd_transform_size(weight (K, C, 3, 3)) -> (values, isa): the size of the transformed
   // filters under the active ISA, and that ISA's index.
   m.def(

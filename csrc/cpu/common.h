@@ -505,5 +505,24 @@ bool gemm_prefers_transpose(int64_t M, int64_t N);
 template <class T>
 void pack_b_columns(int64_t kc, int64_t nr, const T* B, int64_t ld, T* dst);
 
+// db[k] = the sum of dy (N x K x PQ) over images and positions: a convolution's bias gradient.
+template <class T>
+void bias_grad(int64_t N, int64_t K, int64_t PQ, const T* dy, T* db) {
+  const bool par = max_threads() > 1 && N * K * PQ > kParallelGrain;
+  (void)par;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t k = 0; k < K; ++k) {
+    T s = T(0);
+    for (int64_t n = 0; n < N; ++n) {
+      const T* d = dy + (n * K + k) * PQ;
+      T part = T(0);
+#pragma omp simd reduction(+ : part)
+      for (int64_t i = 0; i < PQ; ++i) part += d[i];
+      s += part;
+    }
+    db[k] = s;
+  }
+}
+
 }  // namespace CK_ISA_NS
 }  // namespace ck

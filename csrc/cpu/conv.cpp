@@ -847,22 +847,7 @@ void conv_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* dw, T
     for (int64_t n = 0; n < N; ++n) image(n, cols, dw, n == 0, true);
   }
 
-  if (db) {
-    const bool par = max_threads() > 1 && N * K * OPQ > kParallelGrain;
-    (void)par;
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t k = 0; k < K; ++k) {
-      T s = T(0);
-      for (int64_t n = 0; n < N; ++n) {
-        const T* d = dy + (n * K + k) * OPQ;
-        T part = T(0);
-#pragma omp simd reduction(+ : part)
-        for (int64_t i = 0; i < OPQ; ++i) part += d[i];
-        s += part;
-      }
-      db[k] = s;
-    }
-  }
+  if (db) bias_grad(N, K, OPQ, dy, db);
 }
 
 }  // namespace

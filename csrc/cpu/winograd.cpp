@@ -51,6 +51,29 @@ inline void at6(const V& m0, const V& m1, const V& m2, const V& m3, const V& m4,
   o[3] = b + d * 8 + m5;
 }
 
+// A applied to 4 values -> 6 (A = the transpose of A^T above): the weight gradient's
+// transform of a grad_output tile.
+template <class V>
+inline void a4(const V& d0, const V& d1, const V& d2, const V& d3, V* o) {
+  const V e = d0 + d2, f = d1 + d3, g = d0 + d2 * 4, h = (d1 + d3 * 4) * 2;
+  o[0] = d0;
+  o[1] = e + f;
+  o[2] = e - f;
+  o[3] = g + h;
+  o[4] = g - h;
+  o[5] = d3;
+}
+
+// G^T applied to 6 values -> 3: the weight gradient's output transform.
+template <class V, class T>
+inline void gt6(const V& m0, const V& m1, const V& m2, const V& m3, const V& m4, const V& m5, V* o) {
+  const T q = T(1) / T(4), s = T(1) / T(6), t12 = T(1) / T(12), t24 = T(1) / T(24);
+  const V a = m1 + m2, b = m2 - m1, c = m3 + m4, d = m3 - m4;
+  o[0] = m0 * q - a * s + c * t24;
+  o[1] = b * s + d * t12;
+  o[2] = (c - a) * s + m5;
+}
+
 struct Tiles {
   int64_t TH, TW, count;
   // tile t's image and the top-left output position of its 4x4 outputs
@@ -323,8 +346,141 @@ void winograd_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, 
   winograd_fwd_ex_impl<T>(p, x, w, b, y, {});
 }
 
+
+// ---------------------------------------------------------------- weight gradient
+// E[xi][k][t - t0] = (A e A^T)[xi] for the 4x4 grad_output tiles e of tiles [t0, t0 + tb)
+// (outputs past P or Q, and tiles past the count, are zero): as input_transform, L tiles at
+// a time, gathered tile-major and turned xi-major by register transposes.
+template <class T>
+void grad_output_transform(const ConvParams& p, const Tiles& tl, const T* dy, int64_t t0, int64_t tb, T* E,
+                           bool par) {
+  using Vt = Vec<T>;
+  constexpr int L = kLanes<T> > 0 ? kLanes<T> : 1;
+  constexpr int NB = (16 + L - 1) / L, SW = NB * L;
+  const int64_t K = p.K, Q = p.Q, PQ = p.P * Q, groups = tb / L;
+  static thread_local Buffer geo_buf;
+  int64_t* geo = geo_buf.get<int64_t>(2 * tb);
+  int64_t *base = geo, *ext = geo + tb;  // as output_transform's
+  for (int64_t i = 0; i < tb; ++i) {
+    int64_t n, oh0, ow0;
+    tl.corner(t0 + i, n, oh0, ow0);
+    base[i] = n * K * PQ + oh0 * Q + ow0;
+    ext[i] = t0 + i < tl.count ? imin(4, p.P - oh0) * 8 + imin(4, Q - ow0) : 0;  // rows * 8 + columns
+  }
+  (void)par;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t kg = 0; kg < K * groups; ++kg) {
+    const int64_t k = kg / groups, g0 = (kg % groups) * L;
+    alignas(64) T st[L][SW];
+    for (int l = 0; l < L; ++l) {
+      const int64_t e = ext[g0 + l], ih = e / 8, iw = e % 8;
+      const T* src = dy + base[g0 + l] + k * PQ;
+      T* s = st[l];
+      if (e == 4 * 8 + 4) {  // a whole tile: four runs of four
+        for (int i = 0; i < 4; ++i) std::memcpy(s + i * 4, src + i * Q, 4 * sizeof(T));
+      } else {
+        for (int64_t i = 0; i < 4; ++i)
+          for (int64_t j = 0; j < 4; ++j) s[i * 4 + j] = i < ih && j < iw ? src[i * Q + j] : T(0);
+      }
+      for (int u = 16; u < SW; ++u) s[u] = T(0);
+    }
+    Vt v[SW];
+    for (int b = 0; b < NB; ++b) {
+      Vt* vb = v + b * L;
+      for (int l = 0; l < L; ++l) vb[l] = vload<Vt>(st[l] + b * L);
+      transpose_tile<T>(vb);
+    }
+    Vt r[6][4];  // A e: 6 rows of 4
+    for (int j = 0; j < 4; ++j) {
+      Vt o[6];
+      a4(v[0 * 4 + j], v[1 * 4 + j], v[2 * 4 + j], v[3 * 4 + j], o);
+      for (int i = 0; i < 6; ++i) r[i][j] = o[i];
+    }
+    T* dst = E + k * tb + g0;
+    for (int i = 0; i < 6; ++i) {
+      Vt o[6];
+      a4(r[i][0], r[i][1], r[i][2], r[i][3], o);
+      for (int j = 0; j < 6; ++j) vstore(dst + (i * 6 + j) * K * tb, o[j]);
+    }
+  }
+}
+
+// dw[k][c] = G^T M[k][c] G for M[xi][k][c] (K x C per xi), L input channels at a time.
+template <class T>
+void weight_output_transform(int64_t K, int64_t C, const T* M, T* dw, bool par) {
+  using Vt = Vec<T>;
+  constexpr int L = kLanes<T> > 0 ? kLanes<T> : 1;
+  const int64_t groups = ceil_div(C, int64_t(L)), KC = K * C;
+  (void)par;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t kg = 0; kg < K * groups; ++kg) {
+    const int64_t k = kg / groups, c0 = (kg % groups) * L, n = imin(int64_t(L), C - c0);
+    const T* src = M + k * C + c0;
+    Vt m[36];
+    for (int xi = 0; xi < 36; ++xi) m[xi] = n == L ? vload<Vt>(src + xi * KC) : vload_head<Vt>(src + xi * KC, n);
+    Vt r[3][6];  // G^T m: 3 rows of 6
+    for (int j = 0; j < 6; ++j) {
+      Vt o[3];
+      gt6<Vt, T>(m[0 * 6 + j], m[1 * 6 + j], m[2 * 6 + j], m[3 * 6 + j], m[4 * 6 + j], m[5 * 6 + j], o);
+      for (int i = 0; i < 3; ++i) r[i][j] = o[i];
+    }
+    alignas(64) T out[9][L];  // out[r * 3 + s][lane]
+    for (int i = 0; i < 3; ++i) {
+      Vt o[3];
+      gt6<Vt, T>(r[i][0], r[i][1], r[i][2], r[i][3], r[i][4], r[i][5], o);
+      for (int j = 0; j < 3; ++j) vstore(out[i * 3 + j], o[j]);
+    }
+    T* d = dw + (k * C + c0) * 9;
+    for (int64_t l = 0; l < n; ++l)
+      for (int u = 0; u < 9; ++u) d[l * 9 + u] = out[u][l];
+  }
+}
+
+template <class T>
+void winograd_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* dw, T* db) {
+  constexpr int L = kLanes<T> > 0 ? kLanes<T> : 1;
+  const int64_t C = p.C, K = p.K, KC = K * C;
+  Tiles tl;
+  tl.TH = ceil_div(p.P, 4);
+  tl.TW = ceil_div(p.Q, 4);
+  tl.count = p.N * tl.TH * tl.TW;
+  const int nt = max_threads();
+  // tile block: V (36 x C x TB) and E (36 x K x TB) within ~12 MB, at most 2048 tiles (the
+  // GEMMs' depth; each block reads and writes M, 36 x K x C, once)
+  int64_t TB = (int64_t(12) << 20) / (36 * (C + K) * int64_t(sizeof(T)));
+  TB = imax(int64_t(2 * L), imin(int64_t(2048), TB)) / L * L;
+  const int64_t blocks = ceil_div(tl.count, TB);
+  TB = ceil_div(ceil_div(tl.count, blocks), int64_t(L)) * L;  // blocks of even size
+  static thread_local Buffer v_buf, e_buf, m_buf;
+  T* Vb = v_buf.get<T>(36 * C * TB);
+  T* Eb = e_buf.get<T>(36 * K * TB);
+  T* M = m_buf.get<T>(36 * KC);
+  const bool par = nt > 1;
+  bool failed = false;
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t t0 = blk * TB;
+    input_transform(p, tl, x, t0, TB, Vb, par && C * TB * 36 > kGrain);
+    grad_output_transform(p, tl, dy, t0, TB, Eb, par && K * TB * 36 > kGrain);
+    const T beta = blk == 0 ? T(0) : T(1);
+    // M[xi] (K x C) (+)= E[xi] (K x TB) V[xi]^T (TB x C); one product per thread at a time
+#pragma omp parallel for schedule(dynamic, 1) if (par && KC * TB > kGrain)
+    for (int xi = 0; xi < 36; ++xi) {
+      try {
+        gemm<T>(K, C, TB, T(1), Eb + xi * K * TB, TB, 1, Vb + xi * C * TB, 1, TB, beta, M + xi * KC, C, 1);
+      } catch (...) {
+#pragma omp atomic write
+        failed = true;
+      }
+    }
+    if (failed) Buffer::throw_bad_alloc();
+  }
+  weight_output_transform(K, C, M, dw, par && KC * 36 > kGrain);
+  if (db) bias_grad(p.N, K, p.P * p.Q, dy, db);
+}
+
 }  // namespace
 
+CK_REGISTER(winograd3x3_bwd_weight_stub, winograd_bwd_weight_impl);
 CK_REGISTER(winograd3x3_fwd_stub, winograd_fwd_impl);
 CK_REGISTER(winograd3x3_fwd_ex_stub, winograd_fwd_ex_impl);
 CK_REGISTER(winograd_transform_stub, winograd_transform_impl);

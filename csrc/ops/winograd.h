@@ -39,4 +39,15 @@ template <class T>
 using winograd_transform_sig = int64_t(int64_t K, int64_t C, const T* w, T* dst);
 CK_DECLARE_STUB(winograd3x3_fwd_ex_stub, winograd_fwd_ex_sig);
 CK_DECLARE_STUB(winograd_transform_stub, winograd_transform_sig);
+
+// The weight gradient of the same convolution (CPU only): dw (K x C x 3 x 3) = the sum over
+// images and output positions of dy times the input window; db (null: none) = dy summed per
+// output channel. Through F(3x3, 4x4), the forward's matrices used the other way round (the
+// transposition principle): each 4x4 tile e of dy and the 6x6 input tile d under it give
+// E = A e A^T and V = B^T d B (the forward's input transform); M[xi] (K x C) = the sum over
+// tiles of E[xi] V[xi]^T, 36 GEMMs as deep as there are tiles; dw = G^T M G. 36 multiplies
+// per tile and filter tap pair instead of 144.
+template <class T>
+using winograd_bwd_weight_sig = void(const ConvParams& p, const T* x, const T* dy, T* dw, T* db);
+CK_DECLARE_STUB(winograd3x3_bwd_weight_stub, winograd_bwd_weight_sig);
 }  // namespace ck
