@@ -313,3 +313,25 @@ def test_winograd_grad_weight_binding_checks():
         _C.conv_winograd_backward_weight(x.astype(np.int32), dy, dw, None, 1, 1)
     with pytest.raises(ValueError, match="grad_weight"):
         _C.conv_winograd_backward_weight(x, dy, np.zeros((3, 2, 3, 3), np.float32)[:, :, ::-1], None, 1, 1)
+
+
+@pytest.mark.parametrize("case", [(2, 20, 13, 9, 7, 1), (1, 33, 40, 6, 6, 2), (3, 16, 12, 5, 11, 0)])
+def test_flipped_weight_matches_a_flipped_copy(isa, case, rng):
+    """flipped_weight: the filter transform reads another layer's (C, K, 3, 3) weight flipped and
+    transposed; bit for bit the forward with that copy made in NumPy (K and C not multiples of
+    the micro-kernel's 12 rows or the transform's 16 channels)."""
+    n, c, k, h, w, pad = case
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((c, k, 3, 3)).astype(np.float32)   # the other layer's (its K = c)
+    copy = np.ascontiguousarray(wt.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+    p, q = h + 2 * pad - 2, w + 2 * pad - 2
+    y = np.empty((n, k, p, q), np.float32)
+    ref = np.empty_like(y)
+    _C.conv_winograd_forward(x, wt, None, y, pad, pad, flipped_weight=True)
+    _C.conv_winograd_forward(x, copy, None, ref, pad, pad)
+    np.testing.assert_array_equal(y, ref)
+    assert_close(y, R.conv2d(x.astype(np.float64), copy.astype(np.float64), padding=pad), k=9 * c)
+    with pytest.raises(ValueError, match="weight"):
+        _C.conv_winograd_forward(x, copy[:, :c - 1].copy(), None, y, pad, pad, flipped_weight=True)
+    with pytest.raises(ValueError, match="flipped_weight"):
+        _C.conv_winograd_forward(x, wt, None, y, pad, pad, u=np.zeros(4, np.float32), flipped_weight=True)

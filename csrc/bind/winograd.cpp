@@ -26,10 +26,12 @@ CK_BIND(winograd) {
   // kernel does). u: the filters as winograd_transform wrote them under ISA u_isa (used when
   // that is still the active ISA and the array has the right size; None: transformed per call).
   // Returns whether the residual and relu were applied (False: the caller applies them).
+  // flipped_weight: w is (C, K, 3, 3), another layer's weight, used flipped and transposed (the
+  // convolution is then that layer's grad_input); CPU only, without u.
   m.def(
       "conv_winograd_forward",
       [](py::object x_, py::object w_, py::object b_, py::object y_, int64_t ph, int64_t pw, bool relu,
-         py::object res_, py::object u_, int u_isa, double relu_max) {
+         py::object res_, py::object u_, int u_isa, double relu_max, bool flipped) {
         check_relu_max(relu_max);
         Arr x = arr(x_, "input"), w = arr(w_, "weight"), b = arr_opt(b_, "bias"), y = arr(y_, "output", true);
         Arr res = arr_opt(res_, "residual"), u = arr_opt(u_, "u");
@@ -39,8 +41,12 @@ CK_BIND(winograd) {
         CK_CHECK(x.ndim() == 4, "input", "must be 4-d (N, C, H, W)");
         CK_CHECK(w.ndim() == 4 && w.dim(2) == 3 && w.dim(3) == 3, "weight", "must have shape (K, C, 3, 3)");
         CK_CHECK(y.ndim() == 4, "output", "must be 4-d (N, K, P, Q)");
-        CK_CHECK(w.dim(1) == x.dim(1), "weight", "dim 1 must equal the input channels");
-        CK_CHECK(y.dim(0) == x.dim(0) && y.dim(1) == w.dim(0), "output", "must have shape (N, K, P, Q)");
+        const int wc = flipped ? 0 : 1, wk = flipped ? 1 : 0;  // w's input- and output-channel dims
+        CK_CHECK(w.dim(wc) == x.dim(1), "weight", flipped ? "dim 0 must equal the input channels (flipped_weight)"
+                                                          : "dim 1 must equal the input channels");
+        CK_CHECK(y.dim(0) == x.dim(0) && y.dim(1) == w.dim(wk), "output", "must have shape (N, K, P, Q)");
+        CK_CHECK(!flipped || (!u.data && !x.on_device()), "flipped_weight",
+                 "needs host (NumPy) arrays and no transformed filters (u)");
         CK_CHECK(ph >= 0 && pw >= 0, "padding", "must be >= 0");
         for (int i = 1; i < 4; ++i) {
           CK_CHECK(x.dim(i) >= 1, "input", "sizes must be >= 1");
@@ -49,7 +55,7 @@ CK_BIND(winograd) {
         CK_CHECK(w.dim(0) >= 1, "weight", "sizes must be >= 1");
         ConvParams p;
         p.N = x.dim(0); p.C = x.dim(1); p.H = x.dim(2); p.W = x.dim(3);
-        p.K = w.dim(0); p.R = 3; p.S = 3;
+        p.K = w.dim(wk); p.R = 3; p.S = 3;
         p.P = y.dim(2); p.Q = y.dim(3);
         p.pad[1] = ph;
         p.pad[2] = pw;
@@ -69,6 +75,7 @@ CK_BIND(winograd) {
             return;
           }
           WinogradOpts<T> o;
+          o.flipped = flipped;
           o.relu = relu;
           o.relu_max = T(relu_max);
           o.residual = res.data ? res.ptr<T>() : nullptr;
@@ -79,7 +86,7 @@ CK_BIND(winograd) {
       },
       py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("output"), py::arg("pad_h"), py::arg("pad_w"),
       py::arg("relu") = false, py::arg("residual") = py::none(), py::arg("u") = py::none(), py::arg("u_isa") = -1,
-      py::arg("relu_max") = std::numeric_limits<double>::infinity());
+      py::arg("relu_max") = std::numeric_limits<double>::infinity(), py::arg("flipped_weight") = false);
 
   // conv_winograd_backward_weight(x (N,C,H,W), dy (N,K,P,Q), dw (K,C,3,3), db (K,) or None,
   // pad_h, pad_w): dw (and db) overwritten with the weight (and bias) gradient of

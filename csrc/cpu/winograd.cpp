@@ -220,7 +220,7 @@ void output_transform(const ConvParams& p, const Tiles& tl, const T* M, const T*
 // The filter transform: U[xi] for every (k, c) of the K x C x 3 x 3 filters w; returns the
 // values it takes (36 packed K x C matrices; only counts them when U is null).
 template <class T>
-int64_t winograd_transform_impl(int64_t K, int64_t C, const T* w, T* U) {
+int64_t winograd_transform_impl(int64_t K, int64_t C, const T* w, T* U, bool flipped) {
   // U[xi] = (G g G^T)[xi] for every (k, c): a K x C matrix per xi, written straight into the
   // GEMM's packed A panels (pack_a_whole's layout), so the 36 products per tile block read it
   // without packing (each thread used to repack all 36 matrices, several MB, per block).
@@ -246,7 +246,17 @@ int64_t winograd_transform_impl(int64_t K, int64_t C, const T* w, T* U) {
       // g[(cl * 9 + i) * MR + r] = w[k0 + r][c0 + cl][i] (zero for filters past K); the
       // last vector of a row may read up to L - 1 values past it, into the padding
       alignas(64) T g[CB * 9 * MR + kLanes<T>];
-      pack_a_whole<T>(imin(MR, K - k0), 9 * cb, w + (k0 * C + c0) * 9, C * 9, 1, g);
+      if (!flipped) {
+        pack_a_whole<T>(imin(MR, K - k0), 9 * cb, w + (k0 * C + c0) * 9, C * 9, 1, g);
+      } else {  // filter k, channel c, tap i at w[c][k][8 - i]
+        const int64_t rows = imin(MR, K - k0);
+        for (int64_t cl = 0; cl < cb; ++cl)
+          for (int i = 0; i < 9; ++i) {
+            T* gd = g + (cl * 9 + i) * MR;
+            const T* src = w + ((c0 + cl) * K + k0) * 9 + 8 - i;
+            for (int64_t r = 0; r < MR; ++r) gd[r] = r < rows ? src[r * 9] : T(0);
+          }
+      }
       for (int l = 0; l < kLanes<T>; ++l) g[cb * 9 * MR + l] = T(0);
       for (int64_t cl = 0; cl < cb; ++cl) {
         T* dst = U + packed_a_index(mpad, C, k0, c0 + cl);
@@ -289,8 +299,8 @@ void winograd_fwd_ex_impl(const ConvParams& p, const T* x, const T* w, const T* 
   static thread_local Buffer u_buf;
   const T* U = o.u;
   if (!U) {
-    T* u = u_buf.get<T>(winograd_transform_impl<T>(K, C, w, nullptr));
-    winograd_transform_impl<T>(K, C, w, u);
+    T* u = u_buf.get<T>(winograd_transform_impl<T>(K, C, w, nullptr, o.flipped));
+    winograd_transform_impl<T>(K, C, w, u, o.flipped);
     U = u;
   }
 
@@ -478,12 +488,17 @@ void winograd_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* d
   if (db) bias_grad(p.N, K, p.P * p.Q, dy, db);
 }
 
+template <class T>
+int64_t winograd_transform_plain(int64_t K, int64_t C, const T* w, T* U) {
+  return winograd_transform_impl<T>(K, C, w, U, false);
+}
+
 }  // namespace
 
 CK_REGISTER(winograd3x3_bwd_weight_stub, winograd_bwd_weight_impl);
 CK_REGISTER(winograd3x3_fwd_stub, winograd_fwd_impl);
 CK_REGISTER(winograd3x3_fwd_ex_stub, winograd_fwd_ex_impl);
-CK_REGISTER(winograd_transform_stub, winograd_transform_impl);
+CK_REGISTER(winograd_transform_stub, winograd_transform_plain);
 
 }  // namespace CK_ISA_NS
 }  // namespace ck

@@ -29,6 +29,9 @@ struct WinogradOpts {
   const T* residual = nullptr;
   bool relu = false;
   T relu_max = std::numeric_limits<T>::infinity();
+  // w is another layer's (C x K x 3 x 3) weight, used flipped and transposed (w'[k][c][r][s] =
+  // w[c][k][2-r][2-s]): the forward computes that layer's grad_input. Not with u.
+  bool flipped = false;
 };
 template <class T>
 using winograd_fwd_ex_sig = void(const ConvParams& p, const T* x, const T* w, const T* b, T* y,

@@ -342,14 +342,14 @@ def _winograd_ok(geom):
 def _prefer_winograd(dtype, n, out_hw, cin, cout):
     """algo='auto': float32 only (float64 keeps the exact-order sums), at least 16 channels each
     way, and enough 4x4 output tiles to amortize the transformed weights (36*K*C values per
-    call). Measured against im2col (AVX-512, 2 threads, `algo=` forced, calls interleaved):
-    Winograd won from 49 tiles at any channel count (512 channels on 28x28, batch 1: 0.87 of
-    the time; batch 2: 0.65) and lost at 32 tiles or fewer with 192+ input channels (256 on
-    14x14, batch 2: 1.12; 512 on 7x7, batch 8: 1.46)."""
+    call): at least 32 tiles. Measured against 'auto' without Winograd (AVX-512, 2 threads,
+    calls interleaved, the filters transformed per call): 0.64-0.78 of the time at 32 tiles for
+    256-1024 channels (512 on 7x7 at batch 8: 0.68; 256 and 512 on 14x14 at batch 2: 0.75 and
+    0.69), 0.89 at 24 tiles, 1.07 at 16 (512 on 7x7 at batch 4). (Before the GEMM and transform
+    work of 2026-12, 32 tiles with 192+ channels lost: 1.1-1.5x.)"""
     if dtype != np.float32 or cin < 16 or cout < 16:
         return False
-    tiles = n * (-(-out_hw[0] // 4)) * (-(-out_hw[1] // 4))
-    return tiles >= 48 or (tiles >= 32 and 4 * tiles >= cin)
+    return n * (-(-out_hw[0] // 4)) * (-(-out_hw[1] // 4)) >= 32
 
 
 def _winograd(x, w, b, y_shape, pad_h, pad_w, relu=False, residual=None, packed=None, relu_max=_INF):
@@ -432,10 +432,14 @@ def _grad_input(geom, dy, w, dtype):
     # 3x3 stride 1: grad_input is the convolution of grad_output with the flipped, transposed
     # kernel and leading padding 2 - pad (Winograd when it pays)
     N, K = geom.y_shape[:2]
-    if (_cuda.current_device() is None and _winograd_ok(geom) and all(lo <= 2 for lo, _ in geom.pads)
+    if (_cuda.current_device() is None and isinstance(dy, np.ndarray) and _winograd_ok(geom)
+            and all(lo <= 2 for lo, _ in geom.pads)
             and _prefer_winograd(np.dtype(dtype), N, geom.x_shape[2:], K, geom.x_shape[1])):
-        wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-        return _winograd(dy, wt, None, geom.x_shape, 2 - geom.pads[0][0], 2 - geom.pads[1][0])[0]
+        # (w read flipped and transposed by the filter transform: no copy)
+        dx = _output(geom, dtype, geom.x_shape, "grad_input")
+        _C.conv_winograd_forward(dy, np.ascontiguousarray(w), None, dx, 2 - geom.pads[0][0], 2 - geom.pads[1][0],
+                                 flipped_weight=True)
+        return dx
     if _grad_input_nhwc(geom, dy):
         # any stride-1 2-d kernel: the same convolution, through the channel-last GEMM, with
         # leading padding dilation * (k - 1) - pad
