@@ -712,11 +712,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     direct sum's, see docs/WINOGRAD.md), 'nhwc' (CPU, groups 1: an implicit GEMM over a
     channel-last copy of the input, output positions broadcast from it, no im2col; see
     docs/NHWC.md) or 'auto' (the depthwise kernel for depthwise convolutions; Winograd for
-    float32 3x3 stride-1 layers with at least 16 channels and enough output tiles; the direct
+    float32 3x3 stride-1 layers with at least 16 channels and 32 output tiles of 4x4; the direct
     kernel for unit-stride wide rows with few channels per group; 'nhwc' for one-group layers
     with a kernel larger than 1x1, at least 16 input channels and 196 output positions;
-    im2col + GEMM otherwise). The backward uses the im2col kernels, and Winograd for the
-    grad_input of float32 layers where 'auto' would choose it."""
+    im2col + GEMM otherwise). The backward uses the im2col kernels, Winograd for the
+    grad_input of float32 layers where 'auto' would choose it, and Winograd F(3x3, 4x4) for the
+    grad_weight of float32 3x3 stride-1 layers with at least 32 channels each way and 32 tiles."""
     return _conv(2, input, weight, bias, stride, padding, dilation, groups, algo)
 
 
