@@ -16,6 +16,23 @@ int64_t transform_size(const Arr& w) {
   return n;
 }
 
+// The ConvParams of a 3x3 convolution of x (N, C, H, W) with K filters and leading padding
+// (ph, pw), its output (or grad_output) `out` (N, K, P, Q) giving P and Q; checks the sizes.
+ConvParams params_3x3(const Arr& x, const Arr& out, const char* out_name, int64_t K, int64_t ph, int64_t pw) {
+  CK_CHECK(ph >= 0 && pw >= 0, "padding", "must be >= 0");
+  for (int i = 1; i < 4; ++i) {
+    CK_CHECK(x.dim(i) >= 1, "input", "sizes must be >= 1");
+    CK_CHECK(out.dim(i) >= 1, out_name, "sizes must be >= 1");
+  }
+  ConvParams p;
+  p.N = x.dim(0); p.C = x.dim(1); p.H = x.dim(2); p.W = x.dim(3);
+  p.K = K; p.R = 3; p.S = 3;
+  p.P = out.dim(2); p.Q = out.dim(3);
+  p.pad[1] = ph;
+  p.pad[2] = pw;
+  return p;
+}
+
 }  // namespace
 
 CK_BIND(winograd) {
@@ -47,18 +64,8 @@ CK_BIND(winograd) {
         CK_CHECK(y.dim(0) == x.dim(0) && y.dim(1) == w.dim(wk), "output", "must have shape (N, K, P, Q)");
         CK_CHECK(!flipped || (!u.data && !x.on_device()), "flipped_weight",
                  "needs host (NumPy) arrays and no transformed filters (u)");
-        CK_CHECK(ph >= 0 && pw >= 0, "padding", "must be >= 0");
-        for (int i = 1; i < 4; ++i) {
-          CK_CHECK(x.dim(i) >= 1, "input", "sizes must be >= 1");
-          CK_CHECK(y.dim(i) >= 1, "output", "sizes must be >= 1");
-        }
-        CK_CHECK(w.dim(0) >= 1, "weight", "sizes must be >= 1");
-        ConvParams p;
-        p.N = x.dim(0); p.C = x.dim(1); p.H = x.dim(2); p.W = x.dim(3);
-        p.K = w.dim(wk); p.R = 3; p.S = 3;
-        p.P = y.dim(2); p.Q = y.dim(3);
-        p.pad[1] = ph;
-        p.pad[2] = pw;
+        CK_CHECK(w.dim(0) >= 1 && w.dim(1) >= 1, "weight", "sizes must be >= 1");
+        const ConvParams p = params_3x3(x, y, "output", w.dim(wk), ph, pw);
         if (b.data) {
           check_same_dtype(b, x, "bias");
           check_size(b, p.K, "bias");
@@ -107,17 +114,9 @@ CK_BIND(winograd) {
         CK_CHECK(dw.ndim() == 4 && dw.dim(2) == 3 && dw.dim(3) == 3, "grad_weight", "must have shape (K, C, 3, 3)");
         CK_CHECK(dw.dim(1) == x.dim(1), "grad_weight", "dim 1 must equal the input channels");
         CK_CHECK(dy.dim(0) == x.dim(0) && dy.dim(1) == dw.dim(0), "grad_output", "must have shape (N, K, P, Q)");
-        CK_CHECK(ph >= 0 && pw >= 0, "padding", "must be >= 0");
-        for (int i = 0; i < 4; ++i) {
-          CK_CHECK(x.dim(i) >= 1, "input", "sizes must be >= 1");
-          CK_CHECK(dy.dim(i) >= 1, "grad_output", "sizes must be >= 1");
-        }
-        ConvParams p;
-        p.N = x.dim(0); p.C = x.dim(1); p.H = x.dim(2); p.W = x.dim(3);
-        p.K = dw.dim(0); p.R = 3; p.S = 3;
-        p.P = dy.dim(2); p.Q = dy.dim(3);
-        p.pad[1] = ph;
-        p.pad[2] = pw;
+        CK_CHECK(x.dim(0) >= 1, "input", "sizes must be >= 1");
+        CK_CHECK(dw.dim(0) >= 1 && dw.dim(1) >= 1, "grad_weight", "sizes must be >= 1");
+        const ConvParams p = params_3x3(x, dy, "grad_output", dw.dim(0), ph, pw);
         if (db.data) {
           check_same_dtype(db, x, "grad_bias");
           check_size(db, p.K, "grad_bias");

@@ -74,6 +74,18 @@ inline void gt6(const V& m0, const V& m1, const V& m2, const V& m3, const V& m4,
   o[2] = (c - a) * s + m5;
 }
 
+// v[b * L + i] = the values st[l][b * L + i] of the L rows l as one vector (lane l), for the
+// NB blocks of L columns: tile-major rows turned position-major by L x L register transposes.
+template <class T, int NB, int SW>
+inline void rows_to_lanes(const T (&st)[kLanes<T> > 0 ? kLanes<T> : 1][SW], Vec<T>* v) {
+  constexpr int L = kLanes<T> > 0 ? kLanes<T> : 1;
+  for (int b = 0; b < NB; ++b) {
+    Vec<T>* vb = v + b * L;
+    for (int l = 0; l < L; ++l) vb[l] = vload<Vec<T>>(st[l] + b * L);
+    transpose_tile<T>(vb);
+  }
+}
+
 struct Tiles {
   int64_t TH, TW, count;
   // tile t's image and the top-left output position of its 4x4 outputs
@@ -133,15 +145,27 @@ void input_transform(const ConvParams& p, const Tiles& tl, const T* x, int64_t t
       for (int u = 36; u < SW; ++u) s[u] = T(0);
     }
     Vt v[SW];
-    for (int b = 0; b < NB; ++b) {
-      Vt* vb = v + b * L;
-      for (int l = 0; l < L; ++l) vb[l] = vload<Vt>(st[l] + b * L);
-      transpose_tile<T>(vb);
-    }
+    rows_to_lanes<T, NB>(st, v);
     for (int j = 0; j < 6; ++j) bt6(v[0 * 6 + j], v[1 * 6 + j], v[2 * 6 + j], v[3 * 6 + j], v[4 * 6 + j], v[5 * 6 + j]);
     for (int i = 0; i < 6; ++i) bt6(v[i * 6 + 0], v[i * 6 + 1], v[i * 6 + 2], v[i * 6 + 3], v[i * 6 + 4], v[i * 6 + 5]);
     T* dst = V + c * tb + g0;
     for (int xi = 0; xi < 36; ++xi) vstore(dst + xi * C * tb, v[xi]);
+  }
+}
+
+// Per tile of [t0, t0 + tb): base, its 4x4 output tile's offset in image n's channel 0 of an
+// (N, K, P, Q) array, and ext, its extent (rows * 8 + columns; 0 past the count). Per-thread
+// arrays, valid until the next call.
+inline void tile_extents(const ConvParams& p, const Tiles& tl, int64_t t0, int64_t tb, int64_t*& base, int64_t*& ext) {
+  static thread_local Buffer geo_buf;
+  int64_t* geo = geo_buf.get<int64_t>(2 * tb);
+  base = geo;
+  ext = geo + tb;
+  for (int64_t i = 0; i < tb; ++i) {
+    int64_t n, oh0, ow0;
+    tl.corner(t0 + i, n, oh0, ow0);
+    base[i] = n * p.K * p.P * p.Q + oh0 * p.Q + ow0;
+    ext[i] = t0 + i < tl.count ? imin(4, p.P - oh0) * 8 + imin(4, p.Q - ow0) : 0;
   }
 }
 
@@ -156,16 +180,8 @@ void output_transform(const ConvParams& p, const Tiles& tl, const T* M, const T*
   constexpr int L = kLanes<T> > 0 ? kLanes<T> : 1;
   constexpr int NB = (16 + L - 1) / L;  // transposed blocks
   const int64_t K = p.K, PQ = p.P * p.Q, groups = tb / L;
-  // per tile of the block: its output corner's offset in image n's channel 0, and its extent
-  static thread_local Buffer geo_buf;
-  int64_t* geo = geo_buf.get<int64_t>(2 * tb);
-  int64_t *base = geo, *ext = geo + tb;
-  for (int64_t i = 0; i < tb; ++i) {
-    int64_t n, oh0, ow0;
-    tl.corner(t0 + i, n, oh0, ow0);
-    base[i] = n * K * PQ + oh0 * p.Q + ow0;
-    ext[i] = t0 + i < tl.count ? imin(4, p.P - oh0) * 8 + imin(4, p.Q - ow0) : 0;  // rows * 8 + columns
-  }
+  int64_t *base, *ext;
+  tile_extents(p, tl, t0, tb, base, ext);
   (void)par;
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t kg = 0; kg < K * groups; ++kg) {
@@ -368,15 +384,8 @@ void grad_output_transform(const ConvParams& p, const Tiles& tl, const T* dy, in
   constexpr int L = kLanes<T> > 0 ? kLanes<T> : 1;
   constexpr int NB = (16 + L - 1) / L, SW = NB * L;
   const int64_t K = p.K, Q = p.Q, PQ = p.P * Q, groups = tb / L;
-  static thread_local Buffer geo_buf;
-  int64_t* geo = geo_buf.get<int64_t>(2 * tb);
-  int64_t *base = geo, *ext = geo + tb;  // as output_transform's
-  for (int64_t i = 0; i < tb; ++i) {
-    int64_t n, oh0, ow0;
-    tl.corner(t0 + i, n, oh0, ow0);
-    base[i] = n * K * PQ + oh0 * Q + ow0;
-    ext[i] = t0 + i < tl.count ? imin(4, p.P - oh0) * 8 + imin(4, Q - ow0) : 0;  // rows * 8 + columns
-  }
+  int64_t *base, *ext;
+  tile_extents(p, tl, t0, tb, base, ext);
   (void)par;
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t kg = 0; kg < K * groups; ++kg) {
@@ -395,11 +404,7 @@ void grad_output_transform(const ConvParams& p, const Tiles& tl, const T* dy, in
       for (int u = 16; u < SW; ++u) s[u] = T(0);
     }
     Vt v[SW];
-    for (int b = 0; b < NB; ++b) {
-      Vt* vb = v + b * L;
-      for (int l = 0; l < L; ++l) vb[l] = vload<Vt>(st[l] + b * L);
-      transpose_tile<T>(vb);
-    }
+    rows_to_lanes<T, NB>(st, v);
     Vt r[6][4];  // A e: 6 rows of 4
     for (int j = 0; j < 4; ++j) {
       Vt o[6];
