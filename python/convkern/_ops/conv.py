@@ -342,14 +342,17 @@ def _winograd_ok(geom):
 def _prefer_winograd(dtype, n, out_hw, cin, cout):
     """algo='auto': float32 only (float64 keeps the exact-order sums), at least 16 channels each
     way, and enough 4x4 output tiles to amortize the transformed weights (36*K*C values per
-    call): at least 32 tiles. Measured against 'auto' without Winograd (AVX-512, 2 threads,
-    calls interleaved, the filters transformed per call): 0.64-0.78 of the time at 32 tiles for
-    256-1024 channels (512 on 7x7 at batch 8: 0.68; 256 and 512 on 14x14 at batch 2: 0.75 and
-    0.69), 0.89 at 24 tiles, 1.07 at 16 (512 on 7x7 at batch 4). (Before the GEMM and transform
-    work of 2026-12, 32 tiles with 192+ channels lost: 1.1-1.5x.)"""
+    call): at least 48 tiles, or 32 with at least 256 input channels. Measured against im2col
+    and the channel-last GEMM (AVX-512, 2 threads, calls interleaved, the filters transformed
+    per call; benchmarks/results/2026-12-07i-zen4): 0.39-0.77 of the time from 48 tiles (1.05
+    for 128 channels on 28x28 at batch 1); at 32 tiles 0.64-0.89 with 256-1024 input channels
+    (512 on 7x7 at batch 8: 0.68) but 1.09-1.25 for 96->208 and 192->384 on 13x13/14x14 at
+    batch 2; 1.07-2.7 at 16 tiles. (Before the GEMM and transform work of 2026-12, 32 tiles
+    with 192+ channels lost 1.1-1.5x, so the rule then asked 4 * tiles >= input channels.)"""
     if dtype != np.float32 or cin < 16 or cout < 16:
         return False
-    return n * (-(-out_hw[0] // 4)) * (-(-out_hw[1] // 4)) >= 32
+    tiles = n * (-(-out_hw[0] // 4)) * (-(-out_hw[1] // 4))
+    return tiles >= 48 or (tiles >= 32 and cin >= 256)
 
 
 def _winograd(x, w, b, y_shape, pad_h, pad_w, relu=False, residual=None, packed=None, relu_max=_INF):
@@ -712,7 +715,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     direct sum's, see docs/WINOGRAD.md), 'nhwc' (CPU, groups 1: an implicit GEMM over a
     channel-last copy of the input, output positions broadcast from it, no im2col; see
     docs/NHWC.md) or 'auto' (the depthwise kernel for depthwise convolutions; Winograd for
-    float32 3x3 stride-1 layers with at least 16 channels and 32 output tiles of 4x4; the direct
+    float32 3x3 stride-1 layers with at least 16 channels and 48 output tiles of 4x4 (32 from 256
+    input channels); the direct
     kernel for unit-stride wide rows with few channels per group; 'nhwc' for one-group layers
     with a kernel larger than 1x1, at least 16 input channels and 196 output positions;
     im2col + GEMM otherwise). The backward uses the im2col kernels, Winograd for the
