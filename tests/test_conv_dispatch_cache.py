@@ -50,9 +50,9 @@ def test_equal_arguments_of_other_types_give_the_same_result():
 
 
 def test_route_follows_dtype():
-    # float32 takes Winograd here (3x3, 16 channels, enough tiles); float64 with the same shapes
+    # float32 takes Winograd here (3x3, 16 channels, 48 tiles); float64 with the same shapes
     # must not reuse that choice: it keeps the exact-order sums of the reference
-    x, w, b = _data(np.float32, n=2, hw=16)
+    x, w, b = _data(np.float32, n=3, hw=16)
     geom = convops._geom(2, x.shape, w.shape, 1, 1, 1, 1)
     y32 = F.conv2d(x, w, b, padding=1)
     assert geom.memo.get(("route", "auto", np.dtype(np.float32), None, True)) == "winograd"
