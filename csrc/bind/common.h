@@ -110,10 +110,10 @@ inline Arr arr(const py::handle& obj, const char* name, bool writable = false) {
   return r;
 }
 
-// Optional input: None gives an Arr with data == nullptr.
-inline Arr arr_opt(const py::handle& obj, const char* name) {
+// Optional array (an input, or a writable output): None gives an Arr with data == nullptr.
+inline Arr arr_opt(const py::handle& obj, const char* name, bool writable = false) {
   if (obj.is_none()) return Arr{};
-  return arr(obj, name);
+  return arr(obj, name, writable);
 }
 
 inline void check_float(const Arr& a, const char* name) {

@@ -315,8 +315,7 @@ CK_BIND(conv) {
       "conv_backward_weight",
       [](py::object x_, py::object dy_, py::object dw_, py::object db_, I3 stride, I3 pad, I3 dil, int64_t groups) {
         Arr x = arr(x_, "input"), dy = arr(dy_, "grad_output"), dw = arr(dw_, "grad_weight", true);
-        Arr db;
-        if (!db_.is_none()) db = arr(db_, "grad_bias", true);
+        Arr db = arr_opt(db_, "grad_bias", true);
         check_float(x, "input");
         check_same_dtype(dy, x, "grad_output");
         check_same_dtype(dw, x, "grad_weight");

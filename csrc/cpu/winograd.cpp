@@ -374,7 +374,6 @@ void winograd_fwd_impl(const ConvParams& p, const T* x, const T* w, const T* b, 
   winograd_fwd_ex_impl<T>(p, x, w, b, y, {});
 }
 
-
 // ---------------------------------------------------------------- weight gradient
 // E[xi][k][t - t0] = (A e A^T)[xi] for the 4x4 grad_output tiles e of tiles [t0, t0 + tb)
 // (outputs past P or Q, and tiles past the count, are zero): as input_transform, L tiles at
@@ -473,23 +472,15 @@ void winograd_bwd_weight_impl(const ConvParams& p, const T* x, const T* dy, T* d
   T* Eb = e_buf.get<T>(36 * K * TB);
   T* M = m_buf.get<T>(36 * KC);
   const bool par = nt > 1;
-  bool failed = false;
   for (int64_t blk = 0; blk < blocks; ++blk) {
     const int64_t t0 = blk * TB;
     input_transform(p, tl, x, t0, TB, Vb, par && C * TB * 36 > kGrain);
     grad_output_transform(p, tl, dy, t0, TB, Eb, par && K * TB * 36 > kGrain);
     const T beta = blk == 0 ? T(0) : T(1);
-    // M[xi] (K x C) (+)= E[xi] (K x TB) V[xi]^T (TB x C); one product per thread at a time
-#pragma omp parallel for schedule(dynamic, 1) if (par && KC * TB > kGrain)
-    for (int xi = 0; xi < 36; ++xi) {
-      try {
-        gemm<T>(K, C, TB, T(1), Eb + xi * K * TB, TB, 1, Vb + xi * C * TB, 1, TB, beta, M + xi * KC, C, 1);
-      } catch (...) {
-#pragma omp atomic write
-        failed = true;
-      }
-    }
-    if (failed) Buffer::throw_bad_alloc();
+    // M[xi] (K x C) (+)= E[xi] (K x TB) V[xi]^T (TB x C); each product whole on one thread
+    parallel_for_steal(36, par && KC * TB > kGrain, [&](int64_t xi) {
+      gemm<T>(K, C, TB, T(1), Eb + xi * K * TB, TB, 1, Vb + xi * C * TB, 1, TB, beta, M + xi * KC, C, 1);
+    });
   }
   weight_output_transform(K, C, M, dw, par && KC * 36 > kGrain);
   if (db) bias_grad(p.N, K, p.P * p.Q, dy, db);

@@ -465,8 +465,9 @@ def _prefer_winograd_weight(geom, x, dy):
     (_C.conv_winograd_backward_weight): CPU arrays, float32, at least 32 channels each way, at
     least 32 output tiles of 4x4 (over the batch), an output plane at least 4x4, and the 36
     K x C transformed sums within 64 MB. Measured against im2col (AVX-512, 2 threads, calls
-    interleaved): 0.35-0.77 of the time from 32 tiles up with 32-1024 channels (ResNet-50's
-    3x3 layers at batch 8: 0.46-0.71), but 1.1-8x with 16 tiles or fewer (batch 1 at 14x14 and
+    interleaved; benchmarks/winograd_vs_im2col.py --grad-weight, benchmarks/results/
+    2026-12-07i-zen4): 0.33-0.87 of the time from 32 tiles up with 32-1024 channels (1.06 for
+    128 channels on 28x28 at batch 1), but 1.3-5x with 16 tiles or fewer (batch 1 at 14x14 and
     7x7) and on 2x2 planes (a 4x4 tile for 4 outputs)."""
     if _cuda.current_device() is not None or not isinstance(x, np.ndarray) or not isinstance(dy, np.ndarray):
         return False
@@ -480,7 +481,7 @@ def _prefer_winograd_weight(geom, x, dy):
 def _grad_weight(geom, x, dy, dtype, with_bias):
     dw = _output(geom, dtype, geom.w_shape, "grad_weight")
     db = U.empty((geom.w_shape[0],), dtype, "grad_bias") if with_bias else None
-    if geom.nd == 2 and x.shape[0] and _prefer_winograd_weight(geom, x, dy):
+    if _prefer_winograd_weight(geom, x, dy):  # (2-d, and a batch: from its rule)
         _C.conv_winograd_backward_weight(x, dy, dw, db, geom.pads[0][0], geom.pads[1][0])
         return dw, db
     _C.conv_backward_weight(_as5d(x, geom.nd), _as5d(dy, geom.nd), _as5d(dw, geom.nd), db, *geom.native())
