@@ -54,7 +54,7 @@ struct Tile {
 template <class T, int ROWS, int NV, bool AB>
 void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t ldb, T* __restrict c, int64_t rsc,
              int64_t csc, int mr, int nr, T alpha, T beta, const T* bias, bool bias_cols, const T* res, bool relu,
-             T relu_max, int64_t cb, int cph, int64_t abs) {
+             T relu_max, int64_t cb, int cph, int64_t abs, const char* pf, const char* pf_end) {
   using V = Vec<T>;
   constexpr int MR = ROWS, L = kLanes<T>, NR = Tile<T>::NR, STEP = Tile<T>::MR;
   static_assert(NV >= 1 && NV <= Tile<T>::NV, "a tile row is one or two vectors");
@@ -76,8 +76,13 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
     __builtin_prefetch(c + i * rsc, 1, 3);
     __builtin_prefetch(c + i * rsc + cend, 1, 3);
   }
-  // one k: B's row times the MR values of A's column k, which lie rs apart from ak
+  // one k: B's row times the MR values of A's column k, which lie rs apart from ak; and a line
+  // of [pf, pf_end) fetched into L2 (the caller's next B panel)
   auto step = [&](const T* __restrict ak, int64_t rs) CK_FORCE_INLINE {
+    if (pf < pf_end) {
+      __builtin_prefetch(pf, 0, 2);
+      pf += 64;
+    }
     V bv[NV];
     static_for<NV>([&](auto j) CK_FORCE_INLINE { bv[j] = vload<V>(b + j * L); });
     static_for<MR>([&](auto i) CK_FORCE_INLINE {
@@ -204,7 +209,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
 // ukernel<T, ROWS> for ROWS = 1..MR, indexed by ROWS - 1
 template <class T>
 using UkernelFn = void (*)(int64_t, const T*, const T*, int64_t, T*, int64_t, int64_t, int, int, T, T, const T*,
-                           bool, const T*, bool, T, int64_t, int, int64_t);
+                           bool, const T*, bool, T, int64_t, int, int64_t, const char*, const char*);
 template <class T, int NV, bool AB, std::size_t... R>
 constexpr std::array<UkernelFn<T>, sizeof...(R)> ukernel_table(std::index_sequence<R...>) {
   return {&ukernel<T, int(R) + 1, NV, AB>...};
@@ -513,13 +518,13 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   };
   // the epilogue applies once C is complete: on the last K slice
   auto tile = [&](int64_t kc, const T* a, const T* b, int64_t ldb, int64_t i, int64_t j, int64_t mr, int64_t nr,
-                  T beta_pc, bool last) {
+                  T beta_pc, bool last, const char* pf = nullptr, const char* pf_end = nullptr) {
     const int64_t co = i * rsc + (ex.cblock ? cblock_offset(n0 + j, ex.cblock) - cblock_offset(n0, ex.cblock) : j * csc);
     (ex.ablk ? kUkernelsB<T> : kUkernelsP<T>)[nr <= kLanes<T>][mr - 1](
         kc, a, b, ldb, C + co, rsc, csc, int(mr), int(nr), alpha, beta_pc,
         last && ex.bias ? ex.bias + (ex.bias_cols ? j : i) : nullptr, ex.bias_cols,
         last && ex.residual ? ex.residual + co : nullptr, last && ex.relu, ex.relu_max, ex.cblock,
-        int((n0 + j) % kCBlock), ex.ablk_bs);
+        int((n0 + j) % kCBlock), ex.ablk_bs, pf, pf_end);
   };
   if (M <= MC) {
     // All of A fits one MC block, so each B panel is used once: pack it just before use, into
@@ -548,8 +553,25 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
             ldb = NR;
             bp = b_panels(pc, kc, j, nr);
           }
+          // A prepacked B (a layer's weights) comes from beyond L2 on a layer's first pass:
+          // the next panel (this slice's, else the next slice's first) is fetched into L2
+          // while this one's tiles run, a share per tile, a line per k (else the first tile of
+          // each panel waits on L3 for it). Batch 1, packed weights, caches evicted, 2 threads
+          // (ab_builds.py --packed --cold, Xeon with AVX-512): 2048 -> 512 at 7x7 0.83 of the
+          // time, 1024 -> 256 at 14x14 0.91.
+          const char* nb = nullptr;
+          int64_t nbytes = 0;
+          if (ex.bpacked) {
+            if (j + NR < N) nb = reinterpret_cast<const char*>(bp + NR * kc), nbytes = NR * kc * int64_t(sizeof(T));
+            else if (pc + kc < K) {
+              const int64_t kn = imin(KC, K - pc - kc);
+              nb = reinterpret_cast<const char*>(ex.bpacked + (pc + kc) * npad + n0 * kn);
+              nbytes = NR * kn * int64_t(sizeof(T));
+            }
+          }
           for (int64_t ip = 0; ip < mpanels; ++ip)
-            tile(kc, a_at(ap, pc, kc, 0, ip), bp, ldb, ip * MR, j, imin(MR, M - ip * MR), nr, beta_pc, pc + kc == K);
+            tile(kc, a_at(ap, pc, kc, 0, ip), bp, ldb, ip * MR, j, imin(MR, M - ip * MR), nr, beta_pc, pc + kc == K,
+                 nb ? nb + (nbytes * ip / mpanels & ~int64_t(63)) : nullptr, nb ? nb + nbytes * (ip + 1) / mpanels : nullptr);
         }
       }
     }
