@@ -561,12 +561,16 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
           // time, 1024 -> 256 at 14x14 0.91.
           const char* nb = nullptr;
           int64_t nbytes = 0;
+          // A call of one panel (gemm_packed's units on short products, taken in column
+          // order) fetches the panel after it, its owner's likely next.
           if (ex.bpacked) {
-            if (j + NR < N) nb = reinterpret_cast<const char*>(bp + NR * kc), nbytes = NR * kc * int64_t(sizeof(T));
-            else if (pc + kc < K) {
+            if (j + NR >= N && pc + kc < K) {
               const int64_t kn = imin(KC, K - pc - kc);
               nb = reinterpret_cast<const char*>(ex.bpacked + (pc + kc) * npad + n0 * kn);
               nbytes = NR * kn * int64_t(sizeof(T));
+            } else if (j + NR < N || (N <= NR && n0 + j + NR < npad)) {
+              nb = reinterpret_cast<const char*>(bp + NR * kc);
+              nbytes = NR * kc * int64_t(sizeof(T));
             }
           }
           for (int64_t ip = 0; ip < mpanels; ++ip)
