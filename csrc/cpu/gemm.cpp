@@ -97,6 +97,12 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
     for (int64_t k0 = 0; k0 < kc; k0 += kCBlock) {
       const T* ak = a + (k0 / kCBlock) * abs;
       const int64_t kn = kc - k0 < kCBlock ? kc - k0 : kCBlock;
+      // the next block's MR lines into L1: MR streams bs apart, which the hardware
+      // prefetchers do not follow (Xeon, interleaved: blocked in and out at batch 8 0.89-0.93
+      // of the time on ResNet-50's 1x1 layers; the light ResNet-50 and MobileNetV2 graphs at
+      // batch 8 0.95, at batch 1 0.97-0.99)
+      if (k0 + kCBlock < kc)
+        static_for<MR>([&](auto i) CK_FORCE_INLINE { __builtin_prefetch(ak + abs + i * kCBlock, 0, 3); });
 #pragma GCC unroll 4
       for (int64_t k = 0; k < kn; ++k) step(ak + k, kCBlock);
     }
