@@ -29,6 +29,8 @@ CASES = [  # (N, C, K, H, W, (R, S), stride, padding, dilation)
     (1, 300, 25, 6, 9, (3, 3), 1, 1, 1),        # 300 channels x 9 taps: 2 K slices
     (1, 2100, 9, 3, 4, (2, 2), 1, 0, 1),        # more channels than one slice: channel chunks
     (4, 16, 130, 5, 5, (3, 3), 1, 1, 1),        # batch: tiles across images
+    (2, 8, 128, 40, 40, (3, 3), 1, 1, 1),       # two channel blocks, the copy larger than the weight:
+                                                # two threads split the tiles, not the blocks
 ]
 
 
