@@ -224,8 +224,8 @@ void forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, cons
   // traffic) and the weight is the larger operand, or when there are few tiles; else the
   // tiles of positions. (With the blocks split, every thread walks the whole channel-last
   // copy once per block; a copy larger than the weight is better halved: ResNet-50's 3x3/2
-  // 128 on 56x56 took 0.84 of the time at batch 1, 0.81-0.93 at batch 8, on a Xeon whose
-  // 2 MB L2 the 1.7 MB copy overflowed.)
+  // 128 on 56x56 took 0.89 of the time at batch 1 and at batch 8 (interleaved, packed) on a
+  // Xeon whose 2 MB L2 the 1.7 MB copy overflowed.)
   const bool split_blocks =
       par && nblk >= nt &&
       (ntile < 4 * int64_t(nt) ||
