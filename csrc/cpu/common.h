@@ -208,6 +208,33 @@ inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 // b > 0. No a + b - 1 overflow for a >= 0 (huge strides reach here: found by tests/test_fuzz.py).
 inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? a / b + (a % b != 0) : (a + b - 1) / b; }
 
+// A byte range [p, p + bytes) fetched into L2 ahead of its use, while the data before it is
+// being computed on (nullptr: nothing to fetch). upto(num, den) fetches, at once, what is not
+// yet fetched up to num/den of the range (the next pooling plane row by row, gemm's next
+// packed A block panel by panel). part(i, n, lo, hi) gives the bounds of part i of n for a
+// micro-kernel to take a line per step with fetch_line, spread among its multiply-adds (a
+// packed weight's next panel or slice: issued at once before each tile, the prefetches
+// stalled the tile's own loads).
+struct FetchAhead {
+  const char* p = nullptr;
+  int64_t bytes = 0;
+  int64_t done = 0;
+  void upto(int64_t num, int64_t den) {
+    if (!p) return;
+    for (const int64_t end = bytes * num / den; done < end; done += 64) __builtin_prefetch(p + done, 0, 2);
+  }
+  void part(int64_t i, int64_t n, const char*& lo, const char*& hi) const {
+    lo = p ? p + (bytes * i / n & ~int64_t(63)) : nullptr;
+    hi = p ? p + bytes * (i + 1) / n : nullptr;
+  }
+};
+inline void fetch_line(const char*& pf, const char* end) {
+  if (pf < end) {
+    __builtin_prefetch(pf, 0, 2);
+    pf += 64;
+  }
+}
+
 // Number of threads the next parallel region may use (1 inside an outer region).
 inline int max_threads() {
 #ifdef _OPENMP

@@ -71,10 +71,7 @@ void ukernel(int64_t ntap, const int64_t* tapoff, int64_t cn, const T* const* px
     const T* wt = w + t * cn * NB;
 #pragma GCC unroll 2
     for (int64_t c = 0; c < cn; ++c) {
-      if (pf < pf_end) {
-        __builtin_prefetch(pf, 0, 2);
-        pf += 64;
-      }
+      fetch_line(pf, pf_end);
       V wv[NV];
 #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) wv[j] = vload<V>(wt + c * NB + j * L);
@@ -256,12 +253,13 @@ void forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, cons
           const int64_t cn = imin(cc, C - c0);
           const T* wk = o.wpacked ? o.wpacked + (cb * C + c0) * RS * NB : slice;
           if (!o.wpacked) pack_slice<T, NV>(p, w, o.w_flipped, cb, c0, cn, slice);
-          const char* next = reinterpret_cast<const char*>(wk + cn * RS * NB);
-          const int64_t next_bytes =
-              o.wpacked ? int64_t(sizeof(T)) * imin(cc * RS * NB, int64_t(wend - (wk + cn * RS * NB))) : 0;
+          FetchAhead next;
+          if (o.wpacked)
+            next = {reinterpret_cast<const char*>(wk + cn * RS * NB),
+                    int64_t(sizeof(T)) * imin(cc * RS * NB, int64_t(wend - (wk + cn * RS * NB)))};
           for (int64_t tile = t0; tile < t1; ++tile) {
-            const char* pf = next + (next_bytes * (tile - t0) / (t1 - t0) & ~int64_t(63));
-            const char* pf_end = next + next_bytes * (tile - t0 + 1) / (t1 - t0);
+            const char *pf, *pf_end;
+            next.part(tile - t0, t1 - t0, pf, pf_end);
             const T* px[MR];
             for (int i = 0; i < MR; ++i) px[i] = xp + posoff[tile * MR + i] + c0;
             ukernel<T, NV, MR>(RS, tapoff, cn, px, wk, ct + tile * MR * ldc + cb * NB, ldc, c0 > 0, pf, pf_end);

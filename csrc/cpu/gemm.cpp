@@ -79,10 +79,7 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, int64_t l
   // one k: B's row times the MR values of A's column k, which lie rs apart from ak; and a line
   // of [pf, pf_end) fetched into L2 (the caller's next B panel)
   auto step = [&](const T* __restrict ak, int64_t rs) CK_FORCE_INLINE {
-    if (pf < pf_end) {
-      __builtin_prefetch(pf, 0, 2);
-      pf += 64;
-    }
+    fetch_line(pf, pf_end);
     V bv[NV];
     static_for<NV>([&](auto j) CK_FORCE_INLINE { bv[j] = vload<V>(b + j * L); });
     static_for<MR>([&](auto i) CK_FORCE_INLINE {
@@ -500,21 +497,19 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     return pb;
   };
   // Prepacked A (a layer's weights) streams from DRAM once per call; the panels of the block
-  // after (pc, ic) are fetched into L2 while this block's are reused from there, part `part`
-  // of `parts` at a time (without it the first B panel of each block waited on DRAM).
-  auto prefetch_next_a = [&](int64_t pc, int64_t ic, int64_t part, int64_t parts) {
-    if (!ex.apacked) return;
+  // after (pc, ic) are fetched into L2 while this block's are reused from there, a part per B
+  // panel (without it the first B panel of each block waited on DRAM).
+  auto next_a = [&](int64_t pc, int64_t ic) -> FetchAhead {
+    if (!ex.apacked) return {};
     ic += MC;
     if (ic >= M) {
       ic = 0;
       pc += KC;
-      if (pc >= K) return;
+      if (pc >= K) return {};
     }
     const int64_t kc = imin(KC, K - pc), mc = imin(MC, M - ic);
-    const char* base = reinterpret_cast<const char*>(ex.apacked + packed_a_index(mpad, K, m0 + ic, pc));
-    const int64_t bytes = ceil_div(mc, MR) * MR * kc * int64_t(sizeof(T));
-    const int64_t lo = bytes * part / parts, hi = bytes * (part + 1) / parts;
-    for (int64_t o = lo & ~int64_t(63); o < hi; o += 64) __builtin_prefetch(base + o, 0, 2);
+    return {reinterpret_cast<const char*>(ex.apacked + packed_a_index(mpad, K, m0 + ic, pc)),
+            ceil_div(mc, MR) * MR * kc * int64_t(sizeof(T))};
   };
   // row panel ip of the block at row ic, slice pc: in the packed panels ap, or in place in a
   // channel-blocked A (GemmEpi::ablk)
@@ -544,6 +539,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
       const T beta_pc = pc == 0 ? beta : T(1);
       const T* ap = a_panels(pc, kc, 0, M);
       const int64_t npanels = ceil_div(N, NR);
+      FetchAhead na = next_a(pc, 0);
       const int64_t group = direct || ex.bpacked || !ex.brows
                                 ? 1
                                 : imax(1, imin(NC / NR, (int64_t(512) << 10) / (kc * NR * int64_t(sizeof(T)))));
@@ -552,7 +548,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
         const T* block = group > 1 ? b_panels(pc, kc, j0, nb) : nullptr;
         for (int64_t j = j0; j < j0 + nb; j += NR) {
           const int64_t nr = imin(NR, N - j);
-          prefetch_next_a(pc, 0, j / NR, npanels);
+          na.upto(j / NR + 1, npanels);
           int64_t ldb = NR;
           const T* bp = block ? block + (j - j0) * kc : direct && nr == NR ? ex.bdirect(ctx, pc, n0 + j, &ldb) : nullptr;
           if (!bp) {
@@ -560,28 +556,28 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
             bp = b_panels(pc, kc, j, nr);
           }
           // A prepacked B (a layer's weights) comes from beyond L2 on a layer's first pass:
-          // the next panel (this slice's, else the next slice's first) is fetched into L2
-          // while this one's tiles run, a share per tile, a line per k (else the first tile of
-          // each panel waits on L3 for it). Batch 1, packed weights, caches evicted, 2 threads
-          // (ab_builds.py --packed --cold, Xeon with AVX-512): 2048 -> 512 at 7x7 0.83 of the
-          // time, 1024 -> 256 at 14x14 0.91.
-          const char* nb = nullptr;
-          int64_t nbytes = 0;
-          // A call of one panel (gemm_packed's units on short products, taken in column
-          // order) fetches the panel after it, its owner's likely next.
+          // the next panel is fetched into L2 while this one's tiles run, a part per tile, a
+          // line per k (else the first tile of each panel waits on L3 for it): this slice's
+          // next panel, else the next slice's first, else, for a call of one panel
+          // (gemm_packed's units on short products, taken in column order), the panel after
+          // it. Batch 1, packed weights, caches evicted, 2 threads (ab_builds.py --packed
+          // --cold, Xeon with AVX-512): 2048 -> 512 at 7x7 0.83 of the time, 1024 -> 256 at
+          // 14x14 0.91.
+          FetchAhead nextb;
           if (ex.bpacked) {
             if (j + NR >= N && pc + kc < K) {
               const int64_t kn = imin(KC, K - pc - kc);
-              nb = reinterpret_cast<const char*>(ex.bpacked + (pc + kc) * npad + n0 * kn);
-              nbytes = NR * kn * int64_t(sizeof(T));
+              nextb = {reinterpret_cast<const char*>(ex.bpacked + (pc + kc) * npad + n0 * kn), NR * kn * int64_t(sizeof(T))};
             } else if (j + NR < N || (N <= NR && n0 + j + NR < npad)) {
-              nb = reinterpret_cast<const char*>(bp + NR * kc);
-              nbytes = NR * kc * int64_t(sizeof(T));
+              nextb = {reinterpret_cast<const char*>(bp + NR * kc), NR * kc * int64_t(sizeof(T))};
             }
           }
-          for (int64_t ip = 0; ip < mpanels; ++ip)
-            tile(kc, a_at(ap, pc, kc, 0, ip), bp, ldb, ip * MR, j, imin(MR, M - ip * MR), nr, beta_pc, pc + kc == K,
-                 nb ? nb + (nbytes * ip / mpanels & ~int64_t(63)) : nullptr, nb ? nb + nbytes * (ip + 1) / mpanels : nullptr);
+          for (int64_t ip = 0; ip < mpanels; ++ip) {
+            const char *pf, *pf_end;
+            nextb.part(ip, mpanels, pf, pf_end);
+            tile(kc, a_at(ap, pc, kc, 0, ip), bp, ldb, ip * MR, j, imin(MR, M - ip * MR), nr, beta_pc, pc + kc == K, pf,
+                 pf_end);
+          }
         }
       }
     }
@@ -601,9 +597,10 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
         const int64_t mc = imin(MC, M - ic);
         const int64_t mpanels = ceil_div(mc, MR);
         const T* ap = a_panels(pc, kc, ic, mc);
+        FetchAhead na = next_a(pc, ic);
         // Loops 2 and 1: each NR-wide B panel (in L1) against every MR-tall A panel (in L2).
         for (int64_t jp = 0; jp < npanels; ++jp) {
-          prefetch_next_a(pc, ic, jp, npanels);
+          na.upto(jp + 1, npanels);
           for (int64_t ip = 0; ip < mpanels; ++ip)
             tile(kc, a_at(ap, pc, kc, ic, ip), bp + jp * NR * kc, NR, ic + ip * MR, jc + jp * NR, imin(MR, mc - ip * MR),
                  imin(NR, nc - jp * NR), beta_pc, pc + kc == K);

@@ -176,21 +176,6 @@ inline T pool_op1(T m, T v) {
   else return m + v;
 }
 
-// Fetches the next plane into L2 while this one is pooled: up to upto(num, den) = that
-// fraction of its bytes so far. (With a padded copy of each plane, a batch-8 3x3/2 pool of
-// 112x112 planes read its input at 17 GB/s, against 41 GB/s for a relu pass, the copy
-// stalling on memory from each plane's first row.)
-struct PlaneFetch {
-  const char* p;  // nullptr: no next plane
-  int64_t bytes;
-  int64_t done = 0;
-  void upto(int64_t num, int64_t den) {
-    if (!p) return;
-    const int64_t end = bytes * num / den;
-    for (; done < end; done += 64) __builtin_prefetch(p + done, 0, 2);
-  }
-};
-
 // The two passes over the padded plane xp, then t -> y (avg: times rdiv, 1/divisor, P x Q).
 // KR x KS: the window at compile time (0: pp.R, pp.S): the taps of an output vector then
 // unroll, with no loop around a 2-iteration chain (the runtime-length tap loops held 3x3
@@ -266,7 +251,7 @@ void vertical_row(const PoolParams& pp, const T* x, const Span& rs, T* out) {
 // for OP == kMax, whether an input row held a NaN (the caller then pools the plane again with
 // kMaxNaN); false otherwise.
 template <class T, PoolOp OP, int SWK, int KR, int KS>
-bool row_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, PlaneFetch& pf) {
+bool row_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, FetchAhead& pf) {
   using V = Vec<T>;
   using M = Mask<T>;
   constexpr int64_t L = kLanes<T>;
@@ -321,7 +306,7 @@ bool row_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, Plane
 
 // row_plane with the common windows (3x3: ResNet, GoogLeNet; 2x2: VGG, LeNet) fixed.
 template <class T, PoolOp OP, int SWK>
-bool row_window(const PoolParams& pp, const T* x, T* v, const T* div, T* y, PlaneFetch& pf) {
+bool row_window(const PoolParams& pp, const T* x, T* v, const T* div, T* y, FetchAhead& pf) {
   if (pp.R == 3 && pp.S == 3) return row_plane<T, OP, SWK, 3, 3>(pp, x, v, div, y, pf);
   if (pp.R == 2 && pp.S == 2) return row_plane<T, OP, SWK, 2, 2>(pp, x, v, div, y, pf);
   return row_plane<T, OP, SWK, 0, 0>(pp, x, v, div, y, pf);
@@ -406,7 +391,7 @@ bool flat_window(const PoolParams& pp, const T* x, T* v, const T* div, T* y) {
 }
 
 template <class T, bool MAX, int SWK>
-void pool_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, PlaneFetch& pf) {
+void pool_plane(const PoolParams& pp, const T* x, T* v, const T* div, T* y, FetchAhead& pf) {
   if (SWK == 1 && use_flat<T>(pp)) {
     if (!MAX) flat_window<T, PoolOp::kSum>(pp, x, v, div, y);
     else if (flat_window<T, PoolOp::kMax>(pp, x, v, div, y)) flat_window<T, PoolOp::kMaxNaN>(pp, x, v, div, y);
@@ -439,11 +424,15 @@ void sep_pool(const PoolParams& pp, const T* div, const T* x, T* y) {
     for (int64_t i = 0; i < Wv; ++i) v[i] = pad;  // the pad columns (the vertical pass writes [pw, pw + W))
 #pragma omp for schedule(static)
     for (int64_t nc = 0; nc < pp.NC; ++nc) {
-      // (the last plane of this thread's share fetches its neighbour's first: harmless). Not for
+      // The next plane is fetched into L2 while this one is pooled, row by row (FetchAhead:
+      // with a padded copy of each plane, a batch-8 3x3/2 pool of 112x112 planes read its
+      // input at 17 GB/s, against 41 GB/s for a relu pass, the copy stalling on memory from
+      // each plane's first row; the last plane of this thread's share fetches its
+      // neighbour's first: harmless). Not for
       // planes under 16 KB (14x14): the hardware's stream over consecutive planes keeps up
       // there, and the prefetches cost 5-7% on 5x5/3 pooling of 512 14x14 planes.
       const bool fetch = nc + 1 < pp.NC && HW * int64_t(sizeof(T)) >= 16384;
-      PlaneFetch pf{fetch ? reinterpret_cast<const char*>(x + (nc + 1) * HW) : nullptr, HW * int64_t(sizeof(T))};
+      FetchAhead pf{fetch ? reinterpret_cast<const char*>(x + (nc + 1) * HW) : nullptr, HW * int64_t(sizeof(T))};
       if (pp.sw == 1) pool_plane<T, MAX, 1>(pp, x + nc * HW, v, div, y + nc * PQ, pf);
       else if (pp.sw == 2) pool_plane<T, MAX, 2>(pp, x + nc * HW, v, div, y + nc * PQ, pf);
       else pool_plane<T, MAX, 0>(pp, x + nc * HW, v, div, y + nc * PQ, pf);
